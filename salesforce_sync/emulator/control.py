@@ -1,0 +1,233 @@
+"""Test control, outside the Salesforce API under the reserved path /__emulator__, and its Python client.
+
+Clock, faults, session expiry, API limits, schema changes, hard deletes, late commits and the API-call
+counters, so tests can stage what real orgs do to sync tools.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from salesforce_sync.salesforce.http import make_session
+from salesforce_sync.emulator.errors import SalesforceApiError
+from salesforce_sync.emulator.org import iso_to_ms, ms_to_iso
+from salesforce_sync.emulator.server import Request, Response, Router
+
+PREFIX = "/__emulator__"
+SETTABLE = ("access_token_seconds", "rotate_refresh_tokens", "daily_api_max", "jwt_public_key_pem", "redirect_uris")
+
+
+def register(router: Router) -> None:
+    add = router.add
+    add("GET", PREFIX + r"/info", "control.info", api=False)(info)
+    add("GET", PREFIX + r"/clock", "control.clock", api=False)(clock)
+    add("POST", PREFIX + r"/clock", "control.clock", api=False)(set_clock)
+    add("POST", PREFIX + r"/faults", "control.faults", api=False)(add_fault)
+    add("DELETE", PREFIX + r"/faults", "control.faults", api=False)(clear_faults)
+    add("POST", PREFIX + r"/sessions/expire", "control.expire", api=False)(expire_sessions)
+    add("POST", PREFIX + r"/limits", "control.limits", api=False)(set_limits)
+    add("POST", PREFIX + r"/settings", "control.settings", api=False)(update_settings)
+    add("POST", PREFIX + r"/schema", "control.schema", api=False)(change_schema)
+    add("POST", PREFIX + r"/records/(?P<object>\w+)/hard-delete", "control.hardDelete", api=False)(hard_delete)
+    add("POST", PREFIX + r"/records/(?P<object>\w+)/late-commit", "control.lateCommit", api=False)(late_commit)
+    add("GET", PREFIX + r"/api-calls", "control.apiCalls", api=False)(api_calls)
+    add("DELETE", PREFIX + r"/api-calls", "control.apiCalls", api=False)(reset_api_calls)
+
+
+def connection_info(request_or_server: Any) -> dict[str, Any]:
+    """What a client needs to reach the org: the same JSON `emulator serve` prints first."""
+    server = getattr(request_or_server, "server", request_or_server)
+    settings = server.org.settings
+    return {
+        "instance_url": server.base_url, "login_url": server.base_url, "http_url": server.http_url,
+        "ca_file": server.ca_file, "org_id": settings.org_id, "client_id": settings.client_id,
+        "client_secret": settings.client_secret, "username": settings.username, "password": settings.password,
+        "security_token": settings.security_token, "refresh_token": settings.refresh_token,
+        "state_file": None if server.org.path == ":memory:" else server.org.path,
+    }
+
+
+def info(request: Request) -> Response:
+    return Response.json(connection_info(request))
+
+
+def clock(request: Request) -> Response:
+    return Response.json({"now": ms_to_iso(request.org.now_ms(), "Z")})
+
+
+def set_clock(request: Request) -> Response:
+    body = request.json() or {}
+    if "set" in body:
+        ms = iso_to_ms(body["set"])
+        if ms is None:
+            raise SalesforceApiError(400, "INVALID_CLOCK", f"not an ISO datetime: {body['set']}")
+        request.org.set_clock(dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc), frozen=bool(body.get("freeze")))
+    elif "move_seconds" in body:
+        request.org.move_clock(dt.timedelta(seconds=float(body["move_seconds"])))
+    elif body.get("unfreeze"):
+        request.org.unfreeze_clock()
+    elif body.get("freeze"):
+        request.org.set_clock(request.org.now(), frozen=True)
+    return clock(request)
+
+
+def add_fault(request: Request) -> Response:
+    body = request.json() or {}
+    try:
+        fault_id = request.org.add_fault(
+            body.get("kind", "error"), body["path"], count=int(body.get("count", 1)), method=body.get("method"),
+            status=body.get("status"), error_code=body.get("error_code"), message=body.get("message"),
+            latency_ms=body.get("latency_ms"))
+    except (KeyError, ValueError) as exc:
+        raise SalesforceApiError(400, "INVALID_FAULT", f"bad fault: {exc}") from None
+    return Response.json({"id": fault_id}, 201)
+
+
+def clear_faults(request: Request) -> Response:
+    request.org.clear_faults()
+    return Response.empty(204)
+
+
+def expire_sessions(request: Request) -> Response:
+    return Response.json({"expired": request.org.expire_sessions()})
+
+
+def set_limits(request: Request) -> Response:
+    body = request.json() or {}
+    if "max" in body:
+        request.org.set_api_limit(int(body["max"]))
+    if body.get("exhaust"):
+        request.org.exhaust_api_limit()
+    used, maximum = request.org.api_usage()
+    return Response.json({"used": used, "max": maximum})
+
+
+def update_settings(request: Request) -> Response:
+    body = request.json() or {}
+    unknown = set(body) - set(SETTABLE)
+    if unknown:
+        raise SalesforceApiError(400, "INVALID_SETTING", f"not settable: {sorted(unknown)}; use {SETTABLE}")
+    if "redirect_uris" in body:
+        body["redirect_uris"] = tuple(body["redirect_uris"])
+    request.org.update_settings(**body)
+    return Response.empty(204)
+
+
+def change_schema(request: Request) -> Response:
+    request.org.change_schema(request.json() or {})
+    return Response.empty(204)
+
+
+def hard_delete(request: Request) -> Response:
+    ids = (request.json() or {}).get("ids") or []
+    return Response.json({"deleted": request.org.hard_delete(request.params["object"], ids)})
+
+
+def late_commit(request: Request) -> Response:
+    """Write a record that becomes visible only now but is stamped with an earlier LastModifiedDate,
+    as a long transaction does: create it, or update `id`."""
+    body = request.json() or {}
+    stamp = iso_to_ms(body.get("last_modified", ""))
+    if stamp is None:
+        raise SalesforceApiError(400, "INVALID_STAMP", "last_modified must be an ISO datetime")
+    obj = request.params["object"]
+    if body.get("id"):
+        request.org.update(obj, body["id"], body.get("values") or {}, stamp_ms=stamp)
+        return Response.json({"id": body["id"]})
+    return Response.json({"id": request.org.create(obj, body.get("values") or {}, stamp_ms=stamp)}, 201)
+
+
+def api_calls(request: Request) -> Response:
+    used, maximum = request.org.api_usage()
+    return Response.json({"by_endpoint": request.org.api_calls(), "used": used, "max": maximum})
+
+
+def reset_api_calls(request: Request) -> Response:
+    request.org.reset_api_calls()
+    return Response.empty(204)
+
+
+class EmulatorControl:
+    """Python client for the control API of an emulator running anywhere (this process or another)."""
+
+    def __init__(self, base_url: str, ca_file: str | None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.session = make_session(ca_file)
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        response = self.session.request(method, self.base_url + PREFIX + path, json=body, timeout=60)
+        if response.status_code >= 400:
+            raise RuntimeError(f"emulator control {method} {path} failed: {response.status_code} {response.text}")
+        return response.json() if response.content else None
+
+    def info(self) -> dict[str, Any]:
+        return self._call("GET", "/info")
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.fromisoformat(self._call("GET", "/clock")["now"].replace("Z", "+00:00"))
+
+    def set_clock(self, at: dt.datetime, *, freeze: bool = False) -> None:
+        self._call("POST", "/clock", {"set": at.isoformat(), "freeze": freeze})
+
+    def move_clock(self, delta: dt.timedelta) -> None:
+        self._call("POST", "/clock", {"move_seconds": delta.total_seconds()})
+
+    def freeze_clock(self) -> None:
+        self._call("POST", "/clock", {"freeze": True})
+
+    def unfreeze_clock(self) -> None:
+        self._call("POST", "/clock", {"unfreeze": True})
+
+    def inject_error(self, path: str, status: int, error_code: str, message: str | None = None, *,
+                     count: int = 1, method: str | None = None) -> None:
+        """The next `count` requests whose path matches the regex get this Salesforce error."""
+        self._call("POST", "/faults", {"kind": "error", "path": path, "status": status, "error_code": error_code,
+                                       "message": message, "count": count, "method": method})
+
+    def cut_connection(self, path: str, *, count: int = 1) -> None:
+        """The next `count` matching responses stop half-way and the connection closes."""
+        self._call("POST", "/faults", {"kind": "cut", "path": path, "count": count})
+
+    def add_latency(self, path: str, milliseconds: int, *, count: int = -1) -> None:
+        self._call("POST", "/faults", {"kind": "latency", "path": path, "latency_ms": milliseconds, "count": count})
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/faults")
+
+    def expire_sessions(self) -> int:
+        return self._call("POST", "/sessions/expire")["expired"]
+
+    def exhaust_api_limit(self) -> None:
+        self._call("POST", "/limits", {"exhaust": True})
+
+    def set_api_limit(self, maximum: int) -> dict[str, int]:
+        return self._call("POST", "/limits", {"max": maximum})
+
+    def update_settings(self, **settings: Any) -> None:
+        self._call("POST", "/settings", settings)
+
+    def delete_field(self, object_name: str, field: str) -> None:
+        self._call("POST", "/schema", {"op": "delete_field", "object": object_name, "field": field})
+
+    def rename_field(self, object_name: str, field: str, new_name: str) -> None:
+        self._call("POST", "/schema", {"op": "rename_field", "object": object_name, "field": field, "new_name": new_name})
+
+    def add_field(self, object_name: str, field: str, field_type: str = "string", label: str = "") -> None:
+        self._call("POST", "/schema", {"op": "add_field", "object": object_name, "field": field, "type": field_type,
+                                       "label": label})
+
+    def hard_delete(self, object_name: str, ids: list[str]) -> int:
+        return self._call("POST", f"/records/{object_name}/hard-delete", {"ids": ids})["deleted"]
+
+    def late_commit(self, object_name: str, last_modified: dt.datetime, values: dict[str, Any],
+                    record_id: str | None = None) -> str:
+        body = {"last_modified": last_modified.isoformat(), "values": values, "id": record_id}
+        return self._call("POST", f"/records/{object_name}/late-commit", body)["id"]
+
+    def api_calls(self) -> dict[str, Any]:
+        """{"by_endpoint": {...}, "used": N, "max": M}"""
+        return self._call("GET", "/api-calls")
+
+    def reset_api_calls(self) -> None:
+        self._call("DELETE", "/api-calls")

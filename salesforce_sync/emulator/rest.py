@@ -1,0 +1,381 @@
+"""REST API handlers: versions, resources, limits, describe, query/queryAll with paging, record CRUD,
+upsert by external id, getUpdated/getDeleted and sObject Collections."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from array import array
+from dataclasses import dataclass
+from typing import Any
+
+from salesforce_sync.emulator import render
+from salesforce_sync.emulator.errors import SalesforceApiError, not_found
+from salesforce_sync.emulator.ids import KEY_PREFIXES, make_id
+from salesforce_sync.emulator.org import iso_to_ms, ms_to_iso
+from salesforce_sync.emulator.server import API_VERSIONS, Request, Response, Router
+from salesforce_sync.emulator.soql import CompiledQuery, SoqlError, compile_query
+
+DATA = r"/services/data/v\d{2}\.\d"
+RELEASE_NAMES = ("Winter", "Spring", "Summer")
+LOCATOR_IDLE_MS = 15 * 60 * 1000
+MAX_OPEN_LOCATORS = 50
+COLLECTION_LIMIT = 200
+_locator_numbers = itertools.count(1)
+
+
+def register(router: Router) -> None:
+    add = router.add
+    add("GET", r"/services/data", "versions", api=False)(versions)
+    add("GET", DATA, "resources")(resources)
+    add("GET", DATA + r"/limits", "limits")(limits)
+    add("GET", DATA + r"/sobjects", "sobjects.describeGlobal")(describe_global)
+    add("GET", DATA + r"/sobjects/(?P<object>\w+)", "sobjects.metadata")(sobject_metadata)
+    add("POST", DATA + r"/sobjects/(?P<object>\w+)", "sobjects.create")(create_record)
+    add("GET", DATA + r"/sobjects/(?P<object>\w+)/describe", "sobjects.describe")(describe)
+    add("GET", DATA + r"/sobjects/(?P<object>\w+)/updated", "sobjects.updated")(get_updated)
+    add("GET", DATA + r"/sobjects/(?P<object>\w+)/deleted", "sobjects.deleted")(get_deleted)
+    add("GET", DATA + r"/sobjects/(?P<object>\w+)/(?P<id>\w+)", "sobjects.read")(read_record)
+    add("PATCH", DATA + r"/sobjects/(?P<object>\w+)/(?P<id>\w+)", "sobjects.update")(update_record)
+    add("DELETE", DATA + r"/sobjects/(?P<object>\w+)/(?P<id>\w+)", "sobjects.delete")(delete_record)
+    add("GET", DATA + r"/sobjects/(?P<object>\w+)/(?P<field>\w+)/(?P<value>[^/]+)", "sobjects.readByExternalId")(
+        read_by_external_id)
+    add("PATCH", DATA + r"/sobjects/(?P<object>\w+)/(?P<field>\w+)/(?P<value>[^/]+)", "sobjects.upsert")(upsert_record)
+    add("GET", DATA + r"/(?P<kind>query|queryAll)", "query")(query)
+    add("GET", DATA + r"/(?:query|queryAll)/(?P<locator>01g\w+-\d+)", "queryMore")(query_more)
+    add("POST", DATA + r"/composite/sobjects", "composite.create")(collection_create)
+    add("PATCH", DATA + r"/composite/sobjects", "composite.update")(collection_update)
+    add("DELETE", DATA + r"/composite/sobjects", "composite.delete")(collection_delete)
+    add("GET", DATA + r"/composite/sobjects/(?P<object>\w+)", "composite.retrieve")(collection_retrieve)
+    add("PATCH", DATA + r"/composite/sobjects/(?P<object>\w+)/(?P<field>\w+)", "composite.upsert")(collection_upsert)
+
+
+# ---- discovery -------------------------------------------------------------------------------------
+
+def versions(request: Request) -> Response:
+    out = []
+    for version in API_VERSIONS:
+        major = int(float(version))
+        season = RELEASE_NAMES[(major - 31) % 3]
+        year = 14 + (major - 31 + 1) // 3
+        out.append({"label": f"{season} '{year:02d}", "url": f"/services/data/v{version}", "version": version})
+    return Response.json(out)
+
+
+def resources(request: Request) -> Response:
+    base = f"/services/data/v{request.version}"
+    names = ("sobjects", "query", "queryAll", "search", "limits", "composite", "jobs", "tooling", "recent")
+    payload = {name: f"{base}/{name}" for name in names}
+    settings = request.org.settings
+    payload["identity"] = f"{request.server.base_url}/id/{settings.org_id}/{request.org.integration_user_id}"
+    return Response.json(payload)
+
+
+def limits(request: Request) -> Response:
+    used, maximum = request.org.api_usage()
+    calls = request.org.api_calls()
+    bulk_jobs = sum(n for name, n in calls.items() if name == "bulk2.query.create")
+    bulk_batches = sum(n for name, n in calls.items() if name.startswith("bulk2.ingest.upload"))
+
+    def entry(limit: int, used_now: int) -> dict[str, int]:
+        return {"Max": limit, "Remaining": max(0, limit - used_now)}
+
+    return Response.json({
+        "DailyApiRequests": entry(maximum, used),
+        "DailyBulkApiBatches": entry(15000, bulk_batches),
+        "DailyBulkApiRequests": entry(15000, bulk_batches),
+        "DailyBulkV2QueryFileStorageMB": entry(976562, 0),
+        "DailyBulkV2QueryJobs": entry(10000, bulk_jobs),
+        "DailyAsyncApexExecutions": entry(250000, 0),
+        "DataStorageMB": entry(1024, 0),
+        "FileStorageMB": entry(1024, 0),
+        "ConcurrentAsyncGetReportInstances": entry(200, 0),
+        "SingleEmail": entry(15, 0),
+    })
+
+
+def describe_global(request: Request) -> Response:
+    schema = request.org.schema
+    return Response.json({"encoding": "UTF-8", "maxBatchSize": 200,
+                          "sobjects": [o.global_entry(request.version) for o in schema.objects.values()]})
+
+
+def sobject_metadata(request: Request) -> Response:
+    obj = request.org.object(request.params["object"])
+    return Response.json({"objectDescribe": obj.global_entry(request.version), "recentItems": []})
+
+
+def describe(request: Request) -> Response:
+    obj = request.org.object(request.params["object"])
+    return Response.json(obj.describe(request.version, request.org.schema.child_relationships(obj.name)))
+
+
+# ---- query ------------------------------------------------------------------------------------------
+
+@dataclass
+class QueryCursor:
+    """A server-side snapshot of a query's matching rows, paged by `nextRecordsUrl` or Bulk locators."""
+
+    compiled: CompiledQuery
+    rowids: array
+    last_used_ms: int
+
+
+def run_query(request: Request, soql: str, *, include_deleted: bool) -> QueryCursor:
+    """Compile and run a SOQL query, snapshotting the ordered row ids of its result."""
+    org = request.org
+    try:
+        compiled = compile_query(soql, org.schema, include_deleted=include_deleted, now=org.now())
+    except SoqlError as err:
+        raise SalesforceApiError(400, err.error_code, err.message) from None
+    with org.read() as conn:
+        rowids = array("q", (row[0] for row in conn.execute(compiled.ids_sql, compiled.params)))
+    return QueryCursor(compiled, rowids, org.now_ms())
+
+
+def fetch_page(request: Request, cursor: QueryCursor, start: int, stop: int) -> list[tuple]:
+    ids = cursor.rowids[start:stop]
+    if not ids:
+        return []
+    with request.org.read() as conn:
+        return conn.execute(cursor.compiled.page_sql, (json.dumps(ids.tolist()),)).fetchall()
+
+
+def _batch_size(request: Request) -> int:
+    options = request.headers.get("Sforce-Query-Options", "")
+    m = re.search(r"batchSize\s*=\s*(\d+)", options)
+    return min(2000, max(200, int(m.group(1)))) if m else 2000
+
+
+def _query_page(request: Request, cursor: QueryCursor, locator: str, start: int) -> Response:
+    compiled = cursor.compiled
+    total = len(cursor.rowids)
+    if compiled.count_only:
+        return Response.json({"totalSize": total, "done": True, "records": []})
+    if compiled.aggregate:
+        with request.org.read() as conn:
+            counts = conn.execute(compiled.count_sql, compiled.count_params).fetchone()
+        return Response.json({"totalSize": 1, "done": True, "records": [render.aggregate_record(compiled, counts)]})
+    stop = min(total, start + _batch_size(request))
+    records = render.RestRenderer(compiled, request.version).records(fetch_page(request, cursor, start, stop))
+    body: dict[str, Any] = {"totalSize": total, "done": stop >= total}
+    if stop < total:
+        with request.server.state_lock:
+            _forget_stale_locators(request)
+            request.server.locators[locator] = cursor
+        cursor.last_used_ms = request.org.now_ms()
+        body["nextRecordsUrl"] = f"/services/data/v{request.version}/query/{locator}-{stop}"
+    else:
+        with request.server.state_lock:
+            request.server.locators.pop(locator, None)
+    body["records"] = records
+    return Response.json(body)
+
+
+def _forget_stale_locators(request: Request) -> None:
+    now = request.org.now_ms()
+    locators = request.server.locators
+    for key in [k for k, c in locators.items() if now - c.last_used_ms > LOCATOR_IDLE_MS]:
+        del locators[key]
+    while len(locators) >= MAX_OPEN_LOCATORS:
+        del locators[next(iter(locators))]
+
+
+def query(request: Request) -> Response:
+    soql = request.query.get("q")
+    if not soql:
+        raise SalesforceApiError(400, "MALFORMED_QUERY", "A query string has to be specified")
+    cursor = run_query(request, soql, include_deleted=request.params["kind"] == "queryAll")
+    locator = make_id(KEY_PREFIXES["QueryLocator"], next(_locator_numbers), pod="RO")
+    return _query_page(request, cursor, locator, 0)
+
+
+def query_more(request: Request) -> Response:
+    locator, _, offset = request.params["locator"].rpartition("-")
+    with request.server.state_lock:
+        cursor = request.server.locators.get(locator)
+    if cursor is None or request.org.now_ms() - cursor.last_used_ms > LOCATOR_IDLE_MS \
+            or int(offset) > len(cursor.rowids):
+        raise SalesforceApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+    return _query_page(request, cursor, locator, int(offset))
+
+
+# ---- records ----------------------------------------------------------------------------------------
+
+def _record_soql(request: Request, object_name: str, where: str) -> QueryCursor:
+    obj = request.org.object(object_name)
+    requested = request.query.get("fields")
+    names = [n.strip() for n in requested.split(",")] if requested else [f.name for f in obj.fields]
+    return run_query(request, f"SELECT {', '.join(names)} FROM {obj.name} WHERE {where}", include_deleted=True)
+
+
+def _single_record(request: Request, cursor: QueryCursor) -> Response:
+    rows = fetch_page(request, cursor, 0, 2)
+    if not rows:
+        raise not_found()
+    return Response.json(render.RestRenderer(cursor.compiled, request.version).records(rows)[0])
+
+
+def read_record(request: Request) -> Response:
+    record_id = request.params["id"]
+    if len(record_id) not in (15, 18):
+        raise not_found()
+    stored = request.org.get_stored(request.params["object"], record_id)
+    if stored is None or stored.get("IsDeleted"):
+        raise not_found()
+    return _single_record(request, _record_soql(request, request.params["object"], f"Id = '{stored['Id']}'"))
+
+
+def read_by_external_id(request: Request) -> Response:
+    obj = request.org.object(request.params["object"])
+    field = obj.field(request.params["field"])
+    if field is None or not (field.external_id or field.id_lookup):
+        raise SalesforceApiError(404, "NOT_FOUND", "Provided external ID field does not exist or is not "
+                                                   f"accessible: {request.params['field']}")
+    ids = request.org.find_ids(obj.name, field.name, request.params["value"])
+    if not ids:
+        raise not_found()
+    if len(ids) > 1:
+        return Response.json([f"/services/data/v{request.version}/sobjects/{obj.name}/{i}" for i in ids], 300)
+    return _single_record(request, _record_soql(request, obj.name, f"Id = '{ids[0]}'"))
+
+
+def create_record(request: Request) -> Response:
+    record_id = request.org.create(request.params["object"], request.json() or {})
+    return Response.json({"id": record_id, "success": True, "errors": []}, 201)
+
+
+def update_record(request: Request) -> Response:
+    request.org.update(request.params["object"], request.params["id"], request.json() or {})
+    return Response.empty(204)
+
+
+def delete_record(request: Request) -> Response:
+    request.org.delete(request.params["object"], request.params["id"])
+    return Response.empty(204)
+
+
+def upsert_record(request: Request) -> Response:
+    record_id, created = request.org.upsert(request.params["object"], request.params["field"],
+                                            request.params["value"], request.json() or {})
+    body = {"id": record_id, "success": True, "errors": [], "created": created}
+    if float(request.version) < 46:
+        return Response.empty(201 if created else 204)
+    return Response.json(body, 201 if created else 200)
+
+
+def _replication_range(request: Request) -> tuple[int, int]:
+    start = iso_to_ms(request.query.get("start", ""))
+    end = iso_to_ms(request.query.get("end", ""))
+    if start is None or end is None:
+        raise SalesforceApiError(400, "MALFORMED_QUERY", "start and end must be ISO 8601 datetimes")
+    minute = 60_000
+    start, end = start - start % minute, end - end % minute
+    now = request.org.now_ms()
+    if start >= end:
+        raise SalesforceApiError(400, "INVALID_REPLICATION_DATE", "startDate must chronologically precede endDate")
+    if start < now - 30 * 24 * 3600 * 1000:
+        raise SalesforceApiError(400, "INVALID_REPLICATION_DATE",
+                                 "startDate cannot be more than 30 days ago")
+    return start, min(end, now - now % minute)
+
+
+def get_updated(request: Request) -> Response:
+    obj = request.org.object(request.params["object"])
+    start, end = _replication_range(request)
+    deleted = ' AND "IsDeleted" = 0' if obj.field("IsDeleted") else ""
+    with request.org.read() as conn:
+        rows = conn.execute(f'SELECT "Id" FROM "{obj.name}" WHERE "SystemModstamp" >= ? AND "SystemModstamp" < ?'
+                            f'{deleted} ORDER BY "SystemModstamp"', (start, end)).fetchall()
+    if len(rows) > 600_000:
+        raise SalesforceApiError(400, "EXCEEDED_ID_LIMIT", "too many ids")
+    return Response.json({"ids": [r[0] for r in rows], "latestDateCovered": ms_to_iso(end)})
+
+
+def get_deleted(request: Request) -> Response:
+    obj = request.org.object(request.params["object"])
+    start, end = _replication_range(request)
+    rows: list[tuple] = []
+    if obj.field("IsDeleted"):
+        with request.org.read() as conn:
+            rows = conn.execute(f'SELECT "Id", "SystemModstamp" FROM "{obj.name}" WHERE "IsDeleted" = 1 '
+                                'AND "SystemModstamp" >= ? AND "SystemModstamp" < ? ORDER BY "SystemModstamp"',
+                                (start, end)).fetchall()
+    now = request.org.now_ms()
+    return Response.json({
+        "deletedRecords": [{"id": rid, "deletedDate": ms_to_iso(stamp)} for rid, stamp in rows],
+        "earliestDateAvailable": ms_to_iso(now - now % 60_000 - 30 * 24 * 3600 * 1000),
+        "latestDateCovered": ms_to_iso(end),
+    })
+
+
+# ---- sObject Collections -----------------------------------------------------------------------------
+
+def _collection_records(request: Request) -> tuple[list[dict[str, Any]], bool]:
+    body = request.json()
+    if not isinstance(body, dict) or not isinstance(body.get("records"), list):
+        raise SalesforceApiError(400, "JSON_PARSER_ERROR", "The request body must contain a records array")
+    records = body["records"]
+    if len(records) > COLLECTION_LIMIT:
+        raise SalesforceApiError(400, "EXCEEDED_ID_LIMIT",
+                                 "record limit reached. cannot submit more than 200 records into this call")
+    for record in records:
+        if not isinstance(record, dict) or not (record.get("attributes") or {}).get("type"):
+            raise SalesforceApiError(400, "INVALID_FIELD", "No type specified in the attributes of a record")
+    return records, bool(body.get("allOrNone"))
+
+
+def _without_attributes(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k != "attributes"}
+
+
+def collection_create(request: Request) -> Response:
+    records, all_or_none = _collection_records(request)
+    ops = [("create", r["attributes"]["type"], _without_attributes(r)) for r in records]
+    return Response.json(request.org.apply_dml(ops, all_or_none=all_or_none))
+
+
+def collection_update(request: Request) -> Response:
+    records, all_or_none = _collection_records(request)
+    ops = [("update", r["attributes"]["type"], _without_attributes(r)) for r in records]
+    return Response.json(request.org.apply_dml(ops, all_or_none=all_or_none))
+
+
+def collection_upsert(request: Request) -> Response:
+    records, all_or_none = _collection_records(request)
+    field = request.params["field"]
+    ops = [("upsert", request.params["object"], (field, _without_attributes(r))) for r in records]
+    return Response.json(request.org.apply_dml(ops, all_or_none=all_or_none))
+
+
+def _id_list(request: Request) -> list[str]:
+    ids = [i for i in request.query.get("ids", "").split(",") if i]
+    if len(ids) > COLLECTION_LIMIT:
+        raise SalesforceApiError(400, "EXCEEDED_ID_LIMIT",
+                                 "record limit reached. cannot submit more than 200 records into this call")
+    return ids
+
+
+def collection_delete(request: Request) -> Response:
+    from salesforce_sync.emulator.ids import OBJECT_BY_PREFIX
+
+    ids = _id_list(request)
+    ops = [("delete", OBJECT_BY_PREFIX.get(i[:3], "Unknown"), i) for i in ids]
+    return Response.json(request.org.apply_dml(ops, all_or_none=request.query.get("allOrNone") == "true"))
+
+
+def collection_retrieve(request: Request) -> Response:
+    obj = request.org.object(request.params["object"])
+    ids = _id_list(request)
+    if not request.query.get("fields"):
+        raise SalesforceApiError(400, "MALFORMED_QUERY", "The fields parameter is required")
+    quoted = ", ".join("'" + i.replace("'", "") + "'" for i in ids)
+    live = " AND IsDeleted = false" if obj.field("IsDeleted") else ""
+    cursor = _record_soql(request, obj.name, f"Id IN ({quoted}){live}")
+    records = render.RestRenderer(cursor.compiled, request.version).records(
+        fetch_page(request, cursor, 0, len(cursor.rowids)))
+    by_id = {r["attributes"]["url"].rsplit("/", 1)[-1][:15].lower(): r for r in records}
+    return Response.json([by_id.get(i[:15].lower()) for i in ids])
+
+

@@ -1,0 +1,291 @@
+"""The emulator's HTTPS transport: TLS, routing on the path, sessions, API usage, injected faults.
+
+Handlers live in oauth.py, rest.py, bulk.py and control.py; each registers its routes on a `Router`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import trustme
+
+from salesforce_sync.emulator.errors import SalesforceApiError, not_found
+from salesforce_sync.emulator.org import Org
+
+API_VERSIONS = [f"{major}.0" for major in range(31, 63)]
+VERSION_PREFIX = re.compile(r"^/services/data/v(\d{2}\.\d)(?=/|$)")
+TLS_NAMES = ("127.0.0.1", "localhost", "login.salesforce.com", "test.salesforce.com", "*.salesforce.com",
+             "*.my.salesforce.com", "*.sandbox.my.salesforce.com")
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, payload: Any, status: int = 200) -> Response:
+        return cls(status, json.dumps(payload, ensure_ascii=False).encode(),
+                   {"Content-Type": "application/json;charset=UTF-8"})
+
+    @classmethod
+    def empty(cls, status: int = 204) -> Response:
+        return cls(status)
+
+    @classmethod
+    def redirect(cls, location: str) -> Response:
+        return cls(302, b"", {"Location": location})
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: Any
+    body: bytes
+    params: dict[str, str]
+    server: EmulatorServer
+    version: str | None = None
+    token: str | None = None
+
+    @property
+    def org(self) -> Org:
+        return self.server.org
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body or b"null")
+        except ValueError as exc:
+            raise SalesforceApiError(400, "JSON_PARSER_ERROR", f"Unexpected character: {exc}") from None
+
+    def form(self) -> dict[str, str]:
+        parsed = parse_qs(self.body.decode("utf-8", "replace"), keep_blank_values=True)
+        return {k: v[-1] for k, v in parsed.items()}
+
+    def bearer(self) -> str | None:
+        auth = self.headers.get("Authorization", "")
+        for scheme in ("Bearer ", "OAuth "):
+            if auth.startswith(scheme):
+                return auth[len(scheme):].strip()
+        return self.query.get("oauth_token")
+
+
+Handler = Callable[[Request], Response]
+
+
+@dataclass
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    handler: Handler
+    name: str
+    api: bool
+
+
+class Router:
+    """Routes on method and path only; API routes live under /services/data/vNN.N and need a session."""
+
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+
+    def add(self, method: str, pattern: str, name: str, *, api: bool = True) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.routes.append(Route(method, re.compile("^" + pattern + "$", re.IGNORECASE), handler, name, api))
+            return handler
+        return register
+
+    def match(self, method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
+        """(route, path params, whether the path exists for another method)."""
+        path_known = False
+        for route in self.routes:
+            m = route.pattern.match(path)
+            if m:
+                if route.method == method:
+                    return route, m.groupdict(), True
+                path_known = True
+        return None, {}, path_known
+
+
+def _build_router() -> Router:
+    from salesforce_sync.emulator import bulk, control, oauth, rest
+
+    router = Router()
+    for module in (oauth, rest, bulk, control):
+        module.register(router)
+    return router
+
+
+class _TLSThreadingServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+    tls_context: ssl.SSLContext | None = None
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, addr = super().get_request()
+        if self.tls_context is not None:
+            # The handshake runs lazily in the handler thread, so one slow client cannot stall accept().
+            sock = self.tls_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+
+class EmulatorServer:
+    """Serves one org over HTTPS (and optionally plain HTTP) on 127.0.0.1."""
+
+    def __init__(self, org: Org, *, port: int = 0, tls_dir: str | Path, http_port: int | None = None,
+                 host: str = "127.0.0.1") -> None:
+        self.org = org
+        self.router = _build_router()
+        self.locators: dict[str, Any] = {}
+        self.jobs: dict[str, Any] = {}
+        self.state_lock = threading.Lock()
+        ca = trustme.CA(organization_name="salesforce-sync emulator")
+        cert = ca.issue_cert(*TLS_NAMES)
+        tls_dir = Path(tls_dir)
+        tls_dir.mkdir(parents=True, exist_ok=True)
+        self.ca_file = str(tls_dir / "emulator-ca.pem")
+        ca.cert_pem.write_to_path(self.ca_file)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(context)
+        self._servers = [self._listen(host, port, context)]
+        if http_port is not None:
+            self._servers.append(self._listen(host, http_port, None))
+        self.port = self._servers[0].server_address[1]
+        self.base_url = f"https://{host}:{self.port}"
+        self.http_url = f"http://{host}:{self._servers[1].server_address[1]}" if http_port is not None else None
+        self._threads: list[threading.Thread] = []
+
+    def _listen(self, host: str, port: int, context: ssl.SSLContext | None) -> _TLSThreadingServer:
+        emulator = self
+
+        class Handler(_RequestHandler):
+            server_ref = emulator
+            scheme = "https" if context else "http"
+
+        server = _TLSThreadingServer((host, port), Handler)
+        server.tls_context = context
+        return server
+
+    def start(self) -> EmulatorServer:
+        for server in self._servers:
+            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    # ---- dispatch ------------------------------------------------------------------------------
+
+    def dispatch(self, method: str, raw_path: str, headers: Any, body: bytes) -> tuple[Response, dict[str, Any] | None]:
+        """Route one request; returns the response and a fault to act out on the wire (a cut), if any."""
+        split = urlsplit(raw_path)
+        path = split.path.rstrip("/") or "/"
+        query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        cut = None
+        for fault in self.org.take_faults(method, path):
+            if fault["kind"] == "latency":
+                time.sleep((fault["latency_ms"] or 0) / 1000)
+            elif fault["kind"] == "cut":
+                cut = fault
+            else:
+                return Response.json([{"message": fault["message"] or fault["error_code"] or "injected fault",
+                                       "errorCode": fault["error_code"] or "UNKNOWN_EXCEPTION"}],
+                                     fault["status"] or 500), cut
+        version = None
+        m = VERSION_PREFIX.match(path)
+        if m:
+            version = m.group(1)
+            if version not in API_VERSIONS:
+                return Response.json([{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}],
+                                     404), cut
+        route, params, path_known = self.router.match(method, path)
+        request = Request(method, path, query, headers, body, params, self, version)
+        if route is None:
+            if path_known:
+                return Response.json([{"errorCode": "METHOD_NOT_ALLOWED",
+                                       "message": f"HTTP Method '{method}' not allowed. Allowed are GET,HEAD"}], 405), cut
+            return Response.json(not_found().body(), 404), cut
+        try:
+            if route.api:
+                return self._api_call(route, request), cut
+            return route.handler(request), cut
+        except SalesforceApiError as err:
+            return Response.json(err.body(), err.status), cut
+
+    def _api_call(self, route: Route, request: Request) -> Response:
+        token = request.bearer()
+        if not token or self.org.token(token, "access") is None:
+            return Response.json([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}], 401)
+        request.token = token
+        used, maximum = self.org.api_usage()
+        if used >= maximum:
+            response = Response.json([{"message": "TotalRequests Limit exceeded.",
+                                       "errorCode": "REQUEST_LIMIT_EXCEEDED"}], 403)
+        else:
+            used, maximum = self.org.count_call(route.name)
+            try:
+                response = route.handler(request)
+            except SalesforceApiError as err:
+                response = Response.json(err.body(), err.status)
+        response.headers["Sforce-Limit-Info"] = f"api-usage={used}/{maximum}"
+        return response
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_ref: EmulatorServer
+    scheme: str
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+        """Quiet: tests and benchmarks make thousands of calls."""
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        response, cut = self.server_ref.dispatch(self.command, self.path, self.headers, body)
+        self.send_response(response.status)
+        for key, value in response.headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        if cut:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        if cut:
+            self.wfile.write(response.body[: max(1, len(response.body) // 2)])
+            self.wfile.flush()
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        self.wfile.write(response.body)
+
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except (ssl.SSLError, ConnectionError, TimeoutError):
+            self.close_connection = True
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = _handle

@@ -1,0 +1,106 @@
+"""Getting an access token: refresh token, JWT bearer, client credentials or password, against
+production, sandbox, a custom My Domain or an emulator's login URL."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+import jwt
+import requests
+
+LOGIN_HINTS = {
+    "invalid_grant": "the refresh token was revoked or expired, the user is locked, or the app is not approved "
+                     "for this user; reconnect the integration",
+    "invalid_client_id": "the connected app's consumer key is unknown to this org (wrong environment?); "
+                         "check the client id and reconnect",
+    "invalid_client": "the connected app's consumer secret is wrong; check it and reconnect",
+    "unsupported_grant_type": "this org does not accept that auth method",
+    "invalid_request": "the org refused the request (client credentials work only on a My Domain host)",
+}
+
+
+@dataclass(frozen=True, repr=False)
+class Credentials:
+    """Resolved secrets for one integration. repr hides them so they never reach logs."""
+
+    method: str
+    login_url: str
+    client_id: str = ""
+    client_secret: str | None = None
+    refresh_token: str | None = None
+    username: str | None = None
+    password: str | None = None
+    security_token: str | None = None
+    private_key: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Credentials(method={self.method!r}, login_url={self.login_url!r})"
+
+
+@dataclass(frozen=True, repr=False)
+class Token:
+    access_token: str
+    instance_url: str
+    identity_url: str
+    refresh_token: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Token(instance_url={self.instance_url!r})"
+
+
+class SalesforceAuthError(Exception):
+    """Salesforce refused to issue a token; says why in Salesforce's words and what to do."""
+
+    def __init__(self, integration: str, error: str, description: str) -> None:
+        hint = LOGIN_HINTS.get(error, "check the integration's credentials and reconnect")
+        super().__init__(f"integration {integration!r}: Salesforce refused the login: {error}: {description} ({hint})")
+        self.error = error
+        self.description = description
+
+
+def obtain_token(credentials: Credentials, http: requests.Session, *, integration: str) -> Token:
+    """One token request; a rotated refresh token comes back in `Token.refresh_token`."""
+    url = credentials.login_url.rstrip("/") + "/services/oauth2/token"
+    data: dict[str, str] = {}
+    auth = None
+    if credentials.method == "refresh_token":
+        data = {"grant_type": "refresh_token", "client_id": credentials.client_id,
+                "refresh_token": credentials.refresh_token or ""}
+        if credentials.client_secret:
+            data["client_secret"] = credentials.client_secret
+    elif credentials.method == "password":
+        data = {"grant_type": "password", "client_id": credentials.client_id,
+                "client_secret": credentials.client_secret or "", "username": credentials.username or "",
+                "password": (credentials.password or "") + (credentials.security_token or "")}
+    elif credentials.method == "client_credentials":
+        data = {"grant_type": "client_credentials"}
+        auth = (credentials.client_id, credentials.client_secret or "")
+    elif credentials.method == "jwt_bearer":
+        assertion = jwt.encode(
+            {"iss": credentials.client_id, "sub": credentials.username, "aud": _jwt_audience(credentials.login_url),
+             "exp": int(time.time()) + 180},
+            credentials.private_key or "", algorithm="RS256")
+        data = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
+    else:
+        raise ValueError(f"integration {integration!r}: unknown auth method {credentials.method!r}")
+    response = http.post(url, data=data, auth=auth, timeout=60)
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"error": str(response.status_code), "error_description": response.text[:200]}
+    if response.status_code != 200:
+        raise SalesforceAuthError(integration, body.get("error", str(response.status_code)),
+                                  body.get("error_description", ""))
+    return Token(body["access_token"], body["instance_url"], body.get("id", ""), body.get("refresh_token"))
+
+
+def _jwt_audience(login_url: str) -> str:
+    """Salesforce wants login/test as the audience; a My Domain or emulator login URL is its own."""
+    return login_url.rstrip("/")
+
+
+def with_rotated_refresh_token(credentials: Credentials, token: Token) -> Credentials:
+    if token.refresh_token and credentials.method == "refresh_token":
+        return replace(credentials, refresh_token=token.refresh_token)
+    return credentials

@@ -1,0 +1,209 @@
+"""One authenticated connection to an org: REST through simple-salesforce, Bulk API 2.0 streamed chunk by
+chunk, a token refresh on every 401 (Bulk included), and a count of the API calls made.
+
+Records come out as pandas DataFrames of text in Bulk-CSV form (None or str), whichever API read them,
+so the mapping layer has one input format.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import pandas as pd
+import requests
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import SalesforceExpiredSession
+
+from salesforce_sync.salesforce.http import make_session
+from salesforce_sync.salesforce.auth import Credentials, Token, obtain_token, with_rotated_refresh_token
+
+API_VERSION = "62.0"
+LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
+T = TypeVar("T")
+
+
+class SalesforceRequestError(Exception):
+    """A Salesforce API call failed; the message carries Salesforce's errorCode and text verbatim."""
+
+
+class SalesforceClient:
+    """Talks to one org for one integration; refreshes its session on 401 and counts API calls."""
+
+    def __init__(self, credentials: Credentials, *, integration: str, ca_file: str | None = None,
+                 api_version: str = API_VERSION, http: requests.Session | None = None) -> None:
+        self.integration = integration
+        self.credentials = credentials
+        self.api_version = api_version
+        self.http = http or make_session(ca_file)
+        self.http.hooks["response"].append(self._observe)
+        self.api_calls = 0
+        self.api_usage: tuple[int, int] | None = None
+        self._token: Token | None = None
+        self._sf: Salesforce | None = None
+
+    # ---- session -------------------------------------------------------------------------------
+
+    def _observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if "/services/data/" in response.url:
+            self.api_calls += 1
+        match = LIMIT_INFO.search(response.headers.get("Sforce-Limit-Info", ""))
+        if match:
+            self.api_usage = (int(match.group(1)), int(match.group(2)))
+
+    def authenticate(self) -> Token:
+        """Get a fresh token; keeps a rotated refresh token for the next refresh."""
+        self._token = obtain_token(self.credentials, self.http, integration=self.integration)
+        self.credentials = with_rotated_refresh_token(self.credentials, self._token)
+        self._sf = Salesforce(instance_url=self._token.instance_url, session_id=self._token.access_token,
+                              session=self.http, version=self.api_version)
+        return self._token
+
+    @property
+    def token(self) -> Token:
+        return self._token or self.authenticate()
+
+    @property
+    def sf(self) -> Salesforce:
+        if self._sf is None:
+            self.authenticate()
+        return self._sf
+
+    def _with_refresh(self, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except SalesforceExpiredSession:
+            self.authenticate()
+            return call()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """A raw call under /services/data/vNN.N, re-authenticating once on 401."""
+        for attempt in (1, 2):
+            url = f"{self.token.instance_url}/services/data/v{self.api_version}/{path.lstrip('/')}"
+            headers = {"Authorization": f"Bearer {self.token.access_token}", **kwargs.pop("headers", {})}
+            response = self.http.request(method, url, headers=headers, timeout=300, **kwargs)
+            if response.status_code == 401 and attempt == 1:
+                self.authenticate()
+                continue
+            if response.status_code >= 400:
+                raise SalesforceRequestError(
+                    f"integration {self.integration!r}: {method} {path} failed with HTTP {response.status_code}: "
+                    f"{_error_text(response)}")
+            return response
+        raise AssertionError("unreachable")
+
+    # ---- metadata and checks -------------------------------------------------------------------
+
+    def identity(self) -> dict[str, Any]:
+        response = self.http.get(self.token.identity_url,
+                                 headers={"Authorization": f"Bearer {self.token.access_token}"}, timeout=60)
+        if response.status_code != 200:
+            raise SalesforceRequestError(f"integration {self.integration!r}: identity call failed with HTTP "
+                                         f"{response.status_code}: {response.text[:200]}")
+        return response.json()
+
+    def limits(self) -> dict[str, Any]:
+        return self._request("GET", "limits").json()
+
+    def describe(self, object_name: str) -> dict[str, Any]:
+        return self._request("GET", f"sobjects/{object_name}/describe").json()
+
+    def count(self, soql: str, *, include_deleted: bool = True) -> int:
+        endpoint = "queryAll" if include_deleted else "query"
+        return int(self._request("GET", endpoint, params={"q": soql}).json()["totalSize"])
+
+    # ---- reading records -----------------------------------------------------------------------
+
+    def rest_chunks(self, soql: str, *, include_deleted: bool = True, chunk_rows: int = 50_000) -> Iterator[pd.DataFrame]:
+        """Page through query/queryAll (2,000 records a call), yielding DataFrames of up to chunk_rows."""
+        result = self._with_refresh(lambda: self.sf.query(soql, include_deleted=include_deleted))
+        pending: list[dict[str, Any]] = []
+        while True:
+            pending.extend(_flatten(record) for record in result["records"])
+            if len(pending) >= chunk_rows:
+                yield _text_frame(pending)
+                pending = []
+            if result.get("done", True):
+                break
+            next_url = result["nextRecordsUrl"]
+            result = self._with_refresh(
+                lambda: self.sf.query_more(next_url, identifier_is_url=True, include_deleted=include_deleted))
+        if pending:
+            yield _text_frame(pending)
+
+    def bulk_chunks(self, soql: str, *, include_deleted: bool = True, max_records: int = 50_000,
+                    poll_seconds: float = 0.5) -> Iterator[pd.DataFrame]:
+        """Run a Bulk 2.0 query job and stream its CSV results, one DataFrame per result chunk."""
+        job = self._request("POST", "jobs/query", json={
+            "operation": "queryAll" if include_deleted else "query", "query": soql,
+            "contentType": "CSV", "columnDelimiter": "COMMA", "lineEnding": "LF"}).json()
+        job_id = job["id"]
+        try:
+            delay = 0.0
+            while True:
+                state = self._request("GET", f"jobs/query/{job_id}").json()
+                if state["state"] == "JobComplete":
+                    break
+                if state["state"] in ("Failed", "Aborted"):
+                    raise SalesforceRequestError(f"integration {self.integration!r}: Bulk query job {job_id} "
+                                                 f"{state['state']}: {state.get('errorMessage', '')}")
+                delay = min(max(delay * 2, poll_seconds), 10.0)
+                time.sleep(delay)
+            locator = ""
+            while locator != "null":
+                params: dict[str, Any] = {"maxRecords": max_records}
+                if locator:
+                    params["locator"] = locator
+                response = self._request("GET", f"jobs/query/{job_id}/results", params=params)
+                locator = response.headers.get("Sforce-Locator") or "null"
+                if response.content.strip():
+                    yield pd.read_csv(io.BytesIO(response.content), dtype=str, keep_default_na=False,
+                                      na_filter=False)
+        finally:
+            try:
+                self._request("DELETE", f"jobs/query/{job_id}")
+            except (SalesforceRequestError, requests.RequestException):
+                pass
+
+
+def _flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A REST record as {'Id': ..., 'Owner.Email': ...} text values, the way Bulk CSV writes them."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if key == "attributes":
+            continue
+        name = prefix + key
+        if isinstance(value, dict):
+            if "attributes" in value:
+                out.update(_flatten(value, name + "."))
+            else:
+                out[name] = _compound_text(value)
+        elif value is None:
+            out[name] = None
+        elif isinstance(value, bool):
+            out[name] = "true" if value else "false"
+        else:
+            out[name] = str(value)
+    return out
+
+
+def _compound_text(value: dict[str, Any]) -> str | None:
+    parts = [str(v) for v in value.values() if v not in (None, "")]
+    return ", ".join(parts) or None
+
+
+def _text_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame.from_records(records).astype(object).where(lambda df: df.notna(), None)
+
+
+def _error_text(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500]
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        return "; ".join(f"{e.get('errorCode')}: {e.get('message')}" for e in body)
+    return str(body)[:500]

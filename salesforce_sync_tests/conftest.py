@@ -1,0 +1,1 @@
+pytest_plugins = ["salesforce_sync.emulator.pytest_plugin"]

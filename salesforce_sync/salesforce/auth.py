@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import jwt
 import requests
+
+from salesforce_sync.config.secrets import Credentials
 
 LOGIN_HINTS = {
     "invalid_grant": "the refresh token was revoked or expired, the user is locked, or the app is not approved "
@@ -18,24 +21,6 @@ LOGIN_HINTS = {
     "unsupported_grant_type": "this org does not accept that auth method",
     "invalid_request": "the org refused the request (client credentials work only on a My Domain host)",
 }
-
-
-@dataclass(frozen=True, repr=False)
-class Credentials:
-    """Resolved secrets for one integration. repr hides them so they never reach logs."""
-
-    method: str
-    login_url: str
-    client_id: str = ""
-    client_secret: str | None = None
-    refresh_token: str | None = None
-    username: str | None = None
-    password: str | None = None
-    security_token: str | None = None
-    private_key: str | None = None
-
-    def __repr__(self) -> str:
-        return f"Credentials(method={self.method!r}, login_url={self.login_url!r})"
 
 
 @dataclass(frozen=True, repr=False)
@@ -59,28 +44,28 @@ class SalesforceAuthError(Exception):
         self.description = description
 
 
-def obtain_token(credentials: Credentials, http: requests.Session, *, integration: str) -> Token:
+def obtain_token(credentials: Credentials, login_url: str, http: requests.Session, *, integration: str) -> Token:
     """One token request; a rotated refresh token comes back in `Token.refresh_token`."""
-    url = credentials.login_url.rstrip("/") + "/services/oauth2/token"
+    url = login_url.rstrip("/") + "/services/oauth2/token"
     data: dict[str, str] = {}
     auth = None
     if credentials.method == "refresh_token":
-        data = {"grant_type": "refresh_token", "client_id": credentials.client_id,
+        data = {"grant_type": "refresh_token", "client_id": credentials.client_id or "",
                 "refresh_token": credentials.refresh_token or ""}
         if credentials.client_secret:
             data["client_secret"] = credentials.client_secret
     elif credentials.method == "password":
-        data = {"grant_type": "password", "client_id": credentials.client_id,
+        data = {"grant_type": "password", "client_id": credentials.client_id or "",
                 "client_secret": credentials.client_secret or "", "username": credentials.username or "",
                 "password": (credentials.password or "") + (credentials.security_token or "")}
     elif credentials.method == "client_credentials":
         data = {"grant_type": "client_credentials"}
-        auth = (credentials.client_id, credentials.client_secret or "")
+        auth = (credentials.client_id or "", credentials.client_secret or "")
     elif credentials.method == "jwt_bearer":
         assertion = jwt.encode(
-            {"iss": credentials.client_id, "sub": credentials.username, "aud": _jwt_audience(credentials.login_url),
+            {"iss": credentials.client_id, "sub": credentials.username, "aud": login_url.rstrip("/"),
              "exp": int(time.time()) + 180},
-            credentials.private_key or "", algorithm="RS256")
+            _private_key(credentials), algorithm="RS256")
         data = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
     else:
         raise ValueError(f"integration {integration!r}: unknown auth method {credentials.method!r}")
@@ -95,9 +80,10 @@ def obtain_token(credentials: Credentials, http: requests.Session, *, integratio
     return Token(body["access_token"], body["instance_url"], body.get("id", ""), body.get("refresh_token"))
 
 
-def _jwt_audience(login_url: str) -> str:
-    """Salesforce wants login/test as the audience; a My Domain or emulator login URL is its own."""
-    return login_url.rstrip("/")
+def _private_key(credentials: Credentials) -> str:
+    if credentials.private_key_file is not None:
+        return Path(credentials.private_key_file).read_text()
+    return credentials.private_key or ""
 
 
 def with_rotated_refresh_token(credentials: Credentials, token: Token) -> Credentials:

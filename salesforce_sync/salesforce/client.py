@@ -19,7 +19,8 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceExpiredSession
 
 from salesforce_sync.salesforce.http import make_session
-from salesforce_sync.salesforce.auth import Credentials, Token, obtain_token, with_rotated_refresh_token
+from salesforce_sync.config.secrets import Credentials
+from salesforce_sync.salesforce.auth import Token, obtain_token, with_rotated_refresh_token
 
 API_VERSION = "62.0"
 LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
@@ -33,10 +34,11 @@ class SalesforceRequestError(Exception):
 class SalesforceClient:
     """Talks to one org for one integration; refreshes its session on 401 and counts API calls."""
 
-    def __init__(self, credentials: Credentials, *, integration: str, ca_file: str | None = None,
+    def __init__(self, credentials: Credentials, login_url: str, *, integration: str, ca_file: str | None = None,
                  api_version: str = API_VERSION, http: requests.Session | None = None) -> None:
         self.integration = integration
         self.credentials = credentials
+        self.login_url = login_url
         self.api_version = api_version
         self.http = http or make_session(ca_file)
         self.http.hooks["response"].append(self._observe)
@@ -56,7 +58,7 @@ class SalesforceClient:
 
     def authenticate(self) -> Token:
         """Get a fresh token; keeps a rotated refresh token for the next refresh."""
-        self._token = obtain_token(self.credentials, self.http, integration=self.integration)
+        self._token = obtain_token(self.credentials, self.login_url, self.http, integration=self.integration)
         self.credentials = with_rotated_refresh_token(self.credentials, self._token)
         self._sf = Salesforce(instance_url=self._token.instance_url, session_id=self._token.access_token,
                               session=self.http, version=self.api_version)

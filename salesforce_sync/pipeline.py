@@ -1,0 +1,124 @@
+"""One sync window end to end, in plain Python: plan the query, stream mapped chunks, apply them to the
+audience store. The Dagster asset plans and the IO manager applies; tests and the benchmark call these
+directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from salesforce_sync.config.models import IntegrationConfig
+from salesforce_sync.salesforce.client import SalesforceClient
+from salesforce_sync.store import AudienceStore
+from salesforce_sync.store.models import SyncEvent, UpsertCounts
+from salesforce_sync.sync.describe import Describes, field_types
+from salesforce_sync.sync.mapping import MappingWarning, map_chunk
+from salesforce_sync.sync.soql import build_count_soql, build_window_soql, rules_to_where, select_fields
+from salesforce_sync.sync.windows import fetch_bounds
+
+log = logging.getLogger(__name__)
+CHUNK_ROWS = 50_000
+MAX_LOGGED_WARNINGS = 20
+
+
+@dataclass(frozen=True)
+class SyncWindow:
+    """A partition window [start, end); `first` when it starts at the integration's first window, `full`
+    when it also reaches the last complete window (a full re-sync: one query over everything)."""
+
+    start: datetime
+    end: datetime
+    first: bool = False
+    full: bool = False
+
+
+@dataclass
+class WindowSync:
+    """A planned window: its query and a lazy stream of mapped chunks. Nothing is fetched until iterated."""
+
+    integration: IntegrationConfig
+    object_type: str
+    window: SyncWindow
+    soql: str
+    use_bulk: bool
+    expected: int
+    client: SalesforceClient
+    warnings: list[MappingWarning] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def chunks(self) -> Iterator[pd.DataFrame]:
+        """Mapped store chunks; warnings about dropped values collect in `self.warnings`."""
+        fetch = self.client.bulk_chunks if self.use_bulk else self.client.rest_chunks
+        kwargs = {"max_records": CHUNK_ROWS} if self.use_bulk else {"chunk_rows": CHUNK_ROWS}
+        columns = list(select_fields(self.object_type, self.integration.mappings(self.object_type),
+                                     self.integration.cursor_field))
+        for raw in fetch(self.soql, include_deleted=True, **kwargs):
+            mapped = map_chunk(raw.reindex(columns=columns), integration_id=self.integration.id,
+                               object_type=self.object_type, mappings=self.integration.mappings(self.object_type))
+            self.warnings.extend(mapped.warnings)
+            yield mapped.frame
+
+
+def plan_window(client: SalesforceClient, integration: IntegrationConfig, object_type: str, window: SyncWindow,
+                describes: Describes) -> WindowSync:
+    """Compile the window's SOQL (rules escaped, bounds with overlap) and pick REST or Bulk by a COUNT()."""
+    mappings = integration.mappings(object_type)
+    fields = select_fields(object_type, mappings, integration.cursor_field)
+    rules = integration.objects[object_type].sync_rules
+    rule_paths = tuple(rule.field for rule in rules.rules) if rules else ()
+    where = rules_to_where(rules, field_types(object_type, rule_paths, describes),
+                           integration_id=integration.id, object_type=object_type)
+    start, end = fetch_bounds(window.start, window.end, first_window=window.first, history=integration.history,
+                              overlap=integration.overlap)
+    soql = build_window_soql(object_type, fields, where, start, end, cursor_field=integration.cursor_field)
+    expected = client.count(build_count_soql(object_type, where, start, end, cursor_field=integration.cursor_field))
+    return WindowSync(integration, object_type, window, soql, expected > integration.bulk_threshold, expected, client)
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    counts: UpsertCounts
+    scrubbed: int
+    api_calls: int
+    duration_seconds: float
+    warnings: int
+
+
+def apply_window(store: AudienceStore, sync: WindowSync, *, run_id: str | None) -> WindowResult:
+    """Upsert the window chunk by chunk (each chunk one transaction, idempotent), log it, record success.
+
+    A full re-sync also marks deleted the stored records Salesforce no longer lists (hard deletes,
+    CampaignMembers, records that left the sync rules).
+    """
+    integration, object_type = sync.integration, sync.object_type
+    project = integration.project
+    calls_before = sync.client.api_calls
+    scan_id = f"{run_id or 'scan'}:{object_type}" if sync.window.full else None
+    counts = UpsertCounts()
+    for chunk in sync.chunks():
+        counts += store.upsert_users(project, integration.id, chunk, scan_id=scan_id)
+    scrubbed = 0
+    if scan_id:
+        scrubbed = store.mark_missing_deleted(project, integration.id, object_type, scan_id=scan_id,
+                                              scan_started_at=sync.window.end)
+        counts += UpsertCounts(deleted=scrubbed)
+    for warning in sync.warnings[:MAX_LOGGED_WARNINGS]:
+        log.warning("integration %r, %s: %s", integration.id, object_type, warning)
+    duration = time.monotonic() - sync.started
+    window = {"window_start": sync.window.start, "window_end": sync.window.end, "run_id": run_id}
+    for event, count in ((SyncEvent.RECORDS_IMPORTED, counts.imported), (SyncEvent.RECORDS_UPDATED, counts.updated),
+                         (SyncEvent.RECORDS_DELETED, counts.deleted)):
+        if count:
+            store.log_event(project, integration.id, event, object_type=object_type, count=count, **window)
+    store.log_event(project, integration.id, SyncEvent.SYNC_COMPLETED, object_type=object_type,
+                    count=counts.changed, duration_seconds=duration, **window,
+                    details={"skipped": counts.skipped, "warnings": len(sync.warnings), "bulk": sync.use_bulk})
+    store.record_success(integration.id, object_type, window_end=sync.window.end, counts=counts,
+                         at=datetime.now(UTC))
+    return WindowResult(counts, scrubbed, sync.client.api_calls - calls_before, duration, len(sync.warnings))

@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 
 
@@ -28,9 +29,22 @@ def _emulator_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sync(args: argparse.Namespace) -> int:
+    from salesforce_sync.commands.sync import run_sync
+    from salesforce_sync.config.loader import load_config
+
+    return run_sync(load_config(), args.integrations, full=args.full)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="salesforce-sync", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+
+    sync = commands.add_parser("sync", help="sync integrations now: every window not yet synced, one run each")
+    sync.add_argument("integrations", nargs="*", help="integration ids (default: all)")
+    sync.add_argument("--full", action="store_true", help="full re-sync: all windows in one query, and records "
+                                                          "Salesforce no longer lists are marked deleted")
+    sync.set_defaults(handler=_sync)
 
     emulator = commands.add_parser("emulator", help="run an emulated Salesforce org")
     emulator_commands = emulator.add_subparsers(dest="emulator_command", required=True)
@@ -50,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", category=Warning, module="dagster")
+    warnings.filterwarnings("ignore", message=".*(beta|preview|superseded).*")
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)

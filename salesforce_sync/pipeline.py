@@ -49,6 +49,7 @@ class WindowSync:
     use_bulk: bool
     expected: int
     client: SalesforceClient
+    calls_at_start: int = 0
     warnings: list[MappingWarning] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
@@ -66,8 +67,11 @@ class WindowSync:
 
 
 def plan_window(client: SalesforceClient, integration: IntegrationConfig, object_type: str, window: SyncWindow,
-                describes: Describes) -> WindowSync:
-    """Compile the window's SOQL (rules escaped, bounds with overlap) and pick REST or Bulk by a COUNT()."""
+                describes: Describes, *, calls_at_start: int | None = None) -> WindowSync:
+    """Compile the window's SOQL (rules escaped, bounds with overlap) and pick REST or Bulk by a COUNT().
+
+    `calls_at_start` is the client's API-call count when the sync began (preflight included)."""
+    calls = client.api_calls if calls_at_start is None else calls_at_start
     mappings = integration.mappings(object_type)
     fields = select_fields(object_type, mappings, integration.cursor_field)
     rules = integration.objects[object_type].sync_rules
@@ -78,7 +82,8 @@ def plan_window(client: SalesforceClient, integration: IntegrationConfig, object
                               overlap=integration.overlap)
     soql = build_window_soql(object_type, fields, where, start, end, cursor_field=integration.cursor_field)
     expected = client.count(build_count_soql(object_type, where, start, end, cursor_field=integration.cursor_field))
-    return WindowSync(integration, object_type, window, soql, expected > integration.bulk_threshold, expected, client)
+    return WindowSync(integration, object_type, window, soql, expected > integration.bulk_threshold, expected, client,
+                      calls)
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,6 @@ def apply_window(store: AudienceStore, sync: WindowSync, *, run_id: str | None) 
     """
     integration, object_type = sync.integration, sync.object_type
     project = integration.project
-    calls_before = sync.client.api_calls
     scan_id = f"{run_id or 'scan'}:{object_type}" if sync.window.full else None
     counts = UpsertCounts()
     for chunk in sync.chunks():
@@ -121,4 +125,4 @@ def apply_window(store: AudienceStore, sync: WindowSync, *, run_id: str | None) 
                     details={"skipped": counts.skipped, "warnings": len(sync.warnings), "bulk": sync.use_bulk})
     store.record_success(integration.id, object_type, window_end=sync.window.end, counts=counts,
                          at=datetime.now(UTC))
-    return WindowResult(counts, scrubbed, sync.client.api_calls - calls_before, duration, len(sync.warnings))
+    return WindowResult(counts, scrubbed, sync.client.api_calls - sync.calls_at_start, duration, len(sync.warnings))

@@ -33,6 +33,8 @@ class SalesforceHostAdapter(HTTPAdapter):
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         parts = urlsplit(request.url)
         if (parts.hostname or "").endswith("salesforce.com"):
+            # The Host header keeps the name the client addressed, so the emulator can tell login. from My Domain.
+            request.headers["Host"] = parts.netloc
             request.url = urlunsplit((self.target.scheme, self.target.netloc, parts.path, parts.query, ""))
         return super().send(request, **kwargs)
 

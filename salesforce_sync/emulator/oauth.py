@@ -14,11 +14,14 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import jwt
+from cryptography import x509
 
 from salesforce_sync.emulator.server import Request, Response, Router
 
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 LOGIN_AUDIENCES = ("https://login.salesforce.com", "https://test.salesforce.com")
+GENERIC_LOGIN_HOSTS = ("login.salesforce.com", "test.salesforce.com")  # no client_credentials here
+JWT_MAX_LIFETIME_SECONDS = 600  # Salesforce wants exp at most a few minutes ahead
 
 
 def oauth_error(error: str, description: str, status: int = 400) -> Response:
@@ -50,6 +53,11 @@ def _token_response(request: Request, access: str, *, scope: str, refresh: str |
     if refresh:
         body["refresh_token"] = refresh
     return Response.json(body)
+
+
+def _request_host(request: Request) -> str:
+    """The host the client addressed (the harness's adapter keeps it in the Host header), without the port."""
+    return request.headers.get("Host", "").rsplit(":", 1)[0].lower()
 
 
 def _client_credentials(request: Request, form: dict[str, str]) -> tuple[str, str | None]:
@@ -91,6 +99,8 @@ def token(request: Request) -> Response:
         access = request.org.issue_access_token(parent=refresh, scope=data.get("scope", "api refresh_token id"))
         return _token_response(request, access, scope=data.get("scope", "api refresh_token id"), refresh=rotated)
     if grant == "client_credentials":
+        if _request_host(request) in GENERIC_LOGIN_HOSTS:
+            return oauth_error("invalid_request", "request not supported on this domain")
         return _token_response(request, request.org.issue_access_token(scope="api"), scope="api")
     if grant == JWT_GRANT:
         return _jwt_bearer(request, form.get("assertion", ""))
@@ -113,26 +123,38 @@ def token(request: Request) -> Response:
 
 
 def _jwt_bearer(request: Request, assertion: str) -> Response:
+    """RS256 assertion signed by the connected app's certificate (or bare public key), checked on the org clock."""
     settings = request.org.settings
     if not settings.jwt_public_key_pem:
         return oauth_error("invalid_grant", "invalid assertion")
     try:
-        claims = jwt.decode(assertion, settings.jwt_public_key_pem, algorithms=["RS256"],
-                            options={"verify_aud": False, "require": ["iss", "sub", "aud", "exp"]})
-    except jwt.ExpiredSignatureError:
-        return oauth_error("invalid_grant", "expired authorization code")
-    except jwt.PyJWTError:
+        claims = jwt.decode(assertion, _verification_key(settings.jwt_public_key_pem), algorithms=["RS256"],
+                            options={"verify_aud": False, "verify_exp": False,
+                                     "require": ["iss", "sub", "aud", "exp"]})
+        expires = float(claims["exp"])  # simple-salesforce sends exp as a string of seconds
+    except (jwt.PyJWTError, ValueError, TypeError):
         return oauth_error("invalid_grant", "invalid assertion")
     audience = claims["aud"] if isinstance(claims["aud"], str) else (claims["aud"] or [""])[0]
     if audience.rstrip("/") not in (*LOGIN_AUDIENCES, request.server.base_url):
         return oauth_error("invalid_grant", "audience is invalid")
-    if claims["exp"] > time.time() + 600:
+    now = request.org.now_ms() / 1000
+    if expires <= now:
+        # Salesforce's own wording for an expired assertion.
+        return oauth_error("invalid_grant", "expired authorization code")
+    if expires > now + JWT_MAX_LIFETIME_SECONDS:
         return oauth_error("invalid_grant", "invalid assertion")
     if claims["iss"] != settings.client_id:
         return oauth_error("invalid_client_id", "client identifier invalid")
     if claims["sub"] != settings.username:
         return oauth_error("invalid_grant", "user hasn't approved this consumer")
     return _token_response(request, request.org.issue_access_token(scope="api"), scope="api", signed=False)
+
+
+def _verification_key(pem: str) -> Any:
+    """The public key of the connected app's uploaded certificate, or the PEM itself when it is a bare key."""
+    if "BEGIN CERTIFICATE" in pem:
+        return x509.load_pem_x509_certificate(pem.encode()).public_key()
+    return pem
 
 
 def _redirect_allowed(request: Request, redirect_uri: str) -> bool:

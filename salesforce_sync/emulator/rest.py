@@ -56,9 +56,10 @@ def register(router: Router) -> None:
 def versions(request: Request) -> Response:
     out = []
     for version in API_VERSIONS:
-        major = int(float(version))
-        season = RELEASE_NAMES[(major - 31) % 3]
-        year = 14 + (major - 31 + 1) // 3
+        # v31.0 was Summer '14, then three releases a year: Winter '15 (v32.0), Spring, Summer, ...
+        releases_since_winter_14 = int(float(version)) - 31 + 2
+        season = RELEASE_NAMES[releases_since_winter_14 % 3]
+        year = 14 + releases_since_winter_14 // 3
         out.append({"label": f"{season} '{year:02d}", "url": f"/services/data/v{version}", "version": version})
     return Response.json(out)
 

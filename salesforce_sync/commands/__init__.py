@@ -1,0 +1,1 @@
+"""What the CLI's commands do, apart from argument parsing."""

@@ -1,0 +1,122 @@
+"""`salesforce-sync sync`: run integrations' sync jobs in this process on a local Dagster instance,
+over every window not yet synced (one run and one query per object), and print what was synced."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from salesforce_sync.config.models import IntegrationConfig, SyncConfig
+from salesforce_sync.config.status import missing_settings
+from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG
+from salesforce_sync.dagster_defs.definitions import build_definitions, store_resource, sync_job_name
+from salesforce_sync.salesforce.connection import sync_home
+
+LOCAL_INSTANCE_YAML = """\
+# Local Dagster instance of salesforce-sync (SQLite storage). `dagster dev` shows its runs when
+# started with DAGSTER_HOME pointing at this folder.
+telemetry:
+  enabled: false
+concurrency:
+  runs:
+    tag_concurrency_limits:
+      - key: salesforce_sync/integration
+        limit: 1
+        value:
+          applyLimitPerUniqueValue: true
+"""
+
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def local_instance() -> dg.DagsterInstance:
+    """DAGSTER_HOME's instance when set, else a persistent one under the sync home."""
+    if os.environ.get("DAGSTER_HOME"):
+        return dg.DagsterInstance.get()
+    home = sync_home() / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(LOCAL_INSTANCE_YAML)
+    return dg.DagsterInstance.from_config(str(home))
+
+
+def window_range(integration: IntegrationConfig, partitions: dg.TimeWindowPartitionsDefinition, *,
+                 full: bool) -> tuple[str, str] | None:
+    """First and last partition keys to run: all windows for a full re-sync or a first sync, else the
+    windows from the last successfully synced one on."""
+    last = partitions.get_last_partition_key()
+    if last is None:
+        return None
+    first = partitions.get_first_partition_key()
+    if full:
+        return first, last
+    store = store_resource().open()
+    try:
+        ends = [state.last_success_window_end for state in store.states(integration.id)
+                if state.object_type in integration.object_types]
+    finally:
+        store.close()
+    if len(ends) < len(integration.object_types) or any(end is None for end in ends):
+        return first, last
+    resume = min(ends)
+    if resume >= partitions.time_window_for_partition_key(last).end:
+        return None
+    start_key = partitions.get_partition_key_for_timestamp(resume.timestamp())
+    return start_key, last
+
+
+def run_sync(config: SyncConfig, integration_ids: list[str], *, full: bool) -> int:
+    defs = build_definitions(config)
+    instance = local_instance()
+    chosen = [config.integration(i) for i in integration_ids] if integration_ids else list(config.integrations)
+    failures = 0
+    for integration in chosen:
+        missing = missing_settings(integration)
+        if missing:
+            print(f"{integration.id}: Incomplete, not synced: {'; '.join(missing)}")
+            continue
+        if not integration.active:
+            print(f"{integration.id}: Inactive (active: false), not synced")
+            continue
+        job = defs.resolve_job_def(sync_job_name(integration.id))
+        span = window_range(integration, job.partitions_def, full=full)
+        if span is None:
+            print(f"{integration.id}: up to date, no complete window to sync yet")
+            continue
+        tags = {"dagster/asset_partition_range_start": span[0], "dagster/asset_partition_range_end": span[1],
+                INTEGRATION_TAG: integration.id}
+        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False, run_config=QUIET)
+        print(f"{integration.id}: {'full re-sync' if full else 'sync'} of windows {span[0]} .. {span[1]} "
+              f"({'succeeded' if result.success else 'FAILED'}, run {result.run_id})")
+        _print_summary(result)
+        failures += not result.success
+    store = store_resource().open()
+    try:
+        counts = store.user_counts()
+        where = store.url.render_as_string(hide_password=True)
+    finally:
+        store.close()
+    print(f"\naudience store {where} now holds:\n" + (counts.to_string(index=False) if len(counts) else "nobody yet"))
+    return 1 if failures else 0
+
+
+def _print_summary(result: dg.ExecuteInProcessResult) -> None:
+    seen = set()
+    for event in result.get_asset_materialization_events():
+        materialization = event.materialization
+        key = "/".join(materialization.asset_key.path)
+        if key in seen:
+            continue
+        seen.add(key)
+        meta = {k: v.value for k, v in materialization.metadata.items()}
+        print(f"  {key}: {meta['records_imported']} imported, {meta['records_updated']} updated, "
+              f"{meta['records_deleted']} deleted, {meta['records_skipped']} unchanged via {meta['api']} "
+              f"({meta['api_calls']} API calls, {meta['duration_seconds']} s)")
+    for event in result.all_events:
+        if event.is_step_failure:
+            print(f"  step {event.step_key} failed: {event.step_failure_data.error.message.strip()}")
+
+

@@ -1,0 +1,530 @@
+"""Typed model of `integrations.yaml`: which Salesforce orgs feed which project, and how.
+
+The models only validate; they never read files or environment variables (see `loader` and
+`secrets`). Integrations that are still being set up (no connection, objects, rules or mappings yet)
+load fine: `status.integration_status` reports them as Incomplete instead of failing the whole file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from salesforce_sync.config.errors import FieldProblem
+from salesforce_sync.config.schedule import (
+    MANUAL,
+    Frequency,
+    frequency_problem,
+    partition_cron,
+    window_minutes,
+)
+
+ObjectType = Literal["Lead", "Contact", "CampaignMember"]
+OBJECT_TYPES: tuple[ObjectType, ...] = get_args(ObjectType)
+
+Operator = Literal[
+    "equals", "not_equals", "contains", "not_contains", "starts_with", "ends_with",
+    "greater_than", "less_than", "is_set", "is_not_set",
+]
+OPERATORS: tuple[Operator, ...] = get_args(Operator)
+VALUELESS_OPERATORS: frozenset[str] = frozenset({"is_set", "is_not_set"})
+
+PropertyType = Literal["string", "number", "boolean", "date", "array"]
+PROPERTY_TYPES: tuple[PropertyType, ...] = get_args(PropertyType)
+
+AuthMethod = Literal["refresh_token", "jwt_bearer", "client_credentials", "password"]
+HistoryMode = Literal["historical_and_forward", "historical_only", "forward_only"]
+CursorField = Literal["LastModifiedDate", "SystemModstamp"]
+EnvironmentKind = Literal["production", "sandbox", "my_domain", "url", "emulator"]
+
+PRODUCTION_LOGIN_URL = "https://login.salesforce.com"
+SANDBOX_LOGIN_URL = "https://test.salesforce.com"
+
+OPT_OUT_PROPERTY = "unsubscribed"
+#: The audience store's own person columns and the property type each must be fed with.
+STORE_COLUMN_TYPES: dict[str, PropertyType] = {
+    "email": "string", "first_name": "string", "last_name": "string", "phone": "string",
+    OPT_OUT_PROPERTY: "boolean",
+}
+#: Store-chunk columns the sync fills itself; no mapping may target them.
+RESERVED_PROPERTIES: frozenset[str] = frozenset(
+    {"external_id", "salesforce_id", "object_type", "properties", "deleted", "sf_modified_at"}
+)
+
+_IDENTIFIER = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_FIELD_PATH = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*){0,4}")
+_PROPERTY_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+_ENV_VAR_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
+_HOST = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+")
+_MY_DOMAIN_SUFFIX = ".my.salesforce.com"
+
+
+def _identifier(value: str) -> str:
+    if not _IDENTIFIER.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid id: use 1-40 lowercase letters, digits and underscores, "
+            "starting with a letter (it becomes part of external ids)"
+        )
+    return value
+
+
+def _field_path(value: str) -> str:
+    if not _FIELD_PATH.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a Salesforce field API name or relationship path (e.g. Email, Account.Name)"
+        )
+    return value
+
+
+def _property_name(value: str) -> str:
+    if not _PROPERTY_NAME.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid property name: use lowercase letters, digits and underscores, "
+            "starting with a letter"
+        )
+    if value in RESERVED_PROPERTIES:
+        raise ValueError(f"{value!r} is filled by the sync itself and cannot be a mapping target")
+    return value
+
+
+def _env_var_name(value: str) -> str:
+    # The value may be a pasted secret: never echo it back.
+    if not _ENV_VAR_NAME.fullmatch(value):
+        raise ValueError(
+            "does not look like an environment variable name (UPPER_SNAKE_CASE); give the NAME of the "
+            "variable that holds the secret, never the secret itself (value not shown)"
+        )
+    return value
+
+
+Identifier = Annotated[str, AfterValidator(_identifier)]
+FieldPath = Annotated[str, AfterValidator(_field_path)]
+PropertyName = Annotated[str, AfterValidator(_property_name)]
+EnvVarName = Annotated[str, AfterValidator(_env_var_name)]
+RuleValue = str | int | float | bool | date | datetime | None
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _resolve_path(value: Path | None, info: ValidationInfo) -> Path | None:
+    """Relative file paths in the config are relative to the config file's folder."""
+    if value is None or value.is_absolute():
+        return value
+    base_dir = (info.context or {}).get("base_dir")
+    return Path(base_dir) / value if base_dir else value
+
+
+class Project(_Model):
+    """A project of the marketing tool; integrations feed people into one project's audience."""
+
+    id: Identifier
+    name: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_id(cls, data: Any) -> Any:
+        return {"id": data} if isinstance(data, str) else data
+
+
+class EmulatorOptions(_Model):
+    """Size and persistence of the embedded emulated org (`environment: emulator`)."""
+
+    seed: int = 7
+    leads: int = Field(2000, ge=0)
+    contacts: int = Field(1000, ge=0)
+    campaign_members: int = Field(500, ge=0)
+    state_file: Path | None = None
+
+    _resolve_state_file = field_validator("state_file")(_resolve_path)
+
+
+_INLINE_SECRET_KEYS = frozenset({
+    "client_id", "client_secret", "consumer_key", "consumer_secret", "refresh_token", "access_token",
+    "password", "security_token", "private_key", "private_key_file", "token", "secret",
+})
+
+_AUTH_ALLOWED: dict[str, frozenset[str]] = {
+    "refresh_token": frozenset({"client_id_env", "client_secret_env", "refresh_token_env"}),
+    "jwt_bearer": frozenset({"client_id_env", "username_env", "username", "private_key_env", "private_key_file_env"}),
+    "client_credentials": frozenset({"client_id_env", "client_secret_env"}),
+    "password": frozenset({"username_env", "password_env", "security_token_env", "client_id_env", "client_secret_env"}),
+}
+_AUTH_FIELDS: frozenset[str] = frozenset().union(*_AUTH_ALLOWED.values())
+_AUTH_REQUIRED: dict[str, tuple[str, ...]] = {
+    "refresh_token": ("client_id_env", "refresh_token_env"),
+    "jwt_bearer": ("client_id_env",),
+    "client_credentials": ("client_id_env", "client_secret_env"),
+    "password": ("username_env", "password_env"),
+}
+
+
+class AuthConfig(_Model):
+    """How to log in. Secrets are only ever NAMES of environment variables, read at run time.
+
+    - refresh_token: client_id_env, refresh_token_env, optional client_secret_env
+    - jwt_bearer: client_id_env, username or username_env, private_key_env or private_key_file_env
+    - client_credentials: client_id_env, client_secret_env (My Domain or explicit URL only)
+    - password: username_env, password_env, optional security_token_env, and optionally
+      client_id_env + client_secret_env together (OAuth password flow instead of SOAP login)
+    """
+
+    method: AuthMethod
+    client_id_env: EnvVarName | None = None
+    client_secret_env: EnvVarName | None = None
+    refresh_token_env: EnvVarName | None = None
+    username_env: EnvVarName | None = None
+    username: str | None = None
+    password_env: EnvVarName | None = None
+    security_token_env: EnvVarName | None = None
+    private_key_env: EnvVarName | None = None
+    private_key_file_env: EnvVarName | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_secrets(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in data:
+                if key in _INLINE_SECRET_KEYS:
+                    raise FieldProblem(
+                        key,
+                        "inline secrets are not allowed: put the value in an environment variable and "
+                        f"give its name as {key}_env (value not shown)",
+                    )
+        return data
+
+    @field_validator("username")
+    @classmethod
+    def _username_is_a_login(cls, value: str | None) -> str | None:
+        if value is not None and "@" not in value:
+            raise ValueError("a Salesforce username looks like an email address (value not shown)")
+        return value
+
+    @model_validator(mode="after")
+    def _fits_method(self) -> AuthConfig:
+        allowed = _AUTH_ALLOWED[self.method]
+        unused = sorted(name for name in _AUTH_FIELDS - allowed if getattr(self, name) is not None)
+        if unused:
+            raise FieldProblem(unused[0], f"is not used by method '{self.method}' (it takes {', '.join(sorted(allowed))})")
+        for name in _AUTH_REQUIRED[self.method]:
+            if getattr(self, name) is None:
+                raise FieldProblem(name, f"is required for method '{self.method}'")
+        if self.method == "jwt_bearer":
+            _exactly_one(self, "username", "username_env")
+            _exactly_one(self, "private_key_env", "private_key_file_env")
+        if self.method == "password" and (self.client_id_env is None) != (self.client_secret_env is None):
+            raise FieldProblem(
+                "client_secret_env" if self.client_secret_env is None else "client_id_env",
+                "method 'password' takes client_id_env and client_secret_env together (OAuth) or neither (SOAP login)",
+            )
+        return self
+
+
+def _exactly_one(auth: AuthConfig, first: str, second: str) -> None:
+    if (getattr(auth, first) is None) == (getattr(auth, second) is None):
+        raise FieldProblem(first, f"method '{auth.method}' needs exactly one of {first} and {second}")
+
+
+class SyncRule(_Model):
+    """One filter on a Salesforce field; `value` is required except for is_set / is_not_set."""
+
+    field: FieldPath
+    operator: Operator
+    value: RuleValue = None
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _scalar(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple, dict, set)):
+            raise ValueError(f"{value!r} is not a single value (text, number, boolean, date or datetime)")
+        return value
+
+    @model_validator(mode="after")
+    def _value_fits_operator(self) -> SyncRule:
+        if self.operator in VALUELESS_OPERATORS and self.value is not None:
+            raise FieldProblem("value", f"operator '{self.operator}' takes no value, got {self.value!r}")
+        if self.operator not in VALUELESS_OPERATORS and (self.value is None or self.value == ""):
+            raise FieldProblem("value", f"operator '{self.operator}' needs a value")
+        return self
+
+
+class SyncRules(_Model):
+    """Which records sync: all rules (`match: all`, AND) or any (`match: any`, OR); `rules: []` = all records."""
+
+    match: Literal["all", "any"] = "all"
+    rules: tuple[SyncRule, ...]
+
+
+class FieldMapping(_Model):
+    """Salesforce field (or relationship path) -> store property of a given type.
+
+    In YAML `field` is one path or a list of paths; a list takes the first non-null value, which is
+    how CampaignMember reads the opt-out through its Lead or Contact.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True, validate_by_alias=True)
+
+    fields: tuple[FieldPath, ...] = Field(alias="field", min_length=1)
+    property: PropertyName
+    type: PropertyType
+
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _one_or_more_paths(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+
+def default_mappings(object_type: ObjectType) -> tuple[FieldMapping, ...]:
+    """Mappings every object has unless a configured mapping targets the same property."""
+    opt_out_fields = (
+        ("Lead.HasOptedOutOfEmail", "Contact.HasOptedOutOfEmail")
+        if object_type == "CampaignMember" else ("HasOptedOutOfEmail",)
+    )
+    return (
+        FieldMapping(fields=("Email",), property="email", type="string"),
+        FieldMapping(fields=("FirstName",), property="first_name", type="string"),
+        FieldMapping(fields=("LastName",), property="last_name", type="string"),
+        FieldMapping(fields=("Phone",), property="phone", type="string"),
+        FieldMapping(fields=opt_out_fields, property=OPT_OUT_PROPERTY, type="boolean"),
+    )
+
+
+def effective_mappings(
+    object_type: ObjectType, configured: tuple[FieldMapping, ...] | None
+) -> tuple[FieldMapping, ...]:
+    """Defaults not overridden (by property), then the configured mappings in file order."""
+    overridden = {m.property for m in configured or ()}
+    defaults = tuple(m for m in default_mappings(object_type) if m.property not in overridden)
+    return defaults + tuple(configured or ())
+
+
+class ObjectConfig(_Model):
+    """Per-object settings; either key may be absent while the integration is being set up."""
+
+    sync_rules: SyncRules | None = None
+    field_mappings: tuple[FieldMapping, ...] | None = None
+
+    @model_validator(mode="after")
+    def _mappings_consistent(self) -> ObjectConfig:
+        counts = Counter(m.property for m in self.field_mappings or ())
+        for index, mapping in enumerate(self.field_mappings or ()):
+            if counts[mapping.property] > 1:
+                raise FieldProblem(("field_mappings", index, "property"),
+                                   f"property '{mapping.property}' is mapped more than once")
+            required = STORE_COLUMN_TYPES.get(mapping.property)
+            if required is not None and mapping.type != required:
+                what = "the opt-out property" if mapping.property == OPT_OUT_PROPERTY else "store column"
+                raise FieldProblem(("field_mappings", index, "type"),
+                                   f"{what} '{mapping.property}' must be of type {required}, not {mapping.type}")
+        return self
+
+
+def classify_environment(value: str) -> tuple[EnvironmentKind, str | None]:
+    """(kind, login URL) of an `environment` value; the emulator's URL is only known when it runs."""
+    lowered = value.strip().lower()
+    if lowered == "production":
+        return "production", PRODUCTION_LOGIN_URL
+    if lowered == "sandbox":
+        return "sandbox", SANDBOX_LOGIN_URL
+    if lowered == "emulator":
+        return "emulator", None
+    if lowered.startswith("http://"):
+        raise ValueError(f"{value!r}: Salesforce logins need https://, not http://")
+    if lowered.startswith("https://"):
+        parts = urlsplit(value.strip())
+        if not parts.hostname or parts.query or parts.fragment or parts.path not in ("", "/"):
+            raise ValueError(f"{value!r} is not a login URL: give scheme, host and optional port only")
+        return "url", f"https://{parts.netloc}"
+    if _HOST.fullmatch(lowered) and lowered.endswith(_MY_DOMAIN_SUFFIX):
+        return "my_domain", f"https://{lowered}"
+    raise ValueError(
+        f"{value!r} is not production, sandbox, emulator, a My Domain host (acme.my.salesforce.com, "
+        "acme--uat.sandbox.my.salesforce.com) or an https:// login URL"
+    )
+
+
+def _as_utc_datetime(value: Any) -> Any:
+    """Dates mean midnight UTC; naive datetimes are taken as UTC; aware ones are converted to UTC."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = datetime.fromisoformat(text) if "T" in text or " " in text else date.fromisoformat(text)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a date (2026-11-20) or datetime (2026-11-20T06:00:00Z)"
+            ) from None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    if isinstance(value, date):
+        return datetime.combine(value, time(0), tzinfo=timezone.utc)
+    raise ValueError(f"{value!r} is not a date (2026-11-20) or datetime (2026-11-20T06:00:00Z)")
+
+
+class IntegrationConfig(_Model):
+    """One Salesforce org feeding one project.
+
+    `history`: historical_and_forward (default) reads everything before the first window, then keeps
+    in step; historical_only does that first read but schedules nothing after it; forward_only only
+    reads records modified since `start`. `start` is required: a moving default would shift the
+    partition windows every day.
+    """
+
+    id: Identifier
+    project: Identifier
+    environment: str | None = None
+    ca_file: Path | None = None
+    emulator: EmulatorOptions | None = None
+    auth: AuthConfig | None = None
+    objects: dict[ObjectType, ObjectConfig] = Field(default_factory=dict)
+    frequency: Frequency = 60
+    history: HistoryMode = "historical_and_forward"
+    start: datetime
+    active: bool = True
+    overlap_minutes: int = Field(10, ge=0, le=1440)
+    cursor_field: CursorField = "LastModifiedDate"
+    bulk_threshold: int = Field(10_000, ge=0)
+
+    _resolve_ca_file = field_validator("ca_file")(_resolve_path)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _emulator_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            environment = data.get("environment")
+            if isinstance(environment, str) and environment.strip().lower() == "emulator" and data.get("emulator") is None:
+                data = {**data, "emulator": {}}
+            if isinstance(data.get("objects"), dict):
+                data = {**data, "objects": {k: ({} if v is None else v) for k, v in data["objects"].items()}}
+            elif data.get("objects") is None and "objects" in data:
+                data = {**data, "objects": {}}
+        return data
+
+    @field_validator("environment")
+    @classmethod
+    def _known_environment(cls, value: str | None) -> str | None:
+        if value is not None:
+            classify_environment(value)
+        return value
+
+    @field_validator("frequency", mode="before")
+    @classmethod
+    def _whole_windows(cls, value: Any) -> Any:
+        if value == MANUAL:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(frequency_problem(value))
+        window_minutes(value)
+        return value
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _utc_start(cls, value: Any) -> Any:
+        return _as_utc_datetime(value)
+
+    @model_validator(mode="after")
+    def _connection_consistent(self) -> IntegrationConfig:
+        kind = self.environment_kind
+        if self.ca_file is not None and kind != "url":
+            raise FieldProblem("ca_file", "is only used with an explicit https:// login URL environment")
+        if self.emulator is not None and kind != "emulator":
+            raise FieldProblem("emulator", "options are only used with environment: emulator")
+        if self.auth is not None and self.auth.method == "client_credentials" and kind in ("production", "sandbox"):
+            raise FieldProblem(
+                ("auth", "method"),
+                f"client_credentials is refused by {self.login_url}; use the org's My Domain host "
+                "(acme.my.salesforce.com) or an explicit login URL as environment",
+            )
+        return self
+
+    @property
+    def environment_kind(self) -> EnvironmentKind | None:
+        return None if self.environment is None else classify_environment(self.environment)[0]
+
+    @property
+    def login_url(self) -> str | None:
+        """Where to log in; None for the embedded emulator (its URL exists only once it runs)."""
+        return None if self.environment is None else classify_environment(self.environment)[1]
+
+    @property
+    def allows_client_credentials(self) -> bool:
+        """Salesforce accepts client_credentials only on a My Domain; explicit URLs and the emulator are one."""
+        return self.environment_kind in ("my_domain", "url", "emulator")
+
+    @property
+    def object_types(self) -> tuple[ObjectType, ...]:
+        """Configured objects in canonical order (Lead, Contact, CampaignMember)."""
+        return tuple(o for o in OBJECT_TYPES if o in self.objects)
+
+    def mappings(self, object_type: ObjectType) -> tuple[FieldMapping, ...]:
+        """Effective field mappings of one object: defaults plus configured ones."""
+        configured = self.objects[object_type].field_mappings if object_type in self.objects else None
+        return effective_mappings(object_type, configured)
+
+    @property
+    def window_minutes(self) -> int:
+        return window_minutes(self.frequency)
+
+    def partition_cron(self) -> str:
+        return partition_cron(self.frequency)
+
+    @property
+    def overlap(self) -> timedelta:
+        return timedelta(minutes=self.overlap_minutes)
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether new windows should run on a schedule (manual and historical_only ones never do)."""
+        return self.active and self.frequency != MANUAL and self.history != "historical_only"
+
+
+class SyncConfig(_Model):
+    """The whole file: declared projects and the integrations feeding them."""
+
+    projects: tuple[Project, ...]
+    integrations: tuple[IntegrationConfig, ...] = ()
+
+    @field_validator("projects")
+    @classmethod
+    def _some_project(cls, value: tuple[Project, ...]) -> tuple[Project, ...]:
+        if not value:
+            raise ValueError("declare at least one project")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_null_lists(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "integrations" in data and data["integrations"] is None:
+            data = {**data, "integrations": ()}
+        return data
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> SyncConfig:
+        seen_projects: set[str] = set()
+        for index, project in enumerate(self.projects):
+            if project.id in seen_projects:
+                raise FieldProblem(("projects", index, "id"), f"project '{project.id}' is declared twice")
+            seen_projects.add(project.id)
+        seen_integrations: set[str] = set()
+        for index, integration in enumerate(self.integrations):
+            if integration.id in seen_integrations:
+                raise FieldProblem(("integrations", index, "id"), f"integration id '{integration.id}' is used twice")
+            seen_integrations.add(integration.id)
+            if integration.project not in seen_projects:
+                raise FieldProblem(
+                    ("integrations", index, "project"),
+                    f"'{integration.project}' is not a declared project (declared: {', '.join(sorted(seen_projects))})",
+                )
+        return self
+
+    def integration(self, integration_id: str) -> IntegrationConfig:
+        for integration in self.integrations:
+            if integration.id == integration_id:
+                return integration
+        raise KeyError(f"no integration '{integration_id}' (configured: {', '.join(i.id for i in self.integrations)})")

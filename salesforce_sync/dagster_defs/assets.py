@@ -1,0 +1,94 @@
+"""One asset per (integration, object), partitioned by sync window."""
+
+import dagster as dg
+
+from salesforce_sync.config.models import IntegrationConfig
+from salesforce_sync.config.status import missing_settings
+from salesforce_sync.dagster_defs.resources import AudienceStoreResource, SalesforceResource
+from salesforce_sync.health import SyncBlocked, preflight
+from salesforce_sync.pipeline import SyncWindow, WindowSync, plan_window
+from salesforce_sync.store import OrgAlreadyRegisteredError, SyncEvent
+
+INTEGRATION_TAG = "salesforce_sync/integration"
+PARTITION_FORMAT = "%Y-%m-%d-%H:%M"
+
+
+def asset_key(integration_id: str, object_type: str) -> dg.AssetKey:
+    return dg.AssetKey(["salesforce", integration_id, object_type])
+
+
+def sync_partitions(integration: IntegrationConfig) -> dg.TimeWindowPartitionsDefinition:
+    """Windows of the integration's frequency from its start; only complete windows exist."""
+    return dg.TimeWindowPartitionsDefinition(cron_schedule=integration.partition_cron(), start=integration.start,
+                                             fmt=PARTITION_FORMAT, timezone="UTC")
+
+
+def sync_window(context: dg.AssetExecutionContext, partitions: dg.TimeWindowPartitionsDefinition) -> SyncWindow:
+    """The run's window (a single-run backfill spans its whole range); first/full decided by its ends."""
+    window = context.partition_time_window
+    first = window.start.timestamp() <= partitions.start.timestamp()
+    last_key = partitions.get_last_partition_key()
+    last_end = partitions.time_window_for_partition_key(last_key).end if last_key else window.end
+    return SyncWindow(window.start, window.end, first=first, full=first and window.end.timestamp() >= last_end.timestamp())
+
+
+def build_object_asset(integration: IntegrationConfig, object_type: str,
+                       partitions: dg.TimeWindowPartitionsDefinition) -> dg.AssetsDefinition:
+    missing = missing_settings(integration)
+    description = (f"Salesforce {object_type} records of integration `{integration.id}` (project "
+                   f"`{integration.project}`), upserted into the audience store by sync window.")
+    if missing:
+        description += " **Incomplete**: " + "; ".join(missing)
+
+    @dg.asset(
+        key=asset_key(integration.id, object_type),
+        group_name=integration.id,
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        io_manager_key="audience_store_io",
+        kinds={"salesforce", "python"},
+        pool=f"salesforce_{integration.id}",
+        tags={INTEGRATION_TAG: integration.id},
+        description=description,
+        metadata={"project": integration.project, "object_type": object_type,
+                  "frequency_minutes": integration.window_minutes, "history": integration.history},
+    )
+    def sync_object(context: dg.AssetExecutionContext, salesforce: SalesforceResource,
+                    audience_store: AudienceStoreResource) -> WindowSync:
+        if missing:
+            raise dg.Failure(f"integration {integration.id!r} is Incomplete and does not sync: " + "; ".join(missing))
+        if not integration.active:
+            raise dg.Failure(f"integration {integration.id!r} is Inactive (active: false) and does not sync")
+        window = sync_window(context, partitions)
+        store = audience_store.open()
+        try:
+            store.log_event(integration.project, integration.id, SyncEvent.SYNC_STARTED, object_type=object_type,
+                            window_start=window.start, window_end=window.end, run_id=context.run_id)
+            client = salesforce.client(integration)
+            calls_at_start = client.api_calls
+            org_id = client.identity()["organization_id"]
+            store.register_org(org_id, integration.project, integration.id)
+            describes = preflight(client, integration, object_type)
+            return plan_window(client, integration, object_type, window, describes, calls_at_start=calls_at_start)
+        except (SyncBlocked, OrgAlreadyRegisteredError) as err:
+            _record_failure(store, integration, object_type, window, context.run_id, str(err))
+            raise dg.Failure(str(err)) from None
+        except Exception as err:
+            _record_failure(store, integration, object_type, window, context.run_id, str(err))
+            raise
+        finally:
+            store.close()
+
+    return sync_object
+
+
+def _record_failure(store, integration: IntegrationConfig, object_type: str, window: SyncWindow, run_id: str,
+                    error: str) -> None:
+    store.log_event(integration.project, integration.id, SyncEvent.SYNC_FAILED, object_type=object_type,
+                    window_start=window.start, window_end=window.end, run_id=run_id, message=error)
+    store.record_failure(integration.id, object_type, error=error)
+
+
+def build_integration_assets(integration: IntegrationConfig) -> list[dg.AssetsDefinition]:
+    partitions = sync_partitions(integration)
+    return [build_object_asset(integration, object_type, partitions) for object_type in integration.object_types]

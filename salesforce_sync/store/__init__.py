@@ -1,0 +1,35 @@
+"""The audience store: synced Salesforce people, the sync log, the org registry and integration state.
+
+All SQL for the store lives in this package; everything else uses AudienceStore.
+"""
+
+from salesforce_sync.store.audience_store import USER_COLUMNS, AudienceStore
+from salesforce_sync.store.chunks import CHUNK_COLUMNS, external_ids
+from salesforce_sync.store.errors import OrgAlreadyRegisteredError, StoreInputError
+from salesforce_sync.store.models import (
+    IntegrationState,
+    IntegrationStatus,
+    OrgRegistration,
+    SyncEvent,
+    SyncLogEntry,
+    UpsertCounts,
+)
+from salesforce_sync.store.org_ids import canonical_org_id
+from salesforce_sync.store.urls import normalize_store_url
+
+__all__ = [
+    "CHUNK_COLUMNS",
+    "USER_COLUMNS",
+    "AudienceStore",
+    "IntegrationState",
+    "IntegrationStatus",
+    "OrgAlreadyRegisteredError",
+    "OrgRegistration",
+    "StoreInputError",
+    "SyncEvent",
+    "SyncLogEntry",
+    "UpsertCounts",
+    "canonical_org_id",
+    "external_ids",
+    "normalize_store_url",
+]

@@ -1,0 +1,566 @@
+"""The audience store: synced people, the sync log, the org registry and integration state, on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from operator import index
+from typing import Any, TypeVar
+
+import pandas as pd
+from sqlalchemy import (
+    Connection,
+    Engine,
+    ColumnElement,
+    Row,
+    Table,
+    literal,
+    case,
+    create_engine,
+    event,
+    false,
+    func,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL
+
+from salesforce_sync.store import postgres_upsert, sqlite_upsert
+from salesforce_sync.store.chunks import external_ids, prepare_chunk
+from salesforce_sync.store.errors import OrgAlreadyRegisteredError, StoreInputError
+from salesforce_sync.store.models import (
+    IntegrationState,
+    IntegrationStatus,
+    OrgRegistration,
+    SyncEvent,
+    SyncLogEntry,
+    UpsertCounts,
+)
+from salesforce_sync.store.org_ids import canonical_org_id
+from salesforce_sync.store.schema import (
+    INTEGRATION_LEVEL,
+    UtcDateTime,
+    audience_users,
+    integration_state,
+    metadata,
+    salesforce_orgs,
+    sync_log,
+)
+from salesforce_sync.store.urls import normalize_store_url
+
+_Choice = TypeVar("_Choice", SyncEvent, IntegrationStatus)
+
+_SQLITE_BUSY_TIMEOUT_SECONDS = 60
+_SCHEMA_LOCK_KEY = 0x5A1E5F0
+"""PostgreSQL advisory lock taken while creating tables, so concurrent create_schema calls do not race."""
+
+USER_COLUMNS = (
+    "project",
+    "external_id",
+    "integration_id",
+    "object_type",
+    "salesforce_id",
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "properties",
+    "unsubscribed",
+    "deleted",
+    "deleted_at",
+    "sf_modified_at",
+    "first_synced_at",
+    "last_synced_at",
+)
+
+
+class AudienceStore:
+    """All reads and writes of the audience store go through here; no other module holds SQL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalize_store_url(url)
+        self._is_sqlite = self.url.get_backend_name() == "sqlite"
+        self._engine = _sqlite_engine(self.url) if self._is_sqlite else _postgres_engine(self.url)
+
+    def __repr__(self) -> str:
+        return f"AudienceStore({self.url.render_as_string(hide_password=True)!r})"
+
+    def __enter__(self) -> AudienceStore:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self._engine.dispose()
+
+    def create_schema(self) -> None:
+        """Create any missing tables and indexes; safe to call on every start, from several processes."""
+        with self._engine.begin() as connection:
+            if not self._is_sqlite:
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+            metadata.create_all(connection, checkfirst=True)
+
+    # ---- audience users -------------------------------------------------------------------------
+
+    def upsert_users(
+        self, project: str, integration_id: str, chunk: pd.DataFrame, *, scan_id: str | None = None
+    ) -> UpsertCounts:
+        """Insert new people and apply strictly newer versions of known ones, in one transaction.
+
+        A rerun of the same chunk changes nothing. With scan_id (a full re-sync), every key in the
+        chunk is also stamped as listed by that scan, for mark_missing_deleted.
+        """
+        _require_name("project", project)
+        _require_name("integration_id", integration_id)
+        prepared = prepare_chunk(integration_id, chunk)
+        if prepared.rows.empty:
+            return UpsertCounts()
+        backend = sqlite_upsert if self._is_sqlite else postgres_upsert
+        with self._engine.begin() as connection:
+            counts = backend.upsert_chunk(
+                connection, project, integration_id, prepared.rows, datetime.now(UTC), scan_id
+            )
+        return counts + UpsertCounts(duplicates=prepared.duplicates_dropped)
+
+    def mark_seen(
+        self, project: str, integration_id: str, object_type: str, salesforce_ids: Iterable[str], scan_id: str
+    ) -> int:
+        """Record that a full Id listing (scan scan_id) still contains these records; returns rows stamped.
+
+        Call once per page of Ids, then mark_missing_deleted: memory stays bounded by the page.
+        """
+        _require_name("project", project)
+        _require_name("integration_id", integration_id)
+        _require_name("object_type", object_type)
+        _require_name("scan_id", scan_id)
+        ids = pd.Series(list(salesforce_ids), dtype=object)
+        if ids.empty:
+            return 0
+        if not ids.map(lambda value: isinstance(value, str) and value != "").all():
+            raise StoreInputError(
+                f"integration {integration_id!r}, object {object_type!r}: salesforce_ids must be non-empty strings"
+            )
+        keys = external_ids(integration_id, pd.Series(object_type, index=ids.index), ids)
+        backend = sqlite_upsert if self._is_sqlite else postgres_upsert
+        with self._engine.begin() as connection:
+            return backend.stamp_scan(connection, project, keys, scan_id)
+
+    def mark_missing_deleted(
+        self, project: str, integration_id: str, object_type: str, *, scan_id: str, scan_started_at: datetime
+    ) -> int:
+        """Mark deleted every live record of this object that scan scan_id did not list; returns how many.
+
+        Catches hard deletes (emptied recycle bin, CampaignMember) that incremental syncs never see.
+        Records modified since scan_started_at are left alone: the listing may predate them.
+        """
+        _require_name("scan_id", scan_id)
+        _require_aware("scan_started_at", scan_started_at)
+        users = audience_users.c
+        now = datetime.now(UTC)
+        statement = (
+            update(audience_users)
+            .where(
+                *_users_of(project, integration_id, object_type),
+                users.deleted == false(),
+                or_(users.last_seen_scan.is_(None), users.last_seen_scan != scan_id),
+                users.sf_modified_at < scan_started_at,
+            )
+            .values(deleted=True, deleted_at=now, last_synced_at=now)
+        )
+        with self._engine.begin() as connection:
+            return connection.execute(statement).rowcount
+
+    def users(
+        self,
+        project: str,
+        integration_id: str | None = None,
+        object_type: str | None = None,
+        *,
+        include_deleted: bool = True,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Stored people as a DataFrame (USER_COLUMNS), ordered by external_id; for inspection, not bulk export."""
+        users = audience_users.c
+        if object_type is not None and integration_id is None:
+            raise StoreInputError(f"users(): object_type {object_type!r} needs an integration_id too")
+        query = select(*(users[name] for name in USER_COLUMNS)).where(*_users_of(project, integration_id, object_type))
+        if not include_deleted:
+            query = query.where(users.deleted == false())
+        query = query.order_by(users.external_id).limit(limit)
+        with self._engine.connect() as connection:
+            frame = pd.DataFrame(connection.execute(query).all(), columns=list(USER_COLUMNS))
+        for column in ("deleted_at", "sf_modified_at", "first_synced_at", "last_synced_at"):
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+        frame["deleted"] = frame["deleted"].astype(bool)
+        frame["unsubscribed"] = frame["unsubscribed"].astype("boolean")
+        return frame
+
+    def user_counts(self, project: str | None = None) -> pd.DataFrame:
+        """People per project, integration and object: columns users, live, deleted."""
+        users = audience_users.c
+        deleted_count = func.sum(case((users.deleted == true(), 1), else_=0))
+        query = (
+            select(users.project, users.integration_id, users.object_type, func.count().label("users"), deleted_count.label("deleted"))
+            .group_by(users.project, users.integration_id, users.object_type)
+            .order_by(users.project, users.integration_id, users.object_type)
+        )
+        if project is not None:
+            query = query.where(users.project == project)
+        with self._engine.connect() as connection:
+            frame = pd.DataFrame(
+                connection.execute(query).all(), columns=["project", "integration_id", "object_type", "users", "deleted"]
+            )
+        frame[["users", "deleted"]] = frame[["users", "deleted"]].astype("int64")
+        frame.insert(4, "live", frame["users"] - frame["deleted"])
+        return frame
+
+    # ---- sync log -------------------------------------------------------------------------------
+
+    def log_event(
+        self,
+        project: str,
+        integration_id: str,
+        event: SyncEvent | str,
+        *,
+        object_type: str | None = None,
+        count: int | None = None,
+        duration_seconds: float | None = None,
+        window_start: datetime | None = None,
+        window_end: datetime | None = None,
+        run_id: str | None = None,
+        message: str | None = None,
+        details: dict[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> int:
+        """Append one sync log entry (message kept verbatim) and return its id."""
+        _require_name("project", project)
+        _require_name("integration_id", integration_id)
+        checked_event = _parse_enum(SyncEvent, event, f"integration {integration_id!r}: sync log event")
+        if count is not None:
+            count = _non_negative_count(integration_id, count)
+        for name, value in (("window_start", window_start), ("window_end", window_end), ("at", at)):
+            if value is not None:
+                _require_aware(name, value)
+        row = {
+            "at": at or datetime.now(UTC),
+            "project": project,
+            "integration_id": integration_id,
+            "object_type": object_type,
+            "event": checked_event.value,
+            "count": count,
+            "duration_seconds": duration_seconds,
+            "window_start": window_start,
+            "window_end": window_end,
+            "run_id": run_id,
+            "message": message,
+            "details": details,
+        }
+        with self._engine.begin() as connection:
+            return connection.execute(sync_log.insert().values(row).returning(sync_log.c.id)).scalar_one()
+
+    def sync_log(
+        self,
+        integration_id: str | None = None,
+        event: SyncEvent | str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+        *,
+        project: str | None = None,
+    ) -> list[SyncLogEntry]:
+        """Log entries, newest first, optionally for one integration, project or event, from since on."""
+        log = sync_log.c
+        query = select(sync_log).order_by(log.at.desc(), log.id.desc()).limit(limit)
+        if integration_id is not None:
+            query = query.where(log.integration_id == integration_id)
+        if project is not None:
+            query = query.where(log.project == project)
+        if event is not None:
+            query = query.where(log.event == _parse_enum(SyncEvent, event, "sync log event filter").value)
+        if since is not None:
+            _require_aware("since", since)
+            query = query.where(log.at >= since)
+        with self._engine.connect() as connection:
+            return [_log_entry(row) for row in connection.execute(query)]
+
+    # ---- org registry ---------------------------------------------------------------------------
+
+    def register_org(self, org_id: str, project: str, integration_id: str) -> OrgRegistration:
+        """Connect a Salesforce org to a project; reconnecting to the same project just refreshes it.
+
+        Raises OrgAlreadyRegisteredError when another project owns the org.
+        """
+        _require_name("project", project)
+        _require_name("integration_id", integration_id)
+        org_id = canonical_org_id(org_id)
+        orgs = salesforce_orgs.c
+        statement = self._insert(salesforce_orgs).values(
+            org_id=org_id, project=project, integration_id=integration_id, connected_at=datetime.now(UTC)
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[orgs.org_id],
+            set_={"integration_id": statement.excluded.integration_id, "connected_at": statement.excluded.connected_at},
+            where=orgs.project == statement.excluded.project,
+        )
+        with self._engine.begin() as connection:
+            connection.execute(statement)
+            owner = _org_registration(connection.execute(select(salesforce_orgs).where(orgs.org_id == org_id)).one())
+        if owner.project != project:
+            raise OrgAlreadyRegisteredError(org_id, project, owner.project, owner.integration_id)
+        return owner
+
+    def unregister_org(self, org_id: str) -> bool:
+        """Disconnect an org so another project may claim it; returns whether it was registered."""
+        statement = salesforce_orgs.delete().where(salesforce_orgs.c.org_id == canonical_org_id(org_id))
+        with self._engine.begin() as connection:
+            return connection.execute(statement).rowcount > 0
+
+    def org(self, org_id: str) -> OrgRegistration | None:
+        """Who owns this org (15- or 18-character id), if anyone."""
+        query = select(salesforce_orgs).where(salesforce_orgs.c.org_id == canonical_org_id(org_id))
+        with self._engine.connect() as connection:
+            row = connection.execute(query).one_or_none()
+        return None if row is None else _org_registration(row)
+
+    def orgs(self, project: str | None = None, integration_id: str | None = None) -> list[OrgRegistration]:
+        """Registered orgs, optionally of one project or integration, ordered by org id."""
+        orgs = salesforce_orgs.c
+        query = select(salesforce_orgs).order_by(orgs.org_id)
+        if project is not None:
+            query = query.where(orgs.project == project)
+        if integration_id is not None:
+            query = query.where(orgs.integration_id == integration_id)
+        with self._engine.connect() as connection:
+            return [_org_registration(row) for row in connection.execute(query)]
+
+    # ---- integration state ----------------------------------------------------------------------
+
+    def get_state(self, integration_id: str, object_type: str | None = None) -> IntegrationState | None:
+        """State of an integration (object_type None) or of one of its objects, if ever recorded."""
+        query = select(integration_state).where(*_state_key(integration_id, object_type))
+        with self._engine.connect() as connection:
+            row = connection.execute(query).one_or_none()
+        return None if row is None else _integration_state(row)
+
+    def states(self, integration_id: str | None = None) -> list[IntegrationState]:
+        """All recorded states, optionally of one integration; integration-wide rows first."""
+        state = integration_state.c
+        query = select(integration_state).order_by(state.integration_id, state.object_type)
+        if integration_id is not None:
+            query = query.where(state.integration_id == integration_id)
+        with self._engine.connect() as connection:
+            return [_integration_state(row) for row in connection.execute(query)]
+
+    def set_state(self, state: IntegrationState) -> None:
+        """Store a state exactly as given, replacing any earlier one for the same key."""
+        _require_name("integration_id", state.integration_id)
+        values = {
+            "status": _parse_enum(IntegrationStatus, state.status, f"integration {state.integration_id!r}: status").value,
+            "last_success_at": state.last_success_at,
+            "last_success_window_end": state.last_success_window_end,
+            "last_error": state.last_error,
+            "last_error_at": state.last_error_at,
+            "records_imported": state.records_imported,
+            "records_updated": state.records_updated,
+            "records_deleted": state.records_deleted,
+        }
+        key = {"integration_id": state.integration_id, "object_type": state.object_type or INTEGRATION_LEVEL}
+        self._upsert_state(key, values, values)
+
+    def record_success(
+        self,
+        integration_id: str,
+        object_type: str | None,
+        *,
+        window_end: datetime | None,
+        counts: UpsertCounts,
+        at: datetime | None = None,
+    ) -> None:
+        """Mark a successful sync: status Active, totals incremented, watermark moved forward only."""
+        _require_name("integration_id", integration_id)
+        if window_end is not None:
+            _require_aware("window_end", window_end)
+        at = at or datetime.now(UTC)
+        state = integration_state.c
+        key = {"integration_id": integration_id, "object_type": object_type or INTEGRATION_LEVEL}
+        first = {
+            "status": IntegrationStatus.ACTIVE.value,
+            "last_success_at": at,
+            "last_success_window_end": window_end,
+            "records_imported": counts.imported,
+            "records_updated": counts.updated,
+            "records_deleted": counts.deleted,
+        }
+        later: dict[str, Any] = {
+            "status": IntegrationStatus.ACTIVE.value,
+            "last_success_at": at,
+            "records_imported": state.records_imported + counts.imported,
+            "records_updated": state.records_updated + counts.updated,
+            "records_deleted": state.records_deleted + counts.deleted,
+        }
+        if window_end is not None:
+            stored_end = state.last_success_window_end
+            new_end = literal(window_end, UtcDateTime())
+            later["last_success_window_end"] = case(
+                (or_(stored_end.is_(None), stored_end < new_end), new_end), else_=stored_end
+            )
+        self._upsert_state(key, first, later)
+
+    def record_failure(self, integration_id: str, object_type: str | None, *, error: str, at: datetime | None = None) -> None:
+        """Mark a failed sync: status Error with the error text kept verbatim."""
+        _require_name("integration_id", integration_id)
+        key = {"integration_id": integration_id, "object_type": object_type or INTEGRATION_LEVEL}
+        values = {"status": IntegrationStatus.ERROR.value, "last_error": error, "last_error_at": at or datetime.now(UTC)}
+        self._upsert_state(key, values, values)
+
+    def set_status(self, integration_id: str, object_type: str | None, status: IntegrationStatus | str) -> None:
+        """Change only the status (e.g. Inactive when paused, Incomplete while a first sync runs)."""
+        _require_name("integration_id", integration_id)
+        checked = _parse_enum(IntegrationStatus, status, f"integration {integration_id!r}: status").value
+        key = {"integration_id": integration_id, "object_type": object_type or INTEGRATION_LEVEL}
+        self._upsert_state(key, {"status": checked}, {"status": checked})
+
+    def _insert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
+        """The dialect's INSERT, which knows ON CONFLICT."""
+        return sqlite.insert(table) if self._is_sqlite else postgresql.insert(table)
+
+    def _upsert_state(self, key: dict[str, str], insert_values: dict[str, Any], update_values: dict[str, Any]) -> None:
+        """Insert a state row, or apply update_values (which may refer to stored columns) to the existing one."""
+        statement = (
+            self._insert(integration_state)
+            .values(**key, **insert_values)
+            .on_conflict_do_update(index_elements=list(key), set_=update_values)
+        )
+        with self._engine.begin() as connection:
+            connection.execute(statement)
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    """SQLite with WAL (readers never block the writer), a busy timeout, and BEGIN IMMEDIATE transactions.
+
+    BEGIN IMMEDIATE takes the write lock up front, so a transaction that reads then writes cannot fail
+    half-way with "database is locked" when several Dagster runs write at once: it waits its turn instead.
+    """
+    Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_SECONDS})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # let SQLAlchemy's "begin" hook below own transactions
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")  # with WAL: a killed process never loses committed chunks
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+_POSTGRES_SESSION_OPTIONS = "-c timezone=UTC -c jit=off -c temp_buffers=64MB"
+"""UTC timestamps; no JIT (compiling each chunk's upsert costs more than it saves); room to keep a
+50,000-row staging table in memory."""
+
+
+def _postgres_engine(url: URL) -> Engine:
+    return create_engine(url, pool_pre_ping=True, connect_args={"options": _POSTGRES_SESSION_OPTIONS, "client_encoding": "utf8"})
+
+
+def _non_negative_count(integration_id: str, count: object) -> int:
+    try:
+        checked = index(count)  # accepts numpy integers from pandas, refuses floats and text
+    except TypeError:
+        checked = -1
+    if checked < 0 or isinstance(count, bool):
+        raise StoreInputError(f"integration {integration_id!r}: sync log count must be a non-negative integer, got {count!r}")
+    return checked
+
+
+def _require_name(field: str, value: object) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise StoreInputError(f"{field} must be a non-empty string, got {value!r}")
+
+
+def _require_aware(field: str, value: object) -> None:
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise StoreInputError(f"{field} must be a timezone-aware datetime, got {value!r}")
+
+
+def _parse_enum(kind: type[_Choice], value: object, what: str) -> _Choice:
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in kind)
+        raise StoreInputError(f"{what} {value!r} is not one of: {allowed}") from None
+
+
+def _users_of(project: str, integration_id: str | None, object_type: str | None) -> list[ColumnElement[bool]]:
+    """Conditions for a project's users, optionally of one integration and object.
+
+    The key prefix range lets the database walk the primary key instead of scanning the table; the
+    equality tests keep it exact when one integration id is a prefix of another ("a" and "a_b").
+    """
+    users = audience_users.c
+    conditions = [users.project == project]
+    if integration_id is None:
+        return conditions
+    prefix = f"sf_{integration_id}_" if object_type is None else f"sf_{integration_id}_{object_type}_"
+    conditions += [users.external_id >= prefix, users.external_id < prefix[:-1] + chr(ord("_") + 1)]
+    conditions.append(users.integration_id == integration_id)
+    if object_type is not None:
+        conditions.append(users.object_type == object_type)
+    return conditions
+
+
+def _state_key(integration_id: str, object_type: str | None) -> tuple[Any, ...]:
+    state = integration_state.c
+    return (state.integration_id == integration_id, state.object_type == (object_type or INTEGRATION_LEVEL))
+
+
+def _log_entry(row: Row[Any]) -> SyncLogEntry:
+    return SyncLogEntry(
+        id=row.id,
+        at=row.at,
+        project=row.project,
+        integration_id=row.integration_id,
+        object_type=row.object_type,
+        event=SyncEvent(row.event),
+        count=row._mapping["count"],  # row.count is the tuple method
+        duration_seconds=row.duration_seconds,
+        window_start=row.window_start,
+        window_end=row.window_end,
+        run_id=row.run_id,
+        message=row.message,
+        details=row.details,
+    )
+
+
+def _org_registration(row: Row[Any]) -> OrgRegistration:
+    return OrgRegistration(
+        org_id=row.org_id, project=row.project, integration_id=row.integration_id, connected_at=row.connected_at
+    )
+
+
+def _integration_state(row: Row[Any]) -> IntegrationState:
+    return IntegrationState(
+        integration_id=row.integration_id,
+        object_type=row.object_type or None,
+        status=IntegrationStatus(row.status),
+        last_success_at=row.last_success_at,
+        last_success_window_end=row.last_success_window_end,
+        last_error=row.last_error,
+        last_error_at=row.last_error_at,
+        records_imported=row.records_imported,
+        records_updated=row.records_updated,
+        records_deleted=row.records_deleted,
+    )

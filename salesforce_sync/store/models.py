@@ -1,0 +1,108 @@
+"""Plain values the audience store hands out and accepts: events, statuses, counts, log and state rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class SyncEvent(StrEnum):
+    """What a sync log entry records."""
+
+    SYNC_STARTED = "sync_started"
+    SYNC_COMPLETED = "sync_completed"
+    SYNC_FAILED = "sync_failed"
+    RECORDS_IMPORTED = "records_imported"
+    RECORDS_UPDATED = "records_updated"
+    RECORDS_DELETED = "records_deleted"
+    HEALTH_CHECK = "health_check"
+
+
+class IntegrationStatus(StrEnum):
+    """The health an integration (or one of its objects) shows to users."""
+
+    ACTIVE = "Active"
+    ERROR = "Error"
+    INCOMPLETE = "Incomplete"
+    INACTIVE = "Inactive"
+
+
+@dataclass(frozen=True)
+class UpsertCounts:
+    """What one or more upserted chunks did; every distinct incoming key lands in exactly one bucket.
+
+    imported: new keys stored live; updated: newer versions applied (including undeletes);
+    deleted: keys newly marked deleted (new keys arriving deleted count here, not as imported);
+    skipped: versions not newer than the stored one. duplicates: same-key rows dropped within a chunk.
+    """
+
+    imported: int = 0
+    updated: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    duplicates: int = 0
+
+    def __add__(self, other: UpsertCounts) -> UpsertCounts:
+        return UpsertCounts(
+            imported=self.imported + other.imported,
+            updated=self.updated + other.updated,
+            deleted=self.deleted + other.deleted,
+            skipped=self.skipped + other.skipped,
+            duplicates=self.duplicates + other.duplicates,
+        )
+
+    @property
+    def changed(self) -> int:
+        """Keys whose stored row this upsert wrote."""
+        return self.imported + self.updated + self.deleted
+
+
+@dataclass(frozen=True)
+class SyncLogEntry:
+    """One row of the sync log; message is kept verbatim."""
+
+    id: int
+    at: datetime
+    project: str
+    integration_id: str
+    object_type: str | None
+    event: SyncEvent
+    count: int | None
+    duration_seconds: float | None
+    window_start: datetime | None
+    window_end: datetime | None
+    run_id: str | None
+    message: str | None
+    details: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class OrgRegistration:
+    """Which project (and integration) a Salesforce org feeds."""
+
+    org_id: str
+    project: str
+    integration_id: str
+    connected_at: datetime
+
+
+@dataclass(frozen=True)
+class IntegrationState:
+    """Health and progress of an integration (object_type None) or of one of its objects.
+
+    last_success_window_end only moves forward: it is the furthest window end synced successfully.
+    The records_* fields are running totals across all syncs.
+    """
+
+    integration_id: str
+    object_type: str | None
+    status: IntegrationStatus
+    last_success_at: datetime | None = None
+    last_success_window_end: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    records_imported: int = 0
+    records_updated: int = 0
+    records_deleted: int = 0

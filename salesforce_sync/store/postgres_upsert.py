@@ -1,0 +1,134 @@
+"""PostgreSQL bulk upsert: COPY the chunk into a temporary table, then one set-based INSERT ... ON CONFLICT."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, text
+
+from salesforce_sync.store.models import UpsertCounts
+
+_STAGING = "staging_audience_users"
+_TEXT_COLUMNS = ("external_id", "salesforce_id", "object_type", "email", "first_name", "last_name", "phone", "properties")
+
+_CREATE_STAGING = f"""
+CREATE TEMPORARY TABLE {_STAGING} (
+    external_id text COLLATE "C" NOT NULL,
+    salesforce_id text NOT NULL,
+    object_type text COLLATE "C" NOT NULL,
+    email text,
+    first_name text,
+    last_name text,
+    phone text,
+    properties jsonb NOT NULL,
+    unsubscribed boolean,
+    deleted boolean NOT NULL,
+    sf_modified_at timestamptz NOT NULL
+) ON COMMIT DROP
+"""
+_COPY = f"COPY {_STAGING} FROM STDIN"
+
+# RETURNING sees only the new row, so the upsert leaves its own marks to count by: xmax = 0 on a
+# fresh insert, and deleted_at = this chunk's synced_at exactly when this statement marked the row
+# deleted (deleted_at stays NULL while live and keeps its first value while deleted).
+_UPSERT = text(f"""
+WITH applied AS (
+    INSERT INTO audience_users AS stored (
+        project, external_id, integration_id, object_type, salesforce_id, email, first_name, last_name,
+        phone, properties, unsubscribed, deleted, deleted_at, sf_modified_at, first_synced_at,
+        last_synced_at, last_seen_scan
+    )
+    SELECT :project, external_id, :integration_id, object_type, salesforce_id, email, first_name,
+           last_name, phone, properties, unsubscribed, deleted, CASE WHEN deleted THEN :synced_at END,
+           sf_modified_at, :synced_at, :synced_at, :scan_id
+    FROM {_STAGING}
+    ON CONFLICT (project, external_id) DO UPDATE SET
+        email = EXCLUDED.email,
+        first_name = EXCLUDED.first_name,
+        last_name = EXCLUDED.last_name,
+        phone = EXCLUDED.phone,
+        properties = EXCLUDED.properties,
+        unsubscribed = EXCLUDED.unsubscribed,
+        deleted = EXCLUDED.deleted,
+        deleted_at = CASE WHEN EXCLUDED.deleted THEN coalesce(stored.deleted_at, EXCLUDED.deleted_at) END,
+        sf_modified_at = EXCLUDED.sf_modified_at,
+        last_synced_at = EXCLUDED.last_synced_at,
+        last_seen_scan = coalesce(EXCLUDED.last_seen_scan, stored.last_seen_scan)
+    WHERE stored.sf_modified_at < EXCLUDED.sf_modified_at
+    RETURNING xmax = 0 AS inserted, deleted_at IS NOT DISTINCT FROM :synced_at AS newly_deleted
+)
+SELECT
+    count(*) FILTER (WHERE inserted AND NOT newly_deleted) AS imported,
+    count(*) FILTER (WHERE NOT inserted AND NOT newly_deleted) AS updated,
+    count(*) FILTER (WHERE newly_deleted) AS deleted
+FROM applied
+""")
+
+_STAMP_SCAN = text(f"""
+UPDATE audience_users AS stored SET last_seen_scan = :scan_id
+FROM {_STAGING} AS listed
+WHERE stored.project = :project
+  AND stored.external_id = listed.external_id
+  AND stored.last_seen_scan IS DISTINCT FROM :scan_id
+""")
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_NULL = "\\N"
+
+
+def upsert_chunk(
+    connection: Connection,
+    project: str,
+    integration_id: str,
+    rows: pd.DataFrame,
+    synced_at: datetime,
+    scan_id: str | None,
+) -> UpsertCounts:
+    """Apply a prepared chunk inside the caller's transaction and count what happened."""
+    connection.exec_driver_sql(_CREATE_STAGING)
+    _copy(connection, _COPY, _copy_columns(rows))
+    parameters = {"project": project, "integration_id": integration_id, "synced_at": synced_at, "scan_id": scan_id}
+    imported, updated, deleted = connection.execute(_UPSERT, parameters).one()
+    if scan_id is not None:
+        connection.execute(_STAMP_SCAN, {"project": project, "scan_id": scan_id})
+    return UpsertCounts(
+        imported=imported, updated=updated, deleted=deleted, skipped=len(rows) - imported - updated - deleted
+    )
+
+
+def stamp_scan(connection: Connection, project: str, external_ids: pd.Series, scan_id: str) -> int:
+    """Mark stored records with these keys as listed by scan scan_id; returns how many were stamped."""
+    connection.exec_driver_sql(f'CREATE TEMPORARY TABLE {_STAGING} (external_id text COLLATE "C" NOT NULL) ON COMMIT DROP')
+    _copy(connection, f"COPY {_STAGING} (external_id) FROM STDIN", [_copy_texts(external_ids.tolist())])
+    return connection.execute(_STAMP_SCAN, {"project": project, "scan_id": scan_id}).rowcount
+
+
+def _copy_columns(rows: pd.DataFrame) -> list[list[str]]:
+    """The staging table's columns as COPY text fields, converted a whole column at a time."""
+    unsubscribed = rows["unsubscribed"]
+    flags = np.where(unsubscribed.fillna(False).to_numpy(dtype=bool), "t", "f")
+    return [
+        *(_copy_texts(rows[column].tolist()) for column in _TEXT_COLUMNS),
+        np.where(unsubscribed.isna().to_numpy(), _COPY_NULL, flags).tolist(),
+        np.where(rows["deleted"].to_numpy(), "t", "f").tolist(),
+        np.datetime_as_string(rows["sf_modified_at"].dt.tz_localize(None).to_numpy(), unit="us", timezone="UTC").tolist(),
+    ]
+
+
+def _copy_texts(values: list[str | None]) -> list[str]:
+    """Escape text for COPY's text format; most columns hold no backslash, tab or line break at all."""
+    present = "".join(filter(None, values))
+    if any(special in present for special in "\\\t\n\r"):
+        return [_COPY_NULL if value is None else value.translate(_COPY_ESCAPES) for value in values]
+    return [_COPY_NULL if value is None else value for value in values]
+
+
+def _copy(connection: Connection, copy_sql: str, columns: Sequence[list[str]]) -> None:
+    """Send row-major COPY text built column-wise: one tab-joined line per row."""
+    payload = "\n".join(map("\t".join, zip(*columns))) + "\n"
+    with connection.connection.dbapi_connection.cursor() as cursor:
+        cursor.copy_expert(copy_sql, io.BytesIO(payload.encode()), size=1 << 20)

@@ -1,0 +1,148 @@
+"""The audience store's tables, as SQLAlchemy Core metadata shared by SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from salesforce_sync.store.models import IntegrationStatus, SyncEvent
+
+SQLITE_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+"""Fixed-width UTC text, so SQLite compares timestamps correctly as strings."""
+
+INTEGRATION_LEVEL = ""
+"""object_type stored for integration-wide state rows (kept non-null so it can be part of the key)."""
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps them as sortable fixed-width text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[object]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(26))
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | str | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"the audience store only accepts timezone-aware datetimes, got {value!r}")
+        value = value.astimezone(UTC)
+        return value.strftime(SQLITE_TIMESTAMP_FORMAT) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | str | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return datetime.strptime(value, SQLITE_TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+Key = String().with_variant(String(collation="C"), "postgresql")
+"""Byte-order collation for key text: faster index maintenance on PostgreSQL, and prefix ranges on
+external_id ("sf_<integration>_") then select exactly the keys that start with the prefix."""
+Identifier = BigInteger().with_variant(Integer(), "sqlite")  # SQLite only auto-increments INTEGER keys
+
+
+def _one_of(column: str, values: list[str]) -> str:
+    return f"{column} IN ({', '.join(repr(value) for value in values)})"
+
+
+metadata = MetaData()
+
+audience_users = Table(
+    "audience_users",
+    metadata,
+    Column("project", Key, nullable=False),
+    Column("external_id", Key, nullable=False, comment="sf_<integrationId>_<objectType>_<salesforceId>"),
+    Column("integration_id", Key, nullable=False),
+    Column("object_type", Key, nullable=False),
+    Column("salesforce_id", String, nullable=False),
+    Column("email", Text),
+    Column("first_name", Text),
+    Column("last_name", Text),
+    Column("phone", Text),
+    Column("properties", JsonDocument, nullable=False, comment="typed custom properties"),
+    Column("unsubscribed", Boolean, comment="NULL when no opt-out field is mapped"),
+    Column("deleted", Boolean, nullable=False),
+    Column("deleted_at", UtcDateTime, comment="when the store first marked this person deleted; NULL while live"),
+    Column("sf_modified_at", UtcDateTime, nullable=False, comment="Salesforce LastModifiedDate"),
+    Column("first_synced_at", UtcDateTime, nullable=False),
+    Column("last_synced_at", UtcDateTime, nullable=False),
+    Column("last_seen_scan", String, comment="id of the last full scan that listed this record"),
+    # No index on (integration_id, object_type): the key embeds both, so a prefix range on the primary
+    # key finds an integration's or object's rows, and every upsert maintains one index instead of two.
+    PrimaryKeyConstraint("project", "external_id", name="pk_audience_users"),
+)
+
+sync_log = Table(
+    "sync_log",
+    metadata,
+    Column("id", Identifier, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("project", String, nullable=False),
+    Column("integration_id", String, nullable=False),
+    Column("object_type", String),
+    Column("event", String(32), nullable=False),
+    Column("count", BigInteger),
+    Column("duration_seconds", Float),
+    Column("window_start", UtcDateTime),
+    Column("window_end", UtcDateTime),
+    Column("run_id", String),
+    Column("message", Text, comment="message or error text, verbatim"),
+    Column("details", JsonDocument),
+    CheckConstraint(_one_of("event", [event.value for event in SyncEvent]), name="ck_sync_log_event"),
+    Index("ix_sync_log_integration_at", "integration_id", "at"),
+    Index("ix_sync_log_at", "at"),
+)
+
+salesforce_orgs = Table(
+    "salesforce_orgs",
+    metadata,
+    Column("org_id", String(18), primary_key=True, comment="18-character Salesforce organization id"),
+    Column("project", String, nullable=False),
+    Column("integration_id", String, nullable=False),
+    Column("connected_at", UtcDateTime, nullable=False),
+    Index("ix_salesforce_orgs_project", "project"),
+)
+
+integration_state = Table(
+    "integration_state",
+    metadata,
+    Column("integration_id", String, nullable=False),
+    Column("object_type", String, nullable=False, comment="'' for the integration as a whole"),
+    Column("status", String(16), nullable=False),
+    Column("last_success_at", UtcDateTime),
+    Column("last_success_window_end", UtcDateTime),
+    Column("last_error", Text),
+    Column("last_error_at", UtcDateTime),
+    Column("records_imported", BigInteger, nullable=False, server_default=text("0")),
+    Column("records_updated", BigInteger, nullable=False, server_default=text("0")),
+    Column("records_deleted", BigInteger, nullable=False, server_default=text("0")),
+    PrimaryKeyConstraint("integration_id", "object_type", name="pk_integration_state"),
+    CheckConstraint(_one_of("status", [status.value for status in IntegrationStatus]), name="ck_integration_state_status"),
+)

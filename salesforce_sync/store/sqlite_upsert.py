@@ -1,0 +1,152 @@
+"""SQLite bulk upsert: executemany into a temporary table, count, then one INSERT ... SELECT ... ON CONFLICT.
+
+The store opens SQLite write transactions with BEGIN IMMEDIATE, so nothing else writes between the
+counting query and the upsert: the counts are exact.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection
+
+from salesforce_sync.store.models import UpsertCounts
+from salesforce_sync.store.schema import SQLITE_TIMESTAMP_FORMAT
+
+_STAGING = "temp.staging_audience_users"
+_STAGED_COLUMNS = (
+    "external_id",
+    "salesforce_id",
+    "object_type",
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "properties",
+    "unsubscribed",
+    "deleted",
+    "sf_modified_at",
+)
+
+_CREATE_STAGING = f"""
+CREATE TABLE IF NOT EXISTS {_STAGING} (
+    external_id TEXT NOT NULL,
+    salesforce_id TEXT NOT NULL,
+    object_type TEXT NOT NULL,
+    email TEXT,
+    first_name TEXT,
+    last_name TEXT,
+    phone TEXT,
+    properties TEXT NOT NULL,
+    unsubscribed INTEGER,
+    deleted INTEGER NOT NULL,
+    sf_modified_at TEXT NOT NULL
+)
+"""
+_CLEAR_STAGING = f"DELETE FROM {_STAGING}"
+_FILL_STAGING = f"INSERT INTO {_STAGING} VALUES ({', '.join('?' for _ in _STAGED_COLUMNS)})"
+
+_COUNT = f"""
+SELECT
+    coalesce(sum(stored.external_id IS NULL AND NOT incoming.deleted), 0),
+    coalesce(sum(stored.sf_modified_at < incoming.sf_modified_at
+                 AND NOT (incoming.deleted AND NOT stored.deleted)), 0),
+    coalesce(sum(incoming.deleted
+                 AND (stored.external_id IS NULL
+                      OR (stored.sf_modified_at < incoming.sf_modified_at AND NOT stored.deleted))), 0)
+FROM {_STAGING} AS incoming
+LEFT JOIN audience_users AS stored ON stored.project = ? AND stored.external_id = incoming.external_id
+"""
+
+# "WHERE true" keeps SQLite from reading ON CONFLICT as part of the SELECT's join syntax.
+_UPSERT = f"""
+INSERT INTO audience_users (
+    project, external_id, integration_id, object_type, salesforce_id, email, first_name, last_name,
+    phone, properties, unsubscribed, deleted, deleted_at, sf_modified_at, first_synced_at,
+    last_synced_at, last_seen_scan
+)
+SELECT ?1, external_id, ?2, object_type, salesforce_id, email, first_name, last_name, phone,
+       properties, unsubscribed, deleted, CASE WHEN deleted THEN ?3 END, sf_modified_at, ?3, ?3, ?4
+FROM {_STAGING} WHERE true
+ON CONFLICT (project, external_id) DO UPDATE SET
+    email = excluded.email,
+    first_name = excluded.first_name,
+    last_name = excluded.last_name,
+    phone = excluded.phone,
+    properties = excluded.properties,
+    unsubscribed = excluded.unsubscribed,
+    deleted = excluded.deleted,
+    deleted_at = CASE WHEN excluded.deleted THEN coalesce(audience_users.deleted_at, excluded.deleted_at) END,
+    sf_modified_at = excluded.sf_modified_at,
+    last_synced_at = excluded.last_synced_at,
+    last_seen_scan = coalesce(excluded.last_seen_scan, audience_users.last_seen_scan)
+WHERE audience_users.sf_modified_at < excluded.sf_modified_at
+"""
+
+_SCANNED_KEYS = "temp.scanned_keys"
+
+
+def _stamp_scan_sql(keys_table: str) -> str:
+    return f"""
+UPDATE audience_users SET last_seen_scan = ?2
+WHERE project = ?1
+  AND external_id IN (SELECT external_id FROM {keys_table})
+  AND (last_seen_scan IS NULL OR last_seen_scan <> ?2)
+"""
+
+
+def upsert_chunk(
+    connection: Connection,
+    project: str,
+    integration_id: str,
+    rows: pd.DataFrame,
+    synced_at: datetime,
+    scan_id: str | None,
+) -> UpsertCounts:
+    """Apply a prepared chunk inside the caller's (BEGIN IMMEDIATE) transaction and count what happened."""
+    _stage(connection, _parameter_rows(rows))
+    imported, updated, deleted = connection.exec_driver_sql(_COUNT, (project,)).one()
+    connection.exec_driver_sql(
+        _UPSERT, (project, integration_id, synced_at.strftime(SQLITE_TIMESTAMP_FORMAT), scan_id)
+    )
+    if scan_id is not None:
+        connection.exec_driver_sql(_stamp_scan_sql(_STAGING), (project, scan_id))
+    return UpsertCounts(
+        imported=imported, updated=updated, deleted=deleted, skipped=len(rows) - imported - updated - deleted
+    )
+
+
+def stamp_scan(connection: Connection, project: str, external_ids: pd.Series, scan_id: str) -> int:
+    """Mark stored records with these keys as listed by scan scan_id; returns how many were stamped."""
+    connection.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {_SCANNED_KEYS} (external_id TEXT NOT NULL)")
+    connection.exec_driver_sql(f"DELETE FROM {_SCANNED_KEYS}")
+    connection.exec_driver_sql(f"INSERT INTO {_SCANNED_KEYS} VALUES (?)", [(key,) for key in external_ids.tolist()])
+    return connection.exec_driver_sql(_stamp_scan_sql(_SCANNED_KEYS), (project, scan_id)).rowcount
+
+
+def _stage(connection: Connection, parameter_rows: list[tuple[object, ...]]) -> None:
+    connection.exec_driver_sql(_CREATE_STAGING)
+    connection.exec_driver_sql(_CLEAR_STAGING)
+    connection.exec_driver_sql(_FILL_STAGING, parameter_rows)
+
+
+def _parameter_rows(rows: pd.DataFrame) -> list[tuple[object, ...]]:
+    """Column-wise conversion to the plain Python values sqlite3 binds, then one zip into row tuples."""
+    unsubscribed = rows["unsubscribed"].astype("Int8").astype(object)
+    stamps = np.datetime_as_string(rows["sf_modified_at"].dt.tz_localize(None).to_numpy(), unit="us")
+    columns = [
+        rows["external_id"].tolist(),
+        rows["salesforce_id"].tolist(),
+        rows["object_type"].tolist(),
+        rows["email"].tolist(),
+        rows["first_name"].tolist(),
+        rows["last_name"].tolist(),
+        rows["phone"].tolist(),
+        rows["properties"].tolist(),
+        unsubscribed.where(unsubscribed.notna(), None).tolist(),
+        rows["deleted"].astype(np.int8).tolist(),
+        np.strings.replace(stamps, "T", " ").tolist(),
+    ]
+    return list(zip(*columns))

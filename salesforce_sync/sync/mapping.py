@@ -1,0 +1,186 @@
+"""Raw Salesforce chunks -> audience-store chunks, converted per column with pandas.
+
+A raw chunk has one column per SELECT path (`Id`, `Email`, `Lead.HasOptedOutOfEmail`, ...) holding
+None or text in Bulk-CSV form: booleans `true`/`false`, numbers as decimal text, datetimes
+`2024-01-02T03:04:05.000Z` or `...000+0000`, dates `2024-01-02`, multipicklists `a;b`; an empty
+string is null. Only the `properties` dicts are built per row; everything else is vectorised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from salesforce_sync.config.models import STORE_COLUMN_TYPES, FieldMapping, PropertyType
+from salesforce_sync.sync.errors import MappingError
+from salesforce_sync.sync.external_ids import external_ids
+
+#: Columns of a store chunk, in order.
+STORE_CHUNK_COLUMNS: tuple[str, ...] = (
+    "external_id", "salesforce_id", "object_type", "email", "first_name", "last_name", "phone",
+    "properties", "unsubscribed", "deleted", "sf_modified_at",
+)
+
+
+@dataclass(frozen=True)
+class MappingWarning:
+    """A value dropped (stored as null) because it does not fit its property's type."""
+
+    salesforce_id: str
+    field: str
+    property: str
+    value: str
+    expected: PropertyType
+
+    def __str__(self) -> str:
+        return (f"record {self.salesforce_id}: {self.field} value {self.value!r} is not a valid "
+                f"{self.expected} for property '{self.property}'; stored as null")
+
+
+class MappedChunk(NamedTuple):
+    """A store chunk and the values dropped from it; unpacks as `frame, warnings`."""
+
+    frame: pd.DataFrame
+    warnings: list[MappingWarning]
+
+
+def map_chunk(
+    raw: pd.DataFrame,
+    *,
+    integration_id: str,
+    object_type: str,
+    mappings: Sequence[FieldMapping],
+) -> MappedChunk:
+    """Convert a raw chunk into a store chunk (see STORE_CHUNK_COLUMNS) plus warnings for dropped values.
+
+    Store columns email/first_name/last_name/phone/unsubscribed come from the mappings targeting
+    them (None when unmapped); every other mapping lands in the row's `properties` dict, nulls
+    included so a value cleared in Salesforce is cleared in the store too. `sf_modified_at` is
+    LastModifiedDate as a UTC timestamp (microsecond resolution).
+    """
+    columns = _Columns(raw.reset_index(drop=True), integration_id, object_type)
+    ids = columns.text("Id")
+    if ids.isna().any():
+        raise MappingError(f"{columns.where}: {int(ids.isna().sum())} record(s) have no Id")
+    deleted = pd.Series(_lowered(columns.text("IsDeleted")) == "true", dtype=bool)
+    modified_text = columns.text("LastModifiedDate")
+    # A fixed resolution, so chunks concatenate and compare without pandas' inferred units differing.
+    modified = pd.to_datetime(modified_text, format="ISO8601", utc=True, errors="coerce").dt.as_unit("us")
+    if modified.isna().any():
+        position = int(np.flatnonzero(modified.isna().to_numpy())[0])
+        raise MappingError(f"{columns.where}: record {ids.iat[position]}: LastModifiedDate "
+                           f"{modified_text.iat[position]!r} is not a datetime")
+
+    count = len(ids)
+    store: dict[str, pd.Series] = {name: _nulls(count) for name in STORE_COLUMN_TYPES}
+    properties: dict[str, pd.Series] = {}
+    warnings: list[MappingWarning] = []
+    for mapping in mappings:
+        sources = [columns.text(path) for path in mapping.fields]
+        text = _first_present(sources)
+        values, invalid = _CONVERTERS[mapping.type](text)
+        for position in np.flatnonzero(invalid):
+            field = next(path for path, source in zip(mapping.fields, sources) if source.iat[position] is not None)
+            warnings.append(MappingWarning(ids.iat[position], field, mapping.property, text.iat[position], mapping.type))
+        (store if mapping.property in STORE_COLUMN_TYPES else properties)[mapping.property] = values
+
+    frame = pd.DataFrame({
+        "external_id": external_ids(integration_id, object_type, ids),
+        "salesforce_id": ids,
+        "object_type": pd.Series([object_type] * count, dtype=object),
+        **{name: store[name] for name in ("email", "first_name", "last_name", "phone")},
+        "properties": pd.Series(_row_dicts(properties, count), dtype=object),
+        "unsubscribed": store["unsubscribed"],
+        "deleted": deleted,
+        "sf_modified_at": modified,
+    }, columns=list(STORE_CHUNK_COLUMNS))
+    return MappedChunk(frame, warnings)
+
+
+class _Columns:
+    """Raw columns by SELECT path (case-insensitive), as object Series with None for null or ''."""
+
+    def __init__(self, raw: pd.DataFrame, integration_id: str, object_type: str) -> None:
+        self.raw = raw
+        self.where = f"integration '{integration_id}', {object_type}"
+        self.by_lower = {str(name).lower(): name for name in raw.columns}
+
+    def text(self, path: str) -> pd.Series:
+        name = self.by_lower.get(path.lower())
+        if name is None:
+            raise MappingError(f"{self.where}: the raw chunk has no column '{path}'; select it (see select_fields)")
+        column = self.raw[name]
+        return column.astype(object).where(column.notna() & column.ne(""), None)
+
+
+def _nulls(count: int) -> pd.Series:
+    return pd.Series([None] * count, dtype=object)
+
+
+def _first_present(sources: list[pd.Series]) -> pd.Series:
+    result = sources[0]
+    for source in sources[1:]:
+        result = result.where(result.notna(), source)
+    return result
+
+
+Converted = tuple[pd.Series, np.ndarray]
+
+
+def _as_string(text: pd.Series) -> Converted:
+    return text, np.zeros(len(text), dtype=bool)
+
+
+def _as_number(text: pd.Series) -> Converted:
+    numbers = pd.to_numeric(text, errors="coerce").astype(float)
+    valid = np.isfinite(numbers.to_numpy())
+    return numbers.astype(object).where(valid, None), text.notna().to_numpy() & ~valid
+
+
+def _lowered(text: pd.Series) -> np.ndarray:
+    """Lower-cased values (None stays None), computed once per distinct value: flags repeat a lot."""
+    codes, uniques = pd.factorize(text)
+    lowered = np.array([str(value).lower() for value in uniques] + [None], dtype=object)
+    return lowered[codes]  # code -1 (null) picks the trailing None
+
+
+def _as_boolean(text: pd.Series) -> Converted:
+    lowered = _lowered(text)
+    true, false = lowered == "true", lowered == "false"
+    values = np.full(len(text), None, dtype=object)
+    values[true] = True
+    values[false] = False
+    return pd.Series(values, dtype=object), text.notna().to_numpy() & ~(true | false)
+
+
+def _as_date(text: pd.Series) -> Converted:
+    """ISO text: dates stay `2024-01-02`, datetimes become UTC `2024-01-02T03:04:05.000Z`."""
+    parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+    valid = parsed.notna().to_numpy()
+    utc_millis = parsed.dt.tz_localize(None).to_numpy().astype("datetime64[ms]")
+    iso = np.datetime_as_string(utc_millis, unit="ms", timezone="UTC").astype(object)
+    date_only = text.str.len().eq(10).to_numpy()
+    iso[date_only] = text.to_numpy(dtype=object)[date_only]
+    iso[~valid] = None
+    return pd.Series(iso, dtype=object), text.notna().to_numpy() & ~valid
+
+
+def _as_array(text: pd.Series) -> Converted:
+    return text.str.split(";").where(text.notna(), None), np.zeros(len(text), dtype=bool)
+
+
+_CONVERTERS: dict[str, Callable[[pd.Series], Converted]] = {
+    "string": _as_string, "number": _as_number, "boolean": _as_boolean, "date": _as_date, "array": _as_array,
+}
+
+
+def _row_dicts(properties: dict[str, pd.Series], count: int) -> list[dict[str, object]]:
+    """One dict per row; the only per-row Python work of the mapping."""
+    if not properties:
+        return [{} for _ in range(count)]
+    names = list(properties)
+    return [dict(zip(names, row)) for row in zip(*(properties[name].tolist() for name in names))]

@@ -23,7 +23,6 @@ from salesforce_sync.sync.soql import build_count_soql, build_window_soql, rules
 from salesforce_sync.sync.windows import fetch_bounds
 
 log = logging.getLogger(__name__)
-CHUNK_ROWS = 50_000
 MAX_LOGGED_WARNINGS = 20
 
 
@@ -56,7 +55,8 @@ class WindowSync:
     def chunks(self) -> Iterator[pd.DataFrame]:
         """Mapped store chunks; warnings about dropped values collect in `self.warnings`."""
         fetch = self.client.bulk_chunks if self.use_bulk else self.client.rest_chunks
-        kwargs = {"max_records": CHUNK_ROWS} if self.use_bulk else {"chunk_rows": CHUNK_ROWS}
+        size = self.integration.chunk_size
+        kwargs = {"max_records": size} if self.use_bulk else {"chunk_rows": size}
         columns = list(select_fields(self.object_type, self.integration.mappings(self.object_type),
                                      self.integration.cursor_field))
         for raw in fetch(self.soql, include_deleted=True, **kwargs):

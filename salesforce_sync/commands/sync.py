@@ -9,9 +9,10 @@ import dagster as dg
 
 from salesforce_sync.config.models import IntegrationConfig, SyncConfig
 from salesforce_sync.config.status import missing_settings
-from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG
-from salesforce_sync.dagster_defs.definitions import build_definitions, store_resource, sync_job_name
+from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, pending_windows
+from salesforce_sync.dagster_defs.definitions import build_definitions, configured_store_url, sync_job_name
 from salesforce_sync.salesforce.connection import sync_home
+from salesforce_sync.store import AudienceStore
 
 LOCAL_INSTANCE_YAML = """\
 # Local Dagster instance of salesforce-sync (SQLite storage). `dagster dev` shows its runs when
@@ -43,29 +44,11 @@ def local_instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(str(home))
 
 
-def window_range(integration: IntegrationConfig, partitions: dg.TimeWindowPartitionsDefinition, *,
-                 full: bool) -> tuple[str, str] | None:
-    """First and last partition keys to run: all windows for a full re-sync or a first sync, else the
-    windows from the last successfully synced one on."""
-    last = partitions.get_last_partition_key()
-    if last is None:
-        return None
-    first = partitions.get_first_partition_key()
-    if full:
-        return first, last
-    store = store_resource().open()
-    try:
-        ends = [state.last_success_window_end for state in store.states(integration.id)
-                if state.object_type in integration.object_types]
-    finally:
-        store.close()
-    if len(ends) < len(integration.object_types) or any(end is None for end in ends):
-        return first, last
-    resume = min(ends)
-    if resume >= partitions.time_window_for_partition_key(last).end:
-        return None
-    start_key = partitions.get_partition_key_for_timestamp(resume.timestamp())
-    return start_key, last
+def open_store() -> AudienceStore:
+    """The audience store the sync writes to (AUDIENCE_STORE_URL, else the embedded SQLite file)."""
+    store = AudienceStore(configured_store_url())
+    store.create_schema()
+    return store
 
 
 def run_sync(config: SyncConfig, integration_ids: list[str], *, full: bool) -> int:
@@ -82,7 +65,7 @@ def run_sync(config: SyncConfig, integration_ids: list[str], *, full: bool) -> i
             print(f"{integration.id}: Inactive (active: false), not synced")
             continue
         job = defs.resolve_job_def(sync_job_name(integration.id))
-        span = window_range(integration, job.partitions_def, full=full)
+        span = pending_windows(integration, job.partitions_def, open_store(), full=full)
         if span is None:
             print(f"{integration.id}: up to date, no complete window to sync yet")
             continue
@@ -93,7 +76,7 @@ def run_sync(config: SyncConfig, integration_ids: list[str], *, full: bool) -> i
               f"({'succeeded' if result.success else 'FAILED'}, run {result.run_id})")
         _print_summary(result)
         failures += not result.success
-    store = store_resource().open()
+    store = open_store()
     try:
         counts = store.user_counts()
         where = store.url.render_as_string(hide_password=True)

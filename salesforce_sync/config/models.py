@@ -390,6 +390,7 @@ class IntegrationConfig(_Model):
     overlap_minutes: int = Field(10, ge=0, le=1440)
     cursor_field: CursorField = "LastModifiedDate"
     bulk_threshold: int = Field(10_000, ge=0)
+    chunk_size: int = Field(50_000, ge=100, le=1_000_000)
 
     _resolve_ca_file = field_validator("ca_file")(_resolve_path)
 

@@ -7,7 +7,7 @@ from salesforce_sync.config.status import missing_settings
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource, SalesforceResource
 from salesforce_sync.health import SyncBlocked, preflight
 from salesforce_sync.pipeline import SyncWindow, WindowSync, plan_window
-from salesforce_sync.store import OrgAlreadyRegisteredError, SyncEvent
+from salesforce_sync.store import AudienceStore, OrgAlreadyRegisteredError, SyncEvent
 
 INTEGRATION_TAG = "salesforce_sync/integration"
 PARTITION_FORMAT = "%Y-%m-%d-%H:%M"
@@ -21,6 +21,30 @@ def sync_partitions(integration: IntegrationConfig) -> dg.TimeWindowPartitionsDe
     """Windows of the integration's frequency from its start; only complete windows exist."""
     return dg.TimeWindowPartitionsDefinition(cron_schedule=integration.partition_cron(), start=integration.start,
                                              fmt=PARTITION_FORMAT, timezone="UTC")
+
+
+def pending_windows(integration: IntegrationConfig, partitions: dg.TimeWindowPartitionsDefinition,
+                    store: AudienceStore, *, full: bool = False) -> tuple[str, str] | None:
+    """First and last partition keys still to sync: every window for a full re-sync or a first sync,
+    else from the window holding the oldest object's last synced end to the last complete window.
+    Closes `store`. Reads only the ends of the partition range, never enumerating every key."""
+    try:
+        last = partitions.get_last_partition_key()
+        if last is None:
+            return None
+        first = partitions.get_first_partition_key()
+        if full:
+            return first, last
+        ends = [state.last_success_window_end for state in store.states(integration.id)
+                if state.object_type in integration.object_types]
+    finally:
+        store.close()
+    if len(ends) < len(integration.object_types) or any(end is None for end in ends):
+        return first, last
+    resume = min(ends)
+    if resume >= partitions.time_window_for_partition_key(last).end:
+        return None
+    return partitions.get_partition_key_for_timestamp(resume.timestamp()), last
 
 
 def sync_window(context: dg.AssetExecutionContext, partitions: dg.TimeWindowPartitionsDefinition) -> SyncWindow:

@@ -1,0 +1,93 @@
+"""Health checks as asset checks: credentials, API limits, field mappings, staleness. They run after every
+sync and on their own in a checks-only job, and each writes a `health_check` entry to the sync log."""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from salesforce_sync.config.models import IntegrationConfig
+from salesforce_sync.config.status import missing_settings
+from salesforce_sync.dagster_defs.assets import asset_key
+from salesforce_sync.dagster_defs.resources import AudienceStoreResource, SalesforceResource
+from salesforce_sync.health import (
+    CheckOutcome,
+    check_api_limits,
+    check_credentials,
+    check_field_mappings,
+    check_staleness,
+)
+from salesforce_sync.store import SyncEvent
+
+CHECKS = {
+    "credentials": "A token can be obtained and the identity call answers (org ID and user reported).",
+    "api_limits": "DailyApiRequests remaining above 10% (warns at 25%); reports used and max.",
+    "field_mappings": "Every mapped field exists, is readable and fits its property; the opt-out is boolean.",
+    "staleness": "The last successful sync is within twice the integration's frequency.",
+}
+
+
+def build_integration_checks(integration: IntegrationConfig) -> dg.AssetChecksDefinition:
+    """One multi-check per integration, so credentials and limits are read once for all its objects."""
+    specs = [dg.AssetCheckSpec(name, asset=asset_key(integration.id, object_type), description=text)
+             for object_type in integration.object_types for name, text in CHECKS.items()]
+
+    @dg.multi_asset_check(specs=specs, name=f"health_checks_{integration.id}", can_subset=True)
+    def integration_health(context: dg.AssetCheckExecutionContext, salesforce: SalesforceResource,
+                           audience_store: AudienceStoreResource) -> Iterator[dg.AssetCheckResult]:
+        selected = context.selected_asset_check_keys
+        store = audience_store.open()
+        try:
+            for object_type, outcome in _outcomes(integration, salesforce, store, {k.name for k in selected}):
+                key = dg.AssetCheckKey(asset_key(integration.id, object_type), outcome.check)
+                if key not in selected:
+                    continue
+                store.log_event(integration.project, integration.id, SyncEvent.HEALTH_CHECK, object_type=object_type,
+                                run_id=context.op_execution_context.run_id, message=outcome.message,
+                                details={"check": outcome.check, "passed": outcome.passed, "warn": outcome.warn,
+                                         **outcome.metadata})
+                yield dg.AssetCheckResult(
+                    asset_key=key.asset_key, check_name=outcome.check, passed=outcome.passed and not outcome.warn,
+                    severity=dg.AssetCheckSeverity.WARN if outcome.passed and outcome.warn else dg.AssetCheckSeverity.ERROR,
+                    description=outcome.message, metadata={"message": outcome.message, **_numeric(outcome.metadata)})
+        finally:
+            store.close()
+
+    return integration_health
+
+
+def _outcomes(integration: IntegrationConfig, salesforce: SalesforceResource, store,
+              wanted: set[str]) -> Iterator[tuple[str, CheckOutcome]]:
+    missing = missing_settings(integration)
+    if missing:
+        for object_type in integration.object_types:
+            for name in wanted:
+                yield object_type, CheckOutcome(name, False, f"integration {integration.id!r} is Incomplete: "
+                                                             + "; ".join(missing))
+        return
+    client = salesforce.client(integration)
+    credentials = check_credentials(client) if "credentials" in wanted else None
+    connected = credentials is None or credentials.passed
+    limits = check_api_limits(client) if connected and "api_limits" in wanted else None
+    now = datetime.now(UTC)
+    for object_type in integration.object_types:
+        if credentials is not None:
+            yield object_type, credentials
+        if "api_limits" in wanted:
+            yield object_type, limits or _skipped("api_limits", credentials)
+        if "field_mappings" in wanted:
+            yield object_type, (check_field_mappings(client, integration, object_type)[0] if connected
+                                else _skipped("field_mappings", credentials))
+        if "staleness" in wanted:
+            state = store.get_state(integration.id, object_type)
+            yield object_type, check_staleness(integration, state.last_success_at if state else None, now)
+
+
+def _skipped(check: str, credentials: CheckOutcome | None) -> CheckOutcome:
+    reason = credentials.message if credentials else "credentials failed"
+    return CheckOutcome(check, False, f"not checked: no connection to the org ({reason})")
+
+
+def _numeric(metadata: dict) -> dict:
+    """Check metadata the UI can show: numbers and short strings."""
+    return {k: v for k, v in metadata.items() if isinstance(v, (int, float, str))}

@@ -1,0 +1,114 @@
+"""Sensors: one schedule sensor per integration that requests every completed window (missed ones in one
+ranged run), and run-status sensors that keep the sync log and the status badge right."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from salesforce_sync.config.models import IntegrationConfig
+from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, pending_windows
+from salesforce_sync.dagster_defs.resources import AudienceStoreResource
+from salesforce_sync.store import IntegrationStatus, SyncEvent
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+MAX_WINDOWS_PER_RUN = 24 * 7
+ACTIVE_RUN_STATUSES = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+                       dg.DagsterRunStatus.STARTED]
+
+
+def build_schedule_sensor(integration: IntegrationConfig, job: dg.UnresolvedAssetJobDefinition,
+                          partitions: dg.TimeWindowPartitionsDefinition,
+                          store: AudienceStoreResource) -> dg.SensorDefinition:
+    """Requests the windows completed since the last successful sync: the whole history at first (the
+    initial sync starts as soon as the integration is Active), then each new window; after downtime the
+    missed windows go in one ranged run of at most MAX_WINDOWS_PER_RUN windows. Waits while a run of
+    the integration is queued or running; a failed range is retried (its run key changes with the error)."""
+
+    @dg.sensor(name=f"schedule_{integration.id}", job=job, minimum_interval_seconds=60,
+               default_status=dg.DefaultSensorStatus.RUNNING,
+               description=f"Syncs integration {integration.id!r} every {integration.window_minutes} minutes.")
+    def schedule(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+        running = context.instance.get_runs(
+            filters=dg.RunsFilter(tags={INTEGRATION_TAG: integration.id}, statuses=ACTIVE_RUN_STATUSES), limit=1)
+        if running:
+            return dg.SkipReason(f"run {running[0].run_id} of {integration.id} is still queued or running")
+        span = pending_windows(integration, partitions, store.open())
+        if span is None:
+            return dg.SkipReason("no completed window since the last successful sync")
+        start, end = span
+        end = _cap(partitions, start, end)
+        marker = _failure_marker(store, integration)
+        return dg.SensorResult(run_requests=[dg.RunRequest(
+            run_key=f"{integration.id}:{start}..{end}:{marker}",
+            tags={RANGE_START_TAG: start, RANGE_END_TAG: end, INTEGRATION_TAG: integration.id})],
+            cursor=end)
+
+    return schedule
+
+
+def _cap(partitions: dg.TimeWindowPartitionsDefinition, start: str, end: str) -> str:
+    """The end key of at most MAX_WINDOWS_PER_RUN windows from start (counted without enumerating keys)."""
+    first_window = partitions.time_window_for_partition_key(start)
+    last_window = partitions.time_window_for_partition_key(end)
+    span = last_window.end - first_window.start
+    window = first_window.end - first_window.start
+    if span <= window * MAX_WINDOWS_PER_RUN:
+        return end
+    cap_at = first_window.start + window * MAX_WINDOWS_PER_RUN
+    return partitions.get_partition_key_for_timestamp((cap_at - window).timestamp())
+
+
+def _failure_marker(store: AudienceStoreResource, integration: IntegrationConfig) -> str:
+    audience = store.open()
+    try:
+        errors = [s.last_error_at for s in audience.states(integration.id) if s.last_error_at is not None]
+    finally:
+        audience.close()
+    return max(errors).isoformat() if errors else "ok"
+
+
+def build_run_status_sensors(jobs: list[dg.UnresolvedAssetJobDefinition], integrations: dict[str, IntegrationConfig],
+                             store: AudienceStoreResource) -> list[dg.SensorDefinition]:
+    """On failure: `sync_failed` with the verbatim error (unless the sync already logged it) and status
+    Error. On success: the integration's status back to Active."""
+
+    def integration_of(run: dg.DagsterRun) -> IntegrationConfig | None:
+        return integrations.get(run.tags.get(INTEGRATION_TAG, ""))
+
+    @dg.run_failure_sensor(name="sync_failure_log", monitored_jobs=jobs, default_status=dg.DefaultSensorStatus.RUNNING)
+    def on_failure(context: dg.RunFailureSensorContext) -> None:
+        integration = integration_of(context.dagster_run)
+        if integration is None:
+            return
+        error = _run_error(context)
+        audience = store.open()
+        try:
+            already = audience.sync_log(integration_id=integration.id, event=SyncEvent.SYNC_FAILED, limit=50)
+            if not any(entry.run_id == context.dagster_run.run_id for entry in already):
+                audience.log_event(integration.project, integration.id, SyncEvent.SYNC_FAILED,
+                                   run_id=context.dagster_run.run_id, message=error)
+            audience.record_failure(integration.id, None, error=error)
+        finally:
+            audience.close()
+
+    @dg.run_status_sensor(name="sync_success_status", run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=jobs,
+                          default_status=dg.DefaultSensorStatus.RUNNING)
+    def on_success(context: dg.RunStatusSensorContext) -> None:
+        integration = integration_of(context.dagster_run)
+        if integration is None:
+            return
+        audience = store.open()
+        try:
+            audience.set_status(integration.id, None, IntegrationStatus.ACTIVE)
+        finally:
+            audience.close()
+
+    return [on_failure, on_success]
+
+
+def _run_error(context: dg.RunFailureSensorContext) -> str:
+    """The failing steps' error messages verbatim, else the run's own failure message."""
+    messages = [event.step_failure_data.error.message.strip() for event in context.get_step_failure_events()
+                if event.step_failure_data and event.step_failure_data.error]
+    return "\n".join(messages) or (context.failure_event.message or "run failed")

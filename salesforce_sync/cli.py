@@ -9,6 +9,10 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+
+from dotenv import load_dotenv
 
 
 def _emulator_serve(args: argparse.Namespace) -> int:
@@ -36,6 +40,138 @@ def _sync(args: argparse.Namespace) -> int:
     return run_sync(load_config(), args.integrations, full=args.full)
 
 
+def _operator_errors() -> tuple[type[Exception], ...]:
+    """Errors the operator commands report as one clear line and exit 1 (bugs still show a traceback)."""
+    import requests
+
+    from salesforce_sync.commands.connect import ConnectError
+    from salesforce_sync.config.errors import ConfigError
+    from salesforce_sync.salesforce.auth import SalesforceAuthError
+    from salesforce_sync.salesforce.client import SalesforceRequestError
+    from salesforce_sync.store.errors import OrgAlreadyRegisteredError, StoreInputError
+    from salesforce_sync.sync.errors import SyncRuleError
+
+    return (ConfigError, ConnectError, OrgAlreadyRegisteredError, SalesforceAuthError, SalesforceRequestError,
+            StoreInputError, SyncRuleError, requests.RequestException)
+
+
+def _reported(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except _operator_errors() as err:
+            print(f"salesforce-sync {args.command}: error: {err}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def _status(args: argparse.Namespace) -> int:
+    from salesforce_sync.commands.status import run_status
+    from salesforce_sync.config.loader import load_config
+
+    return run_status(load_config(), as_json=args.json)
+
+
+def _preview(args: argparse.Namespace) -> int:
+    from salesforce_sync.commands.preview import run_preview
+    from salesforce_sync.config.loader import load_config
+
+    return run_preview(load_config(), args.integration, args.object)
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from salesforce_sync.commands.logs import run_logs
+
+    return run_logs(args.integration, event=args.event, since=args.since, limit=args.limit, as_json=args.json)
+
+
+def _connect(args: argparse.Namespace) -> int:
+    from salesforce_sync.commands.connect import run_connect
+    from salesforce_sync.config.loader import load_config
+
+    run_connect(load_config(), args.integration, port=args.port, open_browser=not args.no_browser,
+                env_file=Path(args.env_file), timeout=args.timeout)
+    return 0
+
+
+def _since(text: str) -> datetime:
+    """A date (midnight UTC) or an ISO datetime (UTC unless it has an offset), as an aware UTC datetime."""
+    cleaned = text.strip()
+    try:
+        if "T" in cleaned or " " in cleaned:
+            moment = datetime.fromisoformat(cleaned)
+        else:
+            moment = datetime.combine(date.fromisoformat(cleaned), time(0))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--since {text!r} is not a date (2026-11-20) or datetime (2026-11-20T06:00:00Z)") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0..65535, 0 picks a free one)")
+    return value
+
+
+def _event(text: str) -> str:
+    from salesforce_sync.store.models import SyncEvent
+
+    allowed = [event.value for event in SyncEvent]
+    if text not in allowed:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a sync log event; use one of {', '.join(allowed)}")
+    return text
+
+
+def _add_operator_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    status = commands.add_parser("status", help="every integration's badge, last success, last error and counts")
+    status.add_argument("--json", action="store_true", help="print JSON for machines")
+    status.set_defaults(handler=_reported(_status))
+
+    preview = commands.add_parser("preview", help="count the records the sync rules select now, with the SOQL")
+    preview.add_argument("integration", help="integration id")
+    preview.add_argument("object", nargs="?", help="Lead, Contact or CampaignMember (default: every configured one)")
+    preview.set_defaults(handler=_reported(_preview))
+
+    logs = commands.add_parser("logs", help="the sync log, newest first")
+    logs.add_argument("integration", nargs="?", help="integration id (default: all)")
+    logs.add_argument("--event", type=_event, help="only entries of this event type (e.g. sync_failed)")
+    logs.add_argument("--since", type=_since, help="only entries at or after this date or datetime (UTC unless "
+                                                    "it has an offset)")
+    logs.add_argument("--limit", type=_positive, default=50, help="at most this many entries (default: 50)")
+    logs.add_argument("--json", action="store_true", help="print JSON, messages verbatim")
+    logs.set_defaults(handler=_reported(_logs))
+
+    connect = commands.add_parser(
+        "connect", help="authorize access to the integration's org in a browser (OAuth with PKCE) and store its "
+                        "refresh token in a .env file")
+    connect.add_argument("integration", help="integration id (its auth must use method refresh_token)")
+    connect.add_argument("--port", type=_port, default=0,
+                         help="port of the local redirect listener http://127.0.0.1:<port>/callback (default: a "
+                              "free one); a real connected app must list that exact callback URL")
+    connect.add_argument("--no-browser", action="store_true", help="only print the authorize URL")
+    connect.add_argument("--env-file", default=".env",
+                         help="the .env file that receives the refresh token (default: ./.env)")
+    connect.add_argument("--timeout", type=_positive, default=300,
+                         help="seconds to wait for the redirect (default: 300)")
+    connect.set_defaults(handler=_reported(_connect))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="salesforce-sync", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -60,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="keep the org in this SQLite file so several processes share it (default: in memory)")
     serve.add_argument("--tls-dir", default=None, help="where to write the CA bundle (default: a temp folder)")
     serve.set_defaults(handler=_emulator_serve)
+
+    _add_operator_commands(commands)
     return parser
 
 
@@ -67,6 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=Warning, module="dagster")
     warnings.filterwarnings("ignore", message=".*(beta|preview|superseded).*")
     args = build_parser().parse_args(argv)
+    # Secrets `connect` wrote to ./.env reach the CLI's syncs as they reach `dagster dev`; the real
+    # environment wins over the file.
+    load_dotenv(Path.cwd() / ".env", override=False)
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
 

@@ -19,6 +19,7 @@ from salesforce_sync.sync.soql import select_fields
 
 MIN_REMAINING_SHARE = 0.10
 WARN_REMAINING_SHARE = 0.25
+LIMIT_EXCEEDED = "REQUEST_LIMIT_EXCEEDED"
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,17 @@ def check_credentials(client: SalesforceClient) -> CheckOutcome:
 
 
 def check_api_limits(client: SalesforceClient) -> CheckOutcome:
-    """DailyApiRequests: fails at 10% remaining or less, warns at 25%."""
-    daily = client.limits()["DailyApiRequests"]
+    """DailyApiRequests: fails at 10% remaining or less, warns at 25%.
+
+    Once the quota is used up Salesforce refuses every call, `/limits` included (403
+    REQUEST_LIMIT_EXCEEDED): the usage then comes from that refusal's Sforce-Limit-Info header.
+    """
+    try:
+        daily = client.limits()["DailyApiRequests"]
+    except SalesforceRequestError as err:
+        if LIMIT_EXCEEDED not in str(err):
+            raise
+        return _quota_refused(client, err)
     maximum, remaining = int(daily["Max"]), int(daily["Remaining"])
     used = maximum - remaining
     share = remaining / maximum if maximum else 0.0
@@ -64,6 +74,19 @@ def check_api_limits(client: SalesforceClient) -> CheckOutcome:
         return CheckOutcome("api_limits", False, text + " (10% or less left: syncs wait until the quota resets)",
                             metadata=metadata)
     return CheckOutcome("api_limits", True, text, warn=share <= WARN_REMAINING_SHARE, metadata=metadata)
+
+
+def _quota_refused(client: SalesforceClient, err: SalesforceRequestError) -> CheckOutcome:
+    """The failed check for a call Salesforce refused over quota, with the usage it reported if any."""
+    if client.api_usage is None:
+        return CheckOutcome("api_limits", False, f"{err} (the daily API quota is used up: syncs wait until it resets)")
+    used, maximum = client.api_usage
+    remaining = max(0, maximum - used)
+    return CheckOutcome(
+        "api_limits", False,
+        f"integration {client.integration!r}: {used} of {maximum} daily API requests used, {remaining} remaining "
+        f"(Salesforce refuses calls with {LIMIT_EXCEEDED}: syncs wait until the quota resets)",
+        metadata={"used": used, "max": maximum, "remaining": remaining})
 
 
 def describe_for(client: SalesforceClient, object_type: str, paths: tuple[str, ...]) -> dict[str, Any]:

@@ -24,6 +24,10 @@ from salesforce_sync.sync.windows import fetch_bounds
 
 log = logging.getLogger(__name__)
 MAX_LOGGED_WARNINGS = 20
+#: CampaignMember rows carry their Lead's or Contact's opt-out and name, but the member's own
+#: LastModifiedDate does not move when the person changes: a window also selects the members whose
+#: person changed in it, and a member row's version is the newest of the three stamps.
+PERSON_RELATIONSHIPS: dict[str, tuple[str, ...]] = {"CampaignMember": ("Lead", "Contact")}
 
 
 @dataclass(frozen=True)
@@ -45,25 +49,38 @@ class WindowSync:
     object_type: str
     window: SyncWindow
     soql: str
+    columns: tuple[str, ...]
     use_bulk: bool
     expected: int
     client: SalesforceClient
     calls_at_start: int = 0
     warnings: list[MappingWarning] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    planned_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def chunks(self) -> Iterator[pd.DataFrame]:
         """Mapped store chunks; warnings about dropped values collect in `self.warnings`."""
         fetch = self.client.bulk_chunks if self.use_bulk else self.client.rest_chunks
         size = self.integration.chunk_size
         kwargs = {"max_records": size} if self.use_bulk else {"chunk_rows": size}
-        columns = list(select_fields(self.object_type, self.integration.mappings(self.object_type),
-                                     self.integration.cursor_field))
+        mappings = self.integration.mappings(self.object_type)
+        people = PERSON_RELATIONSHIPS.get(self.object_type, ())
         for raw in fetch(self.soql, include_deleted=True, **kwargs):
-            mapped = map_chunk(raw.reindex(columns=columns), integration_id=self.integration.id,
-                               object_type=self.object_type, mappings=self.integration.mappings(self.object_type))
+            raw = raw.reindex(columns=list(self.columns)).reset_index(drop=True)
+            mapped = map_chunk(raw, integration_id=self.integration.id, object_type=self.object_type,
+                               mappings=mappings)
             self.warnings.extend(mapped.warnings)
+            if people:
+                mapped.frame["sf_modified_at"] = _newest_stamp(
+                    mapped.frame["sf_modified_at"], [raw[f"{person}.LastModifiedDate"] for person in people])
             yield mapped.frame
+
+
+def _newest_stamp(own: pd.Series, related: list[pd.Series]) -> pd.Series:
+    """Per row, the newest of the record's own stamp and its related records' stamps (text, null when absent)."""
+    stamps = [own] + [pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce").dt.as_unit("us")
+                      for text in related]
+    return pd.concat(stamps, axis=1).max(axis=1).dt.as_unit("us")
 
 
 def plan_window(client: SalesforceClient, integration: IntegrationConfig, object_type: str, window: SyncWindow,
@@ -73,17 +90,24 @@ def plan_window(client: SalesforceClient, integration: IntegrationConfig, object
     `calls_at_start` is the client's API-call count when the sync began (preflight included)."""
     calls = client.api_calls if calls_at_start is None else calls_at_start
     mappings = integration.mappings(object_type)
+    people = PERSON_RELATIONSHIPS.get(object_type, ())
     fields = select_fields(object_type, mappings, integration.cursor_field)
+    fields += tuple(f"{person}.LastModifiedDate" for person in people)
     rules = integration.objects[object_type].sync_rules
     rule_paths = tuple(rule.field for rule in rules.rules) if rules else ()
     where = rules_to_where(rules, field_types(object_type, rule_paths, describes),
                            integration_id=integration.id, object_type=object_type)
     start, end = fetch_bounds(window.start, window.end, first_window=window.first, history=integration.history,
                               overlap=integration.overlap)
-    soql = build_window_soql(object_type, fields, where, start, end, cursor_field=integration.cursor_field)
-    expected = client.count(build_count_soql(object_type, where, start, end, cursor_field=integration.cursor_field))
-    return WindowSync(integration, object_type, window, soql, expected > integration.bulk_threshold, expected, client,
-                      calls)
+    if window.full:
+        # The scrub in apply_window treats every record the query does not list as deleted, so a full
+        # re-sync lists records up to now: one changed since the last window must not look deleted.
+        end = None
+    cursor = integration.cursor_field
+    soql = build_window_soql(object_type, fields, where, start, end, cursor_field=cursor, related=people)
+    expected = client.count(build_count_soql(object_type, where, start, end, cursor_field=cursor, related=people))
+    return WindowSync(integration, object_type, window, soql, fields, expected > integration.bulk_threshold,
+                      expected, client, calls)
 
 
 @dataclass(frozen=True)
@@ -110,7 +134,7 @@ def apply_window(store: AudienceStore, sync: WindowSync, *, run_id: str | None) 
     scrubbed = 0
     if scan_id:
         scrubbed = store.mark_missing_deleted(project, integration.id, object_type, scan_id=scan_id,
-                                              scan_started_at=sync.window.end)
+                                              scan_started_at=sync.planned_at)
         counts += UpsertCounts(deleted=scrubbed)
     for warning in sync.warnings[:MAX_LOGGED_WARNINGS]:
         log.warning("integration %r, %s: %s", integration.id, object_type, warning)

@@ -7,12 +7,12 @@ import os
 
 import dagster as dg
 
-from salesforce_sync.config.models import IntegrationConfig, SyncConfig
+from salesforce_sync.commands.common import open_store
+from salesforce_sync.config.models import SyncConfig
 from salesforce_sync.config.status import missing_settings
 from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, pending_windows
-from salesforce_sync.dagster_defs.definitions import build_definitions, configured_store_url, sync_job_name
-from salesforce_sync.salesforce.connection import sync_home
-from salesforce_sync.store import AudienceStore
+from salesforce_sync.dagster_defs.definitions import build_definitions, sync_job_name
+from salesforce_sync.home import sync_home
 
 LOCAL_INSTANCE_YAML = """\
 # Local Dagster instance of salesforce-sync (SQLite storage). `dagster dev` shows its runs when
@@ -42,13 +42,6 @@ def local_instance() -> dg.DagsterInstance:
     if not config.exists():
         config.write_text(LOCAL_INSTANCE_YAML)
     return dg.DagsterInstance.from_config(str(home))
-
-
-def open_store() -> AudienceStore:
-    """The audience store the sync writes to (AUDIENCE_STORE_URL, else the embedded SQLite file)."""
-    store = AudienceStore(configured_store_url())
-    store.create_schema()
-    return store
 
 
 def run_sync(config: SyncConfig, integration_ids: list[str], *, full: bool) -> int:

@@ -91,6 +91,7 @@ def build_object_asset(integration: IntegrationConfig, object_type: str,
             client = salesforce.client(integration)
             calls_at_start = client.api_calls
             org_id = client.identity()["organization_id"]
+            _refuse_another_org(store, integration, org_id)
             store.register_org(org_id, integration.project, integration.id)
             describes = preflight(client, integration, object_type)
             return plan_window(client, integration, object_type, window, describes, calls_at_start=calls_at_start)
@@ -104,6 +105,14 @@ def build_object_asset(integration: IntegrationConfig, object_type: str,
             store.close()
 
     return sync_object
+
+
+def _refuse_another_org(store: AudienceStore, integration: IntegrationConfig, org_id: str) -> None:
+    """An integration's records come from one org: logging in to another would mix two orgs under one id."""
+    others = [o.org_id for o in store.orgs(integration_id=integration.id) if o.org_id[:15] != org_id[:15]]
+    if others:
+        raise SyncBlocked(f"integration {integration.id!r} is connected to Salesforce org {others[0]}, but its "
+                          f"credentials now log in to org {org_id}; use a new integration id for another org")
 
 
 def _record_failure(store, integration: IntegrationConfig, object_type: str, window: SyncWindow, run_id: str,

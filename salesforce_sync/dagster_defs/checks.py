@@ -1,10 +1,11 @@
 """Health checks as asset checks: credentials, API limits, field mappings, staleness. They run after every
 sync and on their own in a checks-only job, and each writes a `health_check` entry to the sync log."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import dagster as dg
+import requests
 
 from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.config.status import missing_settings
@@ -17,6 +18,8 @@ from salesforce_sync.health import (
     check_field_mappings,
     check_staleness,
 )
+from salesforce_sync.salesforce.auth import SalesforceAuthError
+from salesforce_sync.salesforce.client import SalesforceRequestError
 from salesforce_sync.store import SyncEvent
 
 CHECKS = {
@@ -66,9 +69,13 @@ def _outcomes(integration: IntegrationConfig, salesforce: SalesforceResource, st
                                                              + "; ".join(missing))
         return
     client = salesforce.client(integration)
-    credentials = check_credentials(client) if "credentials" in wanted else None
+    credentials: CheckOutcome | None = None
+    limits: CheckOutcome | None = None
+    if "credentials" in wanted:
+        credentials = _guarded(integration, "credentials", lambda: check_credentials(client))
     connected = credentials is None or credentials.passed
-    limits = check_api_limits(client) if connected and "api_limits" in wanted else None
+    if connected and "api_limits" in wanted:
+        limits = _guarded(integration, "api_limits", lambda: check_api_limits(client))
     now = datetime.now(UTC)
     for object_type in integration.object_types:
         if credentials is not None:
@@ -76,11 +83,23 @@ def _outcomes(integration: IntegrationConfig, salesforce: SalesforceResource, st
         if "api_limits" in wanted:
             yield object_type, limits or _skipped("api_limits", credentials)
         if "field_mappings" in wanted:
-            yield object_type, (check_field_mappings(client, integration, object_type)[0] if connected
-                                else _skipped("field_mappings", credentials))
+            yield object_type, (
+                _guarded(integration, "field_mappings", lambda: check_field_mappings(client, integration, object_type)[0])
+                if connected else _skipped("field_mappings", credentials))
         if "staleness" in wanted:
             state = store.get_state(integration.id, object_type)
             yield object_type, check_staleness(integration, state.last_success_at if state else None, now)
+
+
+def _guarded(integration: IntegrationConfig, check: str, run: Callable[[], CheckOutcome]) -> CheckOutcome:
+    """The check's outcome, or a failed one carrying the error when Salesforce refuses or cannot be
+    reached, so one failing call shows as a failed check instead of crashing the others."""
+    try:
+        return run()
+    except (SalesforceAuthError, SalesforceRequestError) as err:
+        return CheckOutcome(check, False, str(err))
+    except requests.RequestException as err:
+        return CheckOutcome(check, False, f"integration {integration.id!r}: cannot reach Salesforce: {err}")
 
 
 def _skipped(check: str, credentials: CheckOutcome | None) -> CheckOutcome:

@@ -11,21 +11,10 @@ from salesforce_sync.config.models import SyncConfig
 from salesforce_sync.config.status import missing_settings
 from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, build_integration_assets
 from salesforce_sync.dagster_defs.checks import build_integration_checks
-from salesforce_sync.dagster_defs.sensors import build_run_status_sensors, build_schedule_sensor
 from salesforce_sync.dagster_defs.io_manager import AudienceStoreIOManager
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource, SalesforceResource
-from salesforce_sync.salesforce.connection import sync_home
-
-STORE_URL_ENV_VAR = "AUDIENCE_STORE_URL"
-
-
-def default_store_url() -> str:
-    return f"sqlite:///{sync_home() / 'audience.db'}"
-
-
-def configured_store_url() -> str:
-    """The store URL a sync uses outside Dagster's resource system (the CLI's own reads)."""
-    return os.environ.get(STORE_URL_ENV_VAR) or default_store_url()
+from salesforce_sync.dagster_defs.sensors import build_run_status_sensors, build_schedule_sensor
+from salesforce_sync.store.urls import STORE_URL_ENV_VAR, configured_store_url
 
 
 def store_resource() -> AudienceStoreResource:
@@ -33,7 +22,7 @@ def store_resource() -> AudienceStoreResource:
     config; the embedded SQLite file when the variable is not set."""
     if os.environ.get(STORE_URL_ENV_VAR):
         return AudienceStoreResource(url=dg.EnvVar(STORE_URL_ENV_VAR))
-    return AudienceStoreResource(url=default_store_url())
+    return AudienceStoreResource(url=configured_store_url())
 
 
 HEALTH_CRON = "*/30 * * * *"
@@ -67,7 +56,7 @@ def build_definitions(config: SyncConfig) -> dg.Definitions:
             description=f"Sync every object of integration {integration.id!r} for the selected windows.")
         sync_jobs.append(sync_job)
         if integration.scheduled and not missing_settings(integration):
-            sensors.append(build_schedule_sensor(integration, sync_job, integration_assets[0].partitions_def, store))
+            sensors.append(build_schedule_sensor(integration, sync_job, integration_assets[0].partitions_def))
         health_job = dg.define_asset_job(
             name=health_job_name(integration.id),
             selection=dg.AssetSelection.checks_for_assets(*integration_assets),
@@ -78,7 +67,7 @@ def build_definitions(config: SyncConfig) -> dg.Definitions:
             name=f"health_{integration.id}_schedule", job=health_job, cron_schedule=HEALTH_CRON,
             default_status=dg.DefaultScheduleStatus.RUNNING if integration.active else dg.DefaultScheduleStatus.STOPPED))
     jobs.extend(sync_jobs)
-    sensors.extend(build_run_status_sensors(sync_jobs, {i.id: i for i in config.integrations}, store))
+    sensors.extend(build_run_status_sensors(sync_jobs, {i.id: i for i in config.integrations}))
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,

@@ -4,6 +4,7 @@ ranged run), and run-status sensors that keep the sync log and the status badge 
 from __future__ import annotations
 
 import dagster as dg
+from dagster._utils.error import SerializableErrorInfo
 
 from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, pending_windows
@@ -13,32 +14,36 @@ from salesforce_sync.store import IntegrationStatus, SyncEvent
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 MAX_WINDOWS_PER_RUN = 24 * 7
+DAGSTER_WRAPPER_ERRORS = frozenset({"DagsterExecutionStepExecutionError", "DagsterExecutionHandleOutputError",
+                                    "DagsterExecutionLoadInputError", "DagsterResourceFunctionError"})
 ACTIVE_RUN_STATUSES = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-                       dg.DagsterRunStatus.STARTED]
+                       dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
 def build_schedule_sensor(integration: IntegrationConfig, job: dg.UnresolvedAssetJobDefinition,
-                          partitions: dg.TimeWindowPartitionsDefinition,
-                          store: AudienceStoreResource) -> dg.SensorDefinition:
-    """Requests the windows completed since the last successful sync: the whole history at first (the
-    initial sync starts as soon as the integration is Active), then each new window; after downtime the
-    missed windows go in one ranged run of at most MAX_WINDOWS_PER_RUN windows. Waits while a run of
-    the integration is queued or running; a failed range is retried (its run key changes with the error)."""
+                          partitions: dg.TimeWindowPartitionsDefinition) -> dg.SensorDefinition:
+    """Requests the windows completed since the last successful sync: the whole history at first, in
+    one run (the initial sync starts as soon as the integration is Active), then each new window; after
+    downtime the missed windows go in one ranged run of at most MAX_WINDOWS_PER_RUN windows. Waits while
+    a run of the integration is queued or running; a failed range is retried (its run key changes with
+    the error). The store comes in as the `audience_store` resource, so its URL is read at evaluation."""
 
     @dg.sensor(name=f"schedule_{integration.id}", job=job, minimum_interval_seconds=60,
                default_status=dg.DefaultSensorStatus.RUNNING,
                description=f"Syncs integration {integration.id!r} every {integration.window_minutes} minutes.")
-    def schedule(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    def schedule(context: dg.SensorEvaluationContext,
+                 audience_store: AudienceStoreResource) -> dg.SensorResult | dg.SkipReason:
         running = context.instance.get_runs(
             filters=dg.RunsFilter(tags={INTEGRATION_TAG: integration.id}, statuses=ACTIVE_RUN_STATUSES), limit=1)
         if running:
             return dg.SkipReason(f"run {running[0].run_id} of {integration.id} is still queued or running")
-        span = pending_windows(integration, partitions, store.open())
+        span = pending_windows(integration, partitions, audience_store.open())
         if span is None:
             return dg.SkipReason("no completed window since the last successful sync")
         start, end = span
-        end = _cap(partitions, start, end)
-        marker = _failure_marker(store, integration)
+        if start != partitions.get_first_partition_key():  # the initial sync is one query over everything
+            end = _cap(partitions, start, end)
+        marker = _failure_marker(audience_store, integration)
         return dg.SensorResult(run_requests=[dg.RunRequest(
             run_key=f"{integration.id}:{start}..{end}:{marker}",
             tags={RANGE_START_TAG: start, RANGE_END_TAG: end, INTEGRATION_TAG: integration.id})],
@@ -68,21 +73,22 @@ def _failure_marker(store: AudienceStoreResource, integration: IntegrationConfig
     return max(errors).isoformat() if errors else "ok"
 
 
-def build_run_status_sensors(jobs: list[dg.UnresolvedAssetJobDefinition], integrations: dict[str, IntegrationConfig],
-                             store: AudienceStoreResource) -> list[dg.SensorDefinition]:
+def build_run_status_sensors(jobs: list[dg.UnresolvedAssetJobDefinition],
+                             integrations: dict[str, IntegrationConfig]) -> list[dg.SensorDefinition]:
     """On failure: `sync_failed` with the verbatim error (unless the sync already logged it) and status
-    Error. On success: the integration's status back to Active."""
+    Error. On success: the integration's status back to Active. Both write through the `audience_store`
+    resource."""
 
     def integration_of(run: dg.DagsterRun) -> IntegrationConfig | None:
         return integrations.get(run.tags.get(INTEGRATION_TAG, ""))
 
     @dg.run_failure_sensor(name="sync_failure_log", monitored_jobs=jobs, default_status=dg.DefaultSensorStatus.RUNNING)
-    def on_failure(context: dg.RunFailureSensorContext) -> None:
+    def on_failure(context: dg.RunFailureSensorContext, audience_store: AudienceStoreResource) -> None:
         integration = integration_of(context.dagster_run)
         if integration is None:
             return
         error = _run_error(context)
-        audience = store.open()
+        audience = audience_store.open()
         try:
             already = audience.sync_log(integration_id=integration.id, event=SyncEvent.SYNC_FAILED, limit=50)
             if not any(entry.run_id == context.dagster_run.run_id for entry in already):
@@ -94,11 +100,11 @@ def build_run_status_sensors(jobs: list[dg.UnresolvedAssetJobDefinition], integr
 
     @dg.run_status_sensor(name="sync_success_status", run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=jobs,
                           default_status=dg.DefaultSensorStatus.RUNNING)
-    def on_success(context: dg.RunStatusSensorContext) -> None:
+    def on_success(context: dg.RunStatusSensorContext, audience_store: AudienceStoreResource) -> None:
         integration = integration_of(context.dagster_run)
         if integration is None:
             return
-        audience = store.open()
+        audience = audience_store.open()
         try:
             audience.set_status(integration.id, None, IntegrationStatus.ACTIVE)
         finally:
@@ -108,7 +114,17 @@ def build_run_status_sensors(jobs: list[dg.UnresolvedAssetJobDefinition], integr
 
 
 def _run_error(context: dg.RunFailureSensorContext) -> str:
-    """The failing steps' error messages verbatim, else the run's own failure message."""
-    messages = [event.step_failure_data.error.message.strip() for event in context.get_step_failure_events()
+    """The failing steps' errors as the sync logs them (each once), else the run's own failure message."""
+    messages = [_user_error_text(event.step_failure_data.error) for event in context.get_step_failure_events()
                 if event.step_failure_data and event.step_failure_data.error]
-    return "\n".join(messages) or (context.failure_event.message or "run failed")
+    return "\n".join(dict.fromkeys(messages)) or (context.failure_event.message or "run failed")
+
+
+def _user_error_text(error: SerializableErrorInfo) -> str:
+    """The exception's own text, without its class name and without Dagster's wrapper around errors
+    raised in asset, IO manager or resource code (the original is the wrapper's cause)."""
+    while error.cls_name in DAGSTER_WRAPPER_ERRORS and error.cause is not None:
+        error = error.cause
+    text = error.message.strip()
+    qualified_name, separator, rest = text.partition(": ")
+    return rest if separator and qualified_name.rsplit(".", 1)[-1] == error.cls_name else text

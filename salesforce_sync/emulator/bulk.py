@@ -12,9 +12,10 @@ from typing import Any
 
 from salesforce_sync.emulator import render
 from salesforce_sync.emulator.errors import SalesforceApiError, not_found
-from salesforce_sync.emulator.render import COLUMN_DELIMITERS as DELIMITERS, LINE_ENDINGS
 from salesforce_sync.emulator.ids import KEY_PREFIXES, make_id
 from salesforce_sync.emulator.org import ms_to_iso
+from salesforce_sync.emulator.render import COLUMN_DELIMITERS as DELIMITERS
+from salesforce_sync.emulator.render import LINE_ENDINGS
 from salesforce_sync.emulator.rest import DATA, QueryCursor, fetch_page, run_query
 from salesforce_sync.emulator.server import Request, Response, Router
 
@@ -231,8 +232,7 @@ def _process_ingest(request: Request, job: Job) -> None:
     operation, object_name = job.info["operation"], job.info["object"]
     ops: list[tuple[str, str, Any]] = []
     for row in rows:
-        values = {name: value for name, value in zip(header, row) if value != "" or operation == "insert"}
-        values = {k: v for k, v in values.items() if v != ""}
+        values = {name: value for name, value in zip(header, row) if value != ""}  # empty: leave as is
         if operation in ("delete", "hardDelete"):
             ops.append((operation, object_name, values.get("Id", "")))
         elif operation == "upsert":

@@ -9,12 +9,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from salesforce_sync.salesforce.http import make_session
 from salesforce_sync.emulator.errors import SalesforceApiError
 from salesforce_sync.emulator.org import iso_to_ms, ms_to_iso
+from salesforce_sync.emulator.server import CONTROL_PREFIX as PREFIX
 from salesforce_sync.emulator.server import Request, Response, Router
+from salesforce_sync.salesforce.http import make_session
 
-PREFIX = "/__emulator__"
 SETTABLE = ("access_token_seconds", "rotate_refresh_tokens", "daily_api_max", "jwt_public_key_pem", "redirect_uris")
 
 

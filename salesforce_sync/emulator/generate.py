@@ -34,7 +34,14 @@ import numpy as np
 
 from salesforce_sync.emulator.ids import KEY_PREFIXES, make_id
 from salesforce_sync.emulator.schema import (
-    ACCOUNT, CAMPAIGN, CAMPAIGN_MEMBER, CONTACT, LEAD, OPPORTUNITY, TASK, USER,
+    ACCOUNT,
+    CAMPAIGN,
+    CAMPAIGN_MEMBER,
+    CONTACT,
+    LEAD,
+    OPPORTUNITY,
+    TASK,
+    USER,
 )
 
 BATCH_SIZE = 10_000
@@ -56,6 +63,8 @@ DUPLICATE_SHARE = 0.03
 
 _OBJECTS = {o.name: o for o in (USER, ACCOUNT, CONTACT, LEAD, CAMPAIGN, CAMPAIGN_MEMBER, OPPORTUNITY, TASK)}
 _STORED_NAMES = {name: tuple(f.name for f in obj.stored_fields) for name, obj in _OBJECTS.items()}
+
+Columns = dict[str, Any]  # stored field -> numpy array of the batch's values, or one value for the whole batch
 
 
 def integration_user_id() -> str:
@@ -84,14 +93,21 @@ def generate_org(seed: int, counts: dict[str, int], now_ms: int) -> Iterator[tup
     The same seed, counts and now_ms always give identical rows. Every stored field of the object is
     a key of every row, in schema order.
     """
+    for name, columns in generate_org_columns(seed, counts, now_ms):
+        yield name, _rows(name, columns)
+
+
+def generate_org_columns(seed: int, counts: dict[str, int], now_ms: int) -> Iterator[tuple[str, Columns]]:
+    """The batches of `generate_org` as columns, for loading an org without a dict per row: each stored
+    field, in schema order, maps to a numpy array (booleans as bool) or to one value shared by the batch."""
     plan = _Plan.build(seed, default_counts(counts), now_ms)
-    yield "User", _user_rows(plan)
-    builders = (("Account", _account_rows), ("Contact", _contact_rows), ("Lead", _lead_rows),
-                ("Campaign", _campaign_rows), ("CampaignMember", _campaign_member_rows),
-                ("Opportunity", _opportunity_rows), ("Task", _task_rows))
+    yield "User", _in_schema_order("User", _user_columns(plan))
+    builders = (("Account", _account_columns), ("Contact", _contact_columns), ("Lead", _lead_columns),
+                ("Campaign", _campaign_columns), ("CampaignMember", _campaign_member_columns),
+                ("Opportunity", _opportunity_columns), ("Task", _task_columns))
     for name, build in builders:
         for idx in _batches(plan.counts[name]):
-            yield name, build(plan, idx)
+            yield name, _in_schema_order(name, build(plan, idx))
 
 
 # ---- input checks ------------------------------------------------------------------------------
@@ -625,13 +641,19 @@ def _between(draws: _Draws, name: str, low: np.ndarray, high: np.ndarray | int) 
     return low + ((high - low) * draws.unit(name)).astype(np.int64)
 
 
-def _rows(object_name: str, columns: dict[str, Any]) -> list[dict[str, Any]]:
-    """Column values -> row dicts keyed by every stored field, in schema order."""
+def _in_schema_order(object_name: str, columns: Columns) -> Columns:
+    """The columns keyed by every stored field of the object, in schema order."""
     names = _STORED_NAMES[object_name]
     if columns.keys() != set(names):
         raise ValueError(
             f"generate_org: {object_name} columns out of step with the schema: missing "
             f"{sorted(set(names) - columns.keys())}, unexpected {sorted(columns.keys() - set(names))}")
+    return {name: columns[name] for name in names}
+
+
+def _rows(object_name: str, columns: Columns) -> list[dict[str, Any]]:
+    """Columns in schema order -> row dicts (booleans as 0/1)."""
+    names = _STORED_NAMES[object_name]
     values = []
     for name in names:
         value = columns[name]
@@ -845,7 +867,7 @@ def _bounces(d: _Draws, email: np.ndarray, stamps: _Stamps) -> tuple[np.ndarray,
 
 # ---- objects -----------------------------------------------------------------------------------
 
-def _user_rows(plan: _Plan) -> list[dict[str, Any]]:
+def _user_columns(plan: _Plan) -> Columns:
     idx = np.arange(len(_USERS))
     d = _Draws(plan, "User", idx)
     created = np.full(len(idx), plan.now - HISTORY_SECONDS - 30 * DAY, dtype=np.int64) + idx * 3600
@@ -854,16 +876,16 @@ def _user_rows(plan: _Plan) -> list[dict[str, Any]]:
     column = list(zip(*_USERS))
     first, last, local, alias, zone, active = (_objects(*values) for values in column)
     usernames = local + "@" + USER_DOMAIN
-    return _rows("User", {
+    return {
         "Id": plan.user_ids, "Username": usernames, "LastName": last, "FirstName": first,
         "Name": first + " " + last, "Email": usernames, "Alias": alias, "IsActive": active.astype(bool),
         "TimeZoneSidKey": zone, "CreatedDate": created * 1000, "CreatedById": plan.user_ids[np.minimum(idx, 1)],
         "LastModifiedDate": modified * 1000, "LastModifiedById": plan.user_ids[np.full(len(idx), 1)],
         "SystemModstamp": modified * 1000, "LastViewedDate": viewed, "LastReferencedDate": viewed,
-    })
+    }
 
 
-def _account_rows(plan: _Plan, idx: np.ndarray) -> list[dict[str, Any]]:
+def _account_columns(plan: _Plan, idx: np.ndarray) -> Columns:
     d = _Draws(plan, "Account", idx)
     stamps = _timeline(plan, d, plan.accounts.rank(idx) >= plan.accounts.live)
     parent = plan.accounts.index(d.below("Parent", max(plan.accounts.live, 1)))
@@ -885,10 +907,10 @@ def _account_rows(plan: _Plan, idx: np.ndarray) -> list[dict[str, Any]]:
         **_audit(plan, d, stamps),
         "Tier__c": _maybe(d.chance("Tiered", 0.6), d.pick("Tier", _picklist("Account", "Tier__c"))),
     }
-    return _rows("Account", columns)
+    return columns
 
 
-def _contact_rows(plan: _Plan, idx: np.ndarray) -> list[dict[str, Any]]:
+def _contact_columns(plan: _Plan, idx: np.ndarray) -> Columns:
     d = _Draws(plan, "Contact", idx)
     stamps = _contact_stamps(plan, idx)
     people = _people(plan, "Contact", idx)
@@ -916,10 +938,10 @@ def _contact_rows(plan: _Plan, idx: np.ndarray) -> list[dict[str, Any]]:
         "Preferred_Language__c": _maybe(~d.chance("NoLanguage", 0.3), language),
         "Lifetime_Value__c": _maybe(d.chance("Valued", 0.6), np.round(50_000 * d.unit("Value") ** 3, 2)),
     }
-    return _rows("Contact", columns)
+    return columns
 
 
-def _lead_rows(plan: _Plan, idx: np.ndarray) -> list[dict[str, Any]]:
+def _lead_columns(plan: _Plan, idx: np.ndarray) -> Columns:
     d = _Draws(plan, "Lead", idx)
     stamps = _lead_stamps(plan, idx)
     people = _lead_people(plan, idx)
@@ -964,7 +986,7 @@ def _lead_rows(plan: _Plan, idx: np.ndarray) -> list[dict[str, Any]]:
         "Newsletter_Signup__c": _maybe(d.chance("Newsletter", 0.35),
                                        plan.dates(_between(d, "SignedUpAt", stamps.created, stamps.modified))),
     }
-    return _rows("Lead", columns)
+    return columns
 
 
 def _campaign_member_counts(plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
@@ -992,7 +1014,7 @@ def _member_slots(plan: _Plan, slots: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return campaign, person
 
 
-def _campaign_rows(plan: _Plan, idx: np.ndarray) -> list[dict[str, Any]]:
+def _campaign_columns(plan: _Plan, idx: np.ndarray) -> Columns:
     d = _Draws(plan, "Campaign", idx)
     stamps = _campaign_stamps(plan, idx)
     lead_counts, contact_counts = plan.member_counts
@@ -1015,10 +1037,10 @@ def _campaign_rows(plan: _Plan, idx: np.ndarray) -> list[dict[str, Any]]:
         "OwnerId": d.pick("Owner", plan.owners),
         **_audit(plan, d, stamps),
     }
-    return _rows("Campaign", columns)
+    return columns
 
 
-def _campaign_member_rows(plan: _Plan, idx: np.ndarray) -> list[dict[str, Any]]:
+def _campaign_member_columns(plan: _Plan, idx: np.ndarray) -> Columns:
     """Members of Leads and Contacts with the person's fields mirrored; none deleted, as Salesforce
     hard-deletes members (with their person) instead of keeping them in the recycle bin."""
     d = _Draws(plan, "CampaignMember", idx)
@@ -1060,10 +1082,10 @@ def _campaign_member_rows(plan: _Plan, idx: np.ndarray) -> list[dict[str, Any]]:
         "Type": np.where(is_lead, "Lead", "Contact"), "LeadOrContactId": person_ids,
         **_audit(plan, d, stamps),
     })
-    return _rows("CampaignMember", columns)
+    return columns
 
 
-def _opportunity_rows(plan: _Plan, idx: np.ndarray) -> list[dict[str, Any]]:
+def _opportunity_columns(plan: _Plan, idx: np.ndarray) -> Columns:
     """Opportunities; the first ranks are those created by converting a Lead, at its Contact's Account."""
     d = _Draws(plan, "Opportunity", idx)
     rank = plan.opportunities.rank(idx)
@@ -1093,10 +1115,10 @@ def _opportunity_rows(plan: _Plan, idx: np.ndarray) -> list[dict[str, Any]]:
         "OwnerId": d.pick("Owner", plan.owners),
         **_audit(plan, d, stamps),
     }
-    return _rows("Opportunity", columns)
+    return columns
 
 
-def _task_rows(plan: _Plan, idx: np.ndarray) -> list[dict[str, Any]]:
+def _task_columns(plan: _Plan, idx: np.ndarray) -> Columns:
     """Tasks about live people and, for Contacts only (as Salesforce requires), an Account, Opportunity or Campaign."""
     d = _Draws(plan, "Task", idx)
     n = len(idx)
@@ -1145,4 +1167,4 @@ def _task_rows(plan: _Plan, idx: np.ndarray) -> list[dict[str, Any]]:
         "CompletedDateTime": _maybe(closed, _between(d, "CompletedAt", stamps.created, stamps.modified) * 1000),
         **_audit(plan, d, stamps, views=False),
     }
-    return _rows("Task", columns)
+    return columns

@@ -7,7 +7,6 @@ import base64
 import hashlib
 import hmac
 import html
-import json
 import time
 import xml.etree.ElementTree as ET
 from typing import Any
@@ -279,4 +278,4 @@ def _soap_fault(code: str, message: str) -> Response:
     return Response(500, SOAP_FAULT.format(code=code, message=message).encode(), {"Content-Type": "text/xml;charset=UTF-8"})
 
 
-__all__ = ["register", "json"]
+__all__ = ["register"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import json
 import re
 import secrets
@@ -21,6 +22,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from salesforce_sync.emulator.errors import SalesforceApiError, invalid_type, not_found
 from salesforce_sync.emulator.ids import KEY_PREFIXES, OBJECT_BY_PREFIX, make_id, normalize_id
 from salesforce_sync.emulator.schema import FieldDef, ObjectDef, OrgSchema, label_for
@@ -29,6 +32,8 @@ ISO_DATETIME = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(Z|[+-]\d{2}:?\d{2})?$"
 )
 PERSON_OBJECTS = ("Lead", "Contact")
+NAN_NULL = float("nan")  # SQLite stores a bound NaN as NULL
+OTHER_INTEGRATIONS = "(other integrations)"  # API usage staged by exhaust_api_limit, not calls made here
 CAMPAIGN_MEMBER_MIRRORS = ("FirstName", "LastName", "Name", "Email", "Phone", "Title", "HasOptedOutOfEmail", "DoNotCall")
 
 
@@ -111,44 +116,46 @@ class Org:
         self._lock = threading.RLock()
         self._schema_version = -1
         self._schema = OrgSchema()
-        self._settings: OrgSettings | None = None
+        self._settings = OrgSettings()
+        self._settings_json = ""
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
     @classmethod
     def open_or_create(cls, path: str | Path | None, settings: OrgSettings, counts: dict[str, int]) -> Org:
-        """Open the org stored at `path`, or create and populate it (an in-memory org is always new)."""
+        """Open the org stored at `path`, or create and populate it (an in-memory org is always new).
+
+        Creation is one transaction, so another process opening the same file sees no org or a whole one.
+        """
         org = cls(path)
-        with org._lock:
-            exists = org._conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='_meta'").fetchone()
-            if exists:
-                return org
-            org._initialize(replace(settings, counts=dict(counts)))
-        org.load_generated(counts)
+        with org.write() as conn:
+            exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='_meta'").fetchone()
+            if not exists:
+                org._initialize(conn, replace(settings, counts=dict(counts)))
+                org._load_generated(conn, counts)
+                for obj in org._schema.objects.values():
+                    org._create_indexes(conn, obj)  # after the load: building an index once is cheaper
         return org
 
-    def _initialize(self, settings: OrgSettings) -> None:
-        with self.write() as conn:
-            conn.execute("CREATE TABLE _meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            conn.execute(
-                "CREATE TABLE _tokens (token TEXT PRIMARY KEY, kind TEXT NOT NULL, parent TEXT, "
-                "expires_ms INTEGER, revoked INTEGER NOT NULL DEFAULT 0, data TEXT)")
-            conn.execute(
-                "CREATE TABLE _api_calls (day TEXT NOT NULL, endpoint TEXT NOT NULL, count INTEGER NOT NULL, "
-                "PRIMARY KEY (day, endpoint))")
-            conn.execute(
-                "CREATE TABLE _faults (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, path_pattern TEXT NOT NULL, "
-                "method TEXT, status INTEGER, error_code TEXT, message TEXT, remaining INTEGER NOT NULL, "
-                "latency_ms INTEGER)")
-            for key, value in (("settings", settings.to_json()), ("clock_offset_ms", "0"),
-                               ("clock_frozen_ms", ""), ("schema_ops", "[]"), ("schema_version", "0"),
-                               ("api_used_adjust", "0")):
-                conn.execute("INSERT INTO _meta VALUES (?, ?)", (key, value))
-            for obj in self._schema.objects.values():
-                self._create_table(conn, obj)
-            conn.execute("INSERT INTO _tokens (token, kind, data) VALUES (?, 'refresh', ?)",
-                         (settings.refresh_token, json.dumps({"scope": "api refresh_token id"})))
+    def _initialize(self, conn: sqlite3.Connection, settings: OrgSettings) -> None:
+        conn.execute("CREATE TABLE _meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute(
+            "CREATE TABLE _tokens (token TEXT PRIMARY KEY, kind TEXT NOT NULL, parent TEXT, "
+            "expires_ms INTEGER, revoked INTEGER NOT NULL DEFAULT 0, data TEXT)")
+        conn.execute(
+            "CREATE TABLE _api_calls (day TEXT NOT NULL, endpoint TEXT NOT NULL, count INTEGER NOT NULL, "
+            "PRIMARY KEY (day, endpoint))")
+        conn.execute(
+            "CREATE TABLE _faults (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, path_pattern TEXT NOT NULL, "
+            "method TEXT, status INTEGER, error_code TEXT, message TEXT, remaining INTEGER NOT NULL, "
+            "latency_ms INTEGER)")
+        for key, value in (("settings", settings.to_json()), ("clock_offset_ms", "0"),
+                           ("clock_frozen_ms", ""), ("schema_ops", "[]"), ("schema_version", "0")):
+            conn.execute("INSERT INTO _meta VALUES (?, ?)", (key, value))
+        for obj in self._schema.objects.values():
+            self._create_table(conn, obj)
+        conn.execute("INSERT INTO _tokens (token, kind, data) VALUES (?, 'refresh', ?)",
+                     (settings.refresh_token, json.dumps({"scope": "api refresh_token id"})))
 
     @staticmethod
     def _create_table(conn: sqlite3.Connection, obj: ObjectDef) -> None:
@@ -156,6 +163,9 @@ class Org:
                      "datetime": "INTEGER", "date": "TEXT"}
         cols = ", ".join(f'"{f.name}" {sql_types[f.storage]}' for f in obj.stored_fields)
         conn.execute(f'CREATE TABLE "{obj.name}" ({cols})')
+
+    @staticmethod
+    def _create_indexes(conn: sqlite3.Connection, obj: ObjectDef) -> None:
         conn.execute(f'CREATE UNIQUE INDEX "{obj.name}_Id" ON "{obj.name}" ("Id" COLLATE NOCASE)')
         for stamp in ("LastModifiedDate", "SystemModstamp"):
             if obj.field(stamp):
@@ -164,18 +174,25 @@ class Org:
             for ref in ("LeadId", "ContactId"):
                 conn.execute(f'CREATE INDEX "CampaignMember_{ref}" ON "CampaignMember" ("{ref}")')
 
-    def load_generated(self, counts: dict[str, int]) -> None:
+    def _load_generated(self, conn: sqlite3.Connection, counts: dict[str, int]) -> None:
         """Fill a new org with the deterministic generated data for its seed."""
-        from salesforce_sync.emulator.generate import generate_org
+        from salesforce_sync.emulator.generate import generate_org_columns
 
-        with self.write() as conn:
-            for object_name, rows in generate_org(self.settings.seed, counts, self.now_ms()):
-                self._insert_rows(conn, object_name, rows)
+        for object_name, columns in generate_org_columns(self.settings.seed, counts, self.now_ms()):
+            self._insert_columns(conn, object_name, columns)
 
-    def insert_stored_rows(self, object_name: str, rows: list[dict[str, Any]]) -> None:
-        """Insert rows already in storage form (benchmarks and generated data)."""
-        with self.write() as conn:
-            self._insert_rows(conn, object_name, rows)
+    @staticmethod
+    def _insert_columns(conn: sqlite3.Connection, object_name: str, columns: dict[str, Any]) -> None:
+        """Insert a batch given as columns (numpy arrays, or one value for the whole batch) with one executemany.
+
+        Nulls are bound as NaN, which SQLite stores as NULL: CPython's sqlite3 looks for an adapter for every
+        None it binds (two failed attribute lookups), which made Nones most of the cost of loading a million rows.
+        """
+        size = len(columns["Id"])
+        values = [_bindable_column(column, size) for column in columns.values()]
+        cols = ", ".join(f'"{name}"' for name in columns)
+        marks = ", ".join("?" for _ in columns)
+        conn.executemany(f'INSERT INTO "{object_name}" ({cols}) VALUES ({marks})', zip(*values))
 
     @staticmethod
     def _insert_rows(conn: sqlite3.Connection, object_name: str, rows: list[dict[str, Any]]) -> None:
@@ -240,10 +257,12 @@ class Org:
 
     @property
     def settings(self) -> OrgSettings:
-        if self._settings is None:
-            with self._lock:
-                self._settings = OrgSettings.from_json(self._meta("settings"))
-        return self._settings
+        """Read afresh each time, so a change made through another server sharing the state file counts here."""
+        with self._lock:
+            stored = self._meta("settings")
+            if stored != self._settings_json:
+                self._settings, self._settings_json = OrgSettings.from_json(stored), stored
+            return self._settings
 
     def object(self, name: str) -> ObjectDef:
         obj = self.schema.object(name)
@@ -367,38 +386,37 @@ class Org:
         with self.read() as conn:
             used = conn.execute("SELECT COALESCE(SUM(count), 0) FROM _api_calls WHERE day = ?",
                                 (self._today(),)).fetchone()[0]
-            used += int(self._meta("api_used_adjust"))
         return used, self.settings.daily_api_max
 
     def api_calls(self) -> dict[str, int]:
-        """Calls made so far, per endpoint (all days)."""
+        """Calls made to this emulator so far, per endpoint (all days)."""
         with self.read() as conn:
-            rows = conn.execute("SELECT endpoint, SUM(count) FROM _api_calls GROUP BY endpoint").fetchall()
+            rows = conn.execute("SELECT endpoint, SUM(count) FROM _api_calls WHERE endpoint != ? GROUP BY endpoint",
+                                (OTHER_INTEGRATIONS,)).fetchall()
         return {endpoint: count for endpoint, count in rows}
 
     def reset_api_calls(self) -> None:
         with self.write() as conn:
             conn.execute("DELETE FROM _api_calls")
-            self._set_meta("api_used_adjust", "0")
 
     def exhaust_api_limit(self) -> None:
-        """Use up the rest of today's DailyApiRequests."""
-        used, maximum = self.api_usage()
-        with self.write():
-            self._set_meta("api_used_adjust", str(int(self._meta("api_used_adjust")) + maximum - used))
+        """Use up the rest of today's DailyApiRequests, as other integrations of a busy org do; the next day of
+        the org clock starts afresh."""
+        day = self._today()
+        with self.write() as conn:
+            used = conn.execute("SELECT COALESCE(SUM(count), 0) FROM _api_calls WHERE day = ?", (day,)).fetchone()[0]
+            conn.execute("INSERT INTO _api_calls VALUES (?, ?, ?) ON CONFLICT (day, endpoint) "
+                         "DO UPDATE SET count = count + excluded.count",
+                         (day, OTHER_INTEGRATIONS, max(0, self.settings.daily_api_max - used)))
 
     def set_api_limit(self, maximum: int) -> None:
-        settings = replace(self.settings, daily_api_max=maximum)
-        with self.write():
-            self._set_meta("settings", settings.to_json())
-        self._settings = settings
+        self.update_settings(daily_api_max=maximum)
 
     def update_settings(self, **changes: Any) -> OrgSettings:
         """Change org settings (token lifetime, refresh-token rotation, redirect URIs, JWT key...)."""
-        settings = replace(self.settings, **changes)
         with self.write():
+            settings = replace(self.settings, **changes)
             self._set_meta("settings", settings.to_json())
-        self._settings = settings
         return settings
 
     # ---- faults --------------------------------------------------------------------------------
@@ -465,7 +483,9 @@ class Org:
                 _apply_schema_op(probe, op)
                 added = probe.object(obj.name).field(op["field"])
                 sql_type = {"text": "TEXT", "real": "REAL", "date": "TEXT"}.get(added.storage, "INTEGER")
-                conn.execute(f'ALTER TABLE "{obj.name}" ADD COLUMN "{added.name}" {sql_type}')
+                # A new checkbox reads false on existing records, never null.
+                default = " DEFAULT 0" if added.storage == "bool" else ""
+                conn.execute(f'ALTER TABLE "{obj.name}" ADD COLUMN "{added.name}" {sql_type}{default}')
             elif kind != "delete_field":
                 raise ValueError(f"unknown schema op {kind!r}: use delete_field, rename_field or add_field")
             ops = json.loads(self._meta("schema_ops")) + [op]
@@ -756,6 +776,17 @@ class Org:
         if f.name == "Id":
             raise not_found()
         return self._create(conn, obj, {**body, f.name: value}, None), True
+
+
+def _bindable_column(column: Any, size: int) -> Iterable[Any]:
+    """One generated column as values sqlite3 binds fast: booleans as 0/1, None as NaN (stored as NULL)."""
+    if not isinstance(column, np.ndarray):
+        return itertools.repeat(NAN_NULL if column is None else column, size)
+    if column.dtype == np.bool_:
+        return column.astype(np.int8).tolist()
+    if column.dtype == object:
+        return np.where(np.equal(column, None), NAN_NULL, column).tolist()
+    return column.tolist()
 
 
 def to_storage(f: FieldDef, value: Any) -> Any:

@@ -3,6 +3,7 @@ upsert by external id, getUpdated/getDeleted and sObject Collections."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
@@ -14,7 +15,7 @@ from salesforce_sync.emulator import render
 from salesforce_sync.emulator.errors import SalesforceApiError, not_found
 from salesforce_sync.emulator.ids import KEY_PREFIXES, make_id
 from salesforce_sync.emulator.org import iso_to_ms, ms_to_iso
-from salesforce_sync.emulator.server import API_VERSIONS, Request, Response, Router
+from salesforce_sync.emulator.server import API_VERSIONS, Handler, Request, Response, Router
 from salesforce_sync.emulator.soql import CompiledQuery, SoqlError, compile_query
 
 DATA = r"/services/data/v\d{2}\.\d"
@@ -27,28 +28,41 @@ _locator_numbers = itertools.count(1)
 
 def register(router: Router) -> None:
     add = router.add
+    sobject = DATA + r"/sobjects/(?P<object>\w+)"
+    collection = DATA + r"/composite/sobjects"
     add("GET", r"/services/data", "versions", api=False)(versions)
     add("GET", DATA, "resources")(resources)
     add("GET", DATA + r"/limits", "limits")(limits)
     add("GET", DATA + r"/sobjects", "sobjects.describeGlobal")(describe_global)
-    add("GET", DATA + r"/sobjects/(?P<object>\w+)", "sobjects.metadata")(sobject_metadata)
-    add("POST", DATA + r"/sobjects/(?P<object>\w+)", "sobjects.create")(create_record)
-    add("GET", DATA + r"/sobjects/(?P<object>\w+)/describe", "sobjects.describe")(describe)
-    add("GET", DATA + r"/sobjects/(?P<object>\w+)/updated", "sobjects.updated")(get_updated)
-    add("GET", DATA + r"/sobjects/(?P<object>\w+)/deleted", "sobjects.deleted")(get_deleted)
-    add("GET", DATA + r"/sobjects/(?P<object>\w+)/(?P<id>\w+)", "sobjects.read")(read_record)
-    add("PATCH", DATA + r"/sobjects/(?P<object>\w+)/(?P<id>\w+)", "sobjects.update")(update_record)
-    add("DELETE", DATA + r"/sobjects/(?P<object>\w+)/(?P<id>\w+)", "sobjects.delete")(delete_record)
-    add("GET", DATA + r"/sobjects/(?P<object>\w+)/(?P<field>\w+)/(?P<value>[^/]+)", "sobjects.readByExternalId")(
-        read_by_external_id)
-    add("PATCH", DATA + r"/sobjects/(?P<object>\w+)/(?P<field>\w+)/(?P<value>[^/]+)", "sobjects.upsert")(upsert_record)
+    add("GET", sobject, "sobjects.metadata")(_known_object(sobject_metadata))
+    add("POST", sobject, "sobjects.create")(_known_object(create_record))
+    add("GET", sobject + r"/describe", "sobjects.describe")(_known_object(describe))
+    add("GET", sobject + r"/updated", "sobjects.updated")(_known_object(get_updated))
+    add("GET", sobject + r"/deleted", "sobjects.deleted")(_known_object(get_deleted))
+    add("GET", sobject + r"/(?P<id>\w+)", "sobjects.read")(_known_object(read_record))
+    add("PATCH", sobject + r"/(?P<id>\w+)", "sobjects.update")(_known_object(update_record))
+    add("DELETE", sobject + r"/(?P<id>\w+)", "sobjects.delete")(_known_object(delete_record))
+    add("GET", sobject + r"/(?P<field>\w+)/(?P<value>[^/]+)", "sobjects.readByExternalId")(
+        _known_object(read_by_external_id))
+    add("PATCH", sobject + r"/(?P<field>\w+)/(?P<value>[^/]+)", "sobjects.upsert")(_known_object(upsert_record))
     add("GET", DATA + r"/(?P<kind>query|queryAll)", "query")(query)
     add("GET", DATA + r"/(?:query|queryAll)/(?P<locator>01g\w+-\d+)", "queryMore")(query_more)
-    add("POST", DATA + r"/composite/sobjects", "composite.create")(collection_create)
-    add("PATCH", DATA + r"/composite/sobjects", "composite.update")(collection_update)
-    add("DELETE", DATA + r"/composite/sobjects", "composite.delete")(collection_delete)
-    add("GET", DATA + r"/composite/sobjects/(?P<object>\w+)", "composite.retrieve")(collection_retrieve)
-    add("PATCH", DATA + r"/composite/sobjects/(?P<object>\w+)/(?P<field>\w+)", "composite.upsert")(collection_upsert)
+    add("POST", collection, "composite.create")(collection_create)
+    add("PATCH", collection, "composite.update")(collection_update)
+    add("DELETE", collection, "composite.delete")(collection_delete)
+    add("GET", collection + r"/(?P<object>\w+)", "composite.retrieve")(_known_object(collection_retrieve))
+    add("PATCH", collection + r"/(?P<object>\w+)/(?P<field>\w+)", "composite.upsert")(
+        _known_object(collection_upsert))
+
+
+def _known_object(handler: Handler) -> Handler:
+    """An unknown sObject named in the URL is 404 NOT_FOUND, as Salesforce answers (INVALID_TYPE is SOQL's)."""
+    @functools.wraps(handler)
+    def checked(request: Request) -> Response:
+        if request.org.schema.object(request.params["object"]) is None:
+            raise not_found()
+        return handler(request)
+    return checked
 
 
 # ---- discovery -------------------------------------------------------------------------------------

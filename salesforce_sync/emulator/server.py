@@ -25,9 +25,14 @@ from salesforce_sync.emulator.errors import SalesforceApiError, not_found
 from salesforce_sync.emulator.org import Org
 
 API_VERSIONS = [f"{major}.0" for major in range(31, 63)]
+CONTROL_PREFIX = "/__emulator__"  # the test-control API: outside Salesforce's paths and never faulted
 VERSION_PREFIX = re.compile(r"^/services/data/v(\d{2}\.\d)(?=/|$)")
 TLS_NAMES = ("127.0.0.1", "localhost", "login.salesforce.com", "test.salesforce.com", "*.salesforce.com",
              "*.my.salesforce.com", "*.sandbox.my.salesforce.com")
+
+# Compact, ASCII-escaped and without the circular-reference check: a 2,000-record query page encodes in
+# little more than half the time of json.dumps(ensure_ascii=False), and every JSON client reads \u escapes.
+_JSON = json.JSONEncoder(check_circular=False, separators=(",", ":"))
 
 
 @dataclass
@@ -38,8 +43,7 @@ class Response:
 
     @classmethod
     def json(cls, payload: Any, status: int = 200) -> Response:
-        return cls(status, json.dumps(payload, ensure_ascii=False).encode(),
-                   {"Content-Type": "application/json;charset=UTF-8"})
+        return cls(status, _JSON.encode(payload).encode(), {"Content-Type": "application/json;charset=UTF-8"})
 
     @classmethod
     def empty(cls, status: int = 204) -> Response:
@@ -202,7 +206,8 @@ class EmulatorServer:
         path = split.path.rstrip("/") or "/"
         query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
         cut = None
-        for fault in self.org.take_faults(method, path):
+        faults = [] if path.startswith(CONTROL_PREFIX) else self.org.take_faults(method, path)
+        for fault in faults:
             if fault["kind"] == "latency":
                 time.sleep((fault["latency_ms"] or 0) / 1000)
             elif fault["kind"] == "cut":

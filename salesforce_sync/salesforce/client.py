@@ -18,11 +18,12 @@ import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceExpiredSession
 
-from salesforce_sync.salesforce.http import make_session
 from salesforce_sync.config.secrets import Credentials
 from salesforce_sync.salesforce.auth import Token, obtain_token, with_rotated_refresh_token
+from salesforce_sync.salesforce.http import make_session
 
 API_VERSION = "62.0"
+MIN_QUERY_BATCH, MAX_QUERY_BATCH = 200, 2000
 LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
 T = TypeVar("T")
 
@@ -120,19 +121,24 @@ class SalesforceClient:
     # ---- reading records -----------------------------------------------------------------------
 
     def rest_chunks(self, soql: str, *, include_deleted: bool = True, chunk_rows: int = 50_000) -> Iterator[pd.DataFrame]:
-        """Page through query/queryAll (2,000 records a call), yielding DataFrames of up to chunk_rows."""
-        result = self._with_refresh(lambda: self.sf.query(soql, include_deleted=include_deleted))
+        """Page through query/queryAll, yielding DataFrames of chunk_rows records (the last one smaller).
+
+        Pages are asked no larger than a chunk (Salesforce pages hold 200 to 2,000 records), so a small
+        chunk size means small commits and bounded memory even in the middle of a page."""
+        page_size = min(max(chunk_rows, MIN_QUERY_BATCH), MAX_QUERY_BATCH)
+        headers = {"Sforce-Query-Options": f"batchSize={page_size}"}
+        result = self._with_refresh(lambda: self.sf.query(soql, include_deleted=include_deleted, headers=headers))
         pending: list[dict[str, Any]] = []
         while True:
             pending.extend(_flatten(record) for record in result["records"])
-            if len(pending) >= chunk_rows:
-                yield _text_frame(pending)
-                pending = []
+            while len(pending) >= chunk_rows:
+                yield _text_frame(pending[:chunk_rows])
+                del pending[:chunk_rows]
             if result.get("done", True):
                 break
             next_url = result["nextRecordsUrl"]
-            result = self._with_refresh(
-                lambda: self.sf.query_more(next_url, identifier_is_url=True, include_deleted=include_deleted))
+            result = self._with_refresh(lambda: self.sf.query_more(
+                next_url, identifier_is_url=True, include_deleted=include_deleted, headers=headers))
         if pending:
             yield _text_frame(pending)
 

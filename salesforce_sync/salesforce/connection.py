@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.config.secrets import Credentials, resolve_credentials
+from salesforce_sync.home import sync_home
 from salesforce_sync.salesforce.client import SalesforceClient
-
-HOME_ENV_VAR = "SALESFORCE_SYNC_HOME"
-
-
-def sync_home(environ: Mapping[str, str] | None = None) -> Path:
-    """Where local state lives (embedded emulator orgs, the default SQLite store, the Dagster home)."""
-    env = os.environ if environ is None else environ
-    return Path(env.get(HOME_ENV_VAR) or ".salesforce-sync").resolve()
 
 
 def emulator_state_file(integration: IntegrationConfig, home: Path) -> Path:

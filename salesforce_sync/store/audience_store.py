@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
+from operator import index
 from pathlib import Path
 from types import TracebackType
-from operator import index
 from typing import Any, TypeVar
 
 import pandas as pd
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
-    ColumnElement,
     Row,
     Table,
-    literal,
     case,
     create_engine,
     event,
     false,
     func,
+    literal,
     or_,
     select,
     text,
@@ -32,7 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 
 from salesforce_sync.store import postgres_upsert, sqlite_upsert
-from salesforce_sync.store.chunks import external_ids, prepare_chunk
+from salesforce_sync.store.chunks import PreparedChunk, external_ids, prepare_chunk
 from salesforce_sync.store.errors import OrgAlreadyRegisteredError, StoreInputError
 from salesforce_sync.store.models import (
     IntegrationState,
@@ -57,6 +58,8 @@ from salesforce_sync.store.urls import normalize_store_url
 _Choice = TypeVar("_Choice", SyncEvent, IntegrationStatus)
 
 _SQLITE_BUSY_TIMEOUT_SECONDS = 60
+_READ_ONLY = "audience_store_read_only"
+"""Execution option marking read-only connections (see _sqlite_engine)."""
 _SCHEMA_LOCK_KEY = 0x5A1E5F0
 """PostgreSQL advisory lock taken while creating tables, so concurrent create_schema calls do not race."""
 
@@ -120,9 +123,39 @@ class AudienceStore:
         """
         _require_name("project", project)
         _require_name("integration_id", integration_id)
-        prepared = prepare_chunk(integration_id, chunk)
+        return self._write(project, integration_id, prepare_chunk(integration_id, chunk), scan_id)
+
+    def upsert_stream(
+        self, project: str, integration_id: str, chunks: Iterable[pd.DataFrame], *, scan_id: str | None = None
+    ) -> UpsertCounts:
+        """upsert_users for every chunk of a stream, each chunk its own transaction, returning the totals.
+
+        While the database writes one chunk, the next is fetched and prepared, so a sync's Python work
+        and database work overlap; at most two chunks are held at a time. Stops at the first failure:
+        earlier chunks stay committed, and rerunning the stream is safe.
+        """
+        _require_name("project", project)
+        _require_name("integration_id", integration_id)
+        totals = UpsertCounts()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audience-store-writer") as writer:
+            pending: Future[UpsertCounts] | None = None
+            try:
+                for chunk in chunks:
+                    prepared = prepare_chunk(integration_id, chunk)
+                    if pending is not None:
+                        totals += pending.result()
+                    pending = writer.submit(self._write, project, integration_id, prepared, scan_id)
+            except BaseException:
+                if pending is not None:
+                    pending.result()  # an earlier chunk's failure is reported first
+                raise
+            if pending is not None:
+                totals += pending.result()
+        return totals
+
+    def _write(self, project: str, integration_id: str, prepared: PreparedChunk, scan_id: str | None) -> UpsertCounts:
         if prepared.rows.empty:
-            return UpsertCounts()
+            return UpsertCounts(duplicates=prepared.duplicates_dropped)
         backend = sqlite_upsert if self._is_sqlite else postgres_upsert
         with self._engine.begin() as connection:
             counts = backend.upsert_chunk(
@@ -144,7 +177,7 @@ class AudienceStore:
         ids = pd.Series(list(salesforce_ids), dtype=object)
         if ids.empty:
             return 0
-        if not ids.map(lambda value: isinstance(value, str) and value != "").all():
+        if pd.api.types.infer_dtype(ids, skipna=False) != "string" or (ids == "").any():
             raise StoreInputError(
                 f"integration {integration_id!r}, object {object_type!r}: salesforce_ids must be non-empty strings"
             )
@@ -195,7 +228,7 @@ class AudienceStore:
         if not include_deleted:
             query = query.where(users.deleted == false())
         query = query.order_by(users.external_id).limit(limit)
-        with self._engine.connect() as connection:
+        with self._reading() as connection:
             frame = pd.DataFrame(connection.execute(query).all(), columns=list(USER_COLUMNS))
         for column in ("deleted_at", "sf_modified_at", "first_synced_at", "last_synced_at"):
             frame[column] = pd.to_datetime(frame[column], utc=True)
@@ -214,7 +247,7 @@ class AudienceStore:
         )
         if project is not None:
             query = query.where(users.project == project)
-        with self._engine.connect() as connection:
+        with self._reading() as connection:
             frame = pd.DataFrame(
                 connection.execute(query).all(), columns=["project", "integration_id", "object_type", "users", "deleted"]
             )
@@ -287,7 +320,7 @@ class AudienceStore:
         if since is not None:
             _require_aware("since", since)
             query = query.where(log.at >= since)
-        with self._engine.connect() as connection:
+        with self._reading() as connection:
             return [_log_entry(row) for row in connection.execute(query)]
 
     # ---- org registry ---------------------------------------------------------------------------
@@ -325,7 +358,7 @@ class AudienceStore:
     def org(self, org_id: str) -> OrgRegistration | None:
         """Who owns this org (15- or 18-character id), if anyone."""
         query = select(salesforce_orgs).where(salesforce_orgs.c.org_id == canonical_org_id(org_id))
-        with self._engine.connect() as connection:
+        with self._reading() as connection:
             row = connection.execute(query).one_or_none()
         return None if row is None else _org_registration(row)
 
@@ -337,7 +370,7 @@ class AudienceStore:
             query = query.where(orgs.project == project)
         if integration_id is not None:
             query = query.where(orgs.integration_id == integration_id)
-        with self._engine.connect() as connection:
+        with self._reading() as connection:
             return [_org_registration(row) for row in connection.execute(query)]
 
     # ---- integration state ----------------------------------------------------------------------
@@ -345,7 +378,7 @@ class AudienceStore:
     def get_state(self, integration_id: str, object_type: str | None = None) -> IntegrationState | None:
         """State of an integration (object_type None) or of one of its objects, if ever recorded."""
         query = select(integration_state).where(*_state_key(integration_id, object_type))
-        with self._engine.connect() as connection:
+        with self._reading() as connection:
             row = connection.execute(query).one_or_none()
         return None if row is None else _integration_state(row)
 
@@ -355,7 +388,7 @@ class AudienceStore:
         query = select(integration_state).order_by(state.integration_id, state.object_type)
         if integration_id is not None:
             query = query.where(state.integration_id == integration_id)
-        with self._engine.connect() as connection:
+        with self._reading() as connection:
             return [_integration_state(row) for row in connection.execute(query)]
 
     def set_state(self, state: IntegrationState) -> None:
@@ -427,6 +460,10 @@ class AudienceStore:
         key = {"integration_id": integration_id, "object_type": object_type or INTEGRATION_LEVEL}
         self._upsert_state(key, {"status": checked}, {"status": checked})
 
+    def _reading(self) -> Connection:
+        """A connection for reads: on SQLite its transactions start deferred, so they never wait for a writer."""
+        return self._engine.connect().execution_options(**{_READ_ONLY: True})
+
     def _insert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
         """The dialect's INSERT, which knows ON CONFLICT."""
         return sqlite.insert(table) if self._is_sqlite else postgresql.insert(table)
@@ -443,10 +480,12 @@ class AudienceStore:
 
 
 def _sqlite_engine(url: URL) -> Engine:
-    """SQLite with WAL (readers never block the writer), a busy timeout, and BEGIN IMMEDIATE transactions.
+    """SQLite with WAL (readers and the writer never block each other), a busy timeout, and write
+    transactions opened with BEGIN IMMEDIATE.
 
     BEGIN IMMEDIATE takes the write lock up front, so a transaction that reads then writes cannot fail
     half-way with "database is locked" when several Dagster runs write at once: it waits its turn instead.
+    Read-only connections (_READ_ONLY) begin deferred and never wait.
     """
     Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_SECONDS})
@@ -461,8 +500,9 @@ def _sqlite_engine(url: URL) -> Engine:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _begin_immediate(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    def _begin(connection: Connection) -> None:
+        read_only = connection.get_execution_options().get(_READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 

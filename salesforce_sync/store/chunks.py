@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import json.encoder
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -147,8 +147,14 @@ def _check_external_ids(integration_id: str, rows: pd.DataFrame) -> None:
 
 
 def _properties_json(integration_id: str, chunk: pd.DataFrame) -> list[str]:
+    values = chunk["properties"].tolist()
+    if all(type(properties) is dict or properties is None for properties in values):
+        try:
+            return ["{}" if properties is None else _encode_json(properties) for properties in values]
+        except (TypeError, ValueError, RecursionError):
+            pass  # the row-by-row pass below finds the culprit and names it
     documents = []
-    for position, properties in enumerate(chunk["properties"].tolist()):
+    for position, properties in enumerate(values):
         try:
             documents.append(_properties_document(properties))
         except (TypeError, ValueError) as error:

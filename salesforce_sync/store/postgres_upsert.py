@@ -68,12 +68,13 @@ SELECT
 FROM applied
 """)
 
+# "= ANY(ARRAY(...))" probes the primary key once per listed key; a join would let the planner pick a
+# hash join that reads the whole table for every chunk.
 _STAMP_SCAN = text(f"""
-UPDATE audience_users AS stored SET last_seen_scan = :scan_id
-FROM {_STAGING} AS listed
-WHERE stored.project = :project
-  AND stored.external_id = listed.external_id
-  AND stored.last_seen_scan IS DISTINCT FROM :scan_id
+UPDATE audience_users SET last_seen_scan = :scan_id
+WHERE project = :project
+  AND external_id = ANY(ARRAY(SELECT external_id FROM {_STAGING}))
+  AND last_seen_scan IS DISTINCT FROM :scan_id
 """)
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})

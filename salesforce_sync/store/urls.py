@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from salesforce_sync.home import sync_home
 from salesforce_sync.store.errors import StoreInputError
 
 _POSTGRES_DRIVER = "postgresql+psycopg2"
+STORE_URL_ENV_VAR = "AUDIENCE_STORE_URL"
+
+
+def configured_store_url(environ: Mapping[str, str] | None = None) -> str:
+    """AUDIENCE_STORE_URL, else the embedded SQLite file `audience.db` under the sync home."""
+    env = os.environ if environ is None else environ
+    return env.get(STORE_URL_ENV_VAR) or f"sqlite:///{sync_home(env) / 'audience.db'}"
 
 
 def normalize_store_url(raw_url: str) -> URL:

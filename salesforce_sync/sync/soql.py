@@ -191,15 +191,20 @@ def build_window_soql(
     fields: Sequence[str],
     rules_where: str | None,
     start: datetime | None,
-    end: datetime,
+    end: datetime | None,
     *,
     cursor_field: str = "LastModifiedDate",
+    related: Sequence[str] = (),
 ) -> str:
-    """`SELECT <fields> FROM <object> WHERE cursor >= start AND cursor < end AND (rules)`; no lower bound if start is None."""
+    """`SELECT <fields> FROM <object> WHERE cursor >= start AND cursor < end AND (rules)`; a bound that is None is left out.
+
+    `related` names parent relationships (CampaignMember's Lead and Contact) whose own change inside the
+    window also selects a record: `(cursor >= start OR (Lead.cursor >= start AND Lead.cursor < end) ...)`.
+    """
     if not fields:
         raise ValueError(f"no fields to select from {object_type}")
-    return f"SELECT {', '.join(fields)} FROM {_object(object_type)} WHERE " + _window_where(
-        rules_where, start, end, cursor_field
+    return f"SELECT {', '.join(fields)} FROM {_object(object_type)}" + _window_where(
+        rules_where, start, end, cursor_field, related
     )
 
 
@@ -207,12 +212,13 @@ def build_count_soql(
     object_type: str,
     rules_where: str | None,
     start: datetime | None,
-    end: datetime,
+    end: datetime | None,
     *,
     cursor_field: str = "LastModifiedDate",
+    related: Sequence[str] = (),
 ) -> str:
     """`SELECT COUNT() ...` over the same window and rules, to pick REST or Bulk for the window."""
-    return f"SELECT COUNT() FROM {_object(object_type)} WHERE " + _window_where(rules_where, start, end, cursor_field)
+    return f"SELECT COUNT() FROM {_object(object_type)}" + _window_where(rules_where, start, end, cursor_field, related)
 
 
 def _object(object_type: str) -> str:
@@ -221,11 +227,23 @@ def _object(object_type: str) -> str:
     return object_type
 
 
-def _window_where(rules_where: str | None, start: datetime | None, end: datetime, cursor_field: str) -> str:
-    if start is not None and start >= end:
+def _window_where(
+    rules_where: str | None, start: datetime | None, end: datetime | None, cursor_field: str, related: Sequence[str]
+) -> str:
+    """` WHERE <bounds> AND (<rules>)`, or "" when there is nothing to filter on."""
+    if start is not None and end is not None and start >= end:
         raise ValueError(f"window start {start.isoformat()} is not before its end {end.isoformat()}")
-    conditions = [] if start is None else [f"{cursor_field} >= {soql_datetime(start)}"]
-    conditions.append(f"{cursor_field} < {soql_datetime(end)}")
+    conditions = []
+    if start is not None:
+        since = [f"{cursor_field} >= {soql_datetime(start)}"]
+        for parent in related:
+            parent_cursor = f"{_object(parent)}.{cursor_field}"
+            bounds = [f"{parent_cursor} >= {soql_datetime(start)}"]
+            bounds += [] if end is None else [f"{parent_cursor} < {soql_datetime(end)}"]
+            since.append("(" + " AND ".join(bounds) + ")")
+        conditions.append(since[0] if len(since) == 1 else "(" + " OR ".join(since) + ")")
+    if end is not None:
+        conditions.append(f"{cursor_field} < {soql_datetime(end)}")
     if rules_where:
         conditions.append(f"({rules_where})")
-    return " AND ".join(conditions)
+    return " WHERE " + " AND ".join(conditions) if conditions else ""

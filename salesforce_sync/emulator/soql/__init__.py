@@ -1,7 +1,10 @@
 """The emulator's SOQL engine: parse a query, check it against the org's schema, compile it to SQLite."""
 
 from salesforce_sync.emulator.soql.compiler import (
-    CompiledQuery, SelectedColumn, SelectedRelationship, compile_query,
+    CompiledQuery,
+    SelectedColumn,
+    SelectedRelationship,
+    compile_query,
 )
 from salesforce_sync.emulator.soql.errors import SoqlError
 

@@ -18,11 +18,25 @@ from salesforce_sync.emulator.ids import canonical_id
 from salesforce_sync.emulator.schema import FieldDef, ObjectDef, OrgSchema
 from salesforce_sync.emulator.soql.errors import query_error
 from salesforce_sync.emulator.soql.literals import (
-    DateRange, decode_string, parse_date, parse_datetime_ms, relative_range,
+    DateRange,
+    decode_string,
+    parse_date,
+    parse_datetime_ms,
+    relative_range,
 )
 from salesforce_sync.emulator.soql.syntax import (
-    Comparison, Condition, CountCall, FieldPath, FieldsCall, Junction, Literal, Negation, ObjectRef, Query,
-    SoqlProblem, parse,
+    Comparison,
+    Condition,
+    CountCall,
+    FieldPath,
+    FieldsCall,
+    Junction,
+    Literal,
+    Negation,
+    ObjectRef,
+    Query,
+    SoqlProblem,
+    parse,
 )
 
 MAX_OFFSET = 2000

@@ -1,0 +1,155 @@
+"""Benchmark the Salesforce emulator as it is deployed: `salesforce-sync emulator serve` in its own process.
+
+Measures how long a 1,000,000-Lead org takes to load (generate + insert + index, from process start to the
+connection line), then how many records/s it serves over HTTPS to a client in this process:
+
+* REST: queryAll + nextRecordsUrl paging, every page's JSON parsed, as a REST sync client must;
+* Bulk API 2.0: a queryAll job whose CSV results are downloaded in 50,000-row chunks.
+
+Targets: load well under a minute, more than 20,000 records/s each way. Prints the figures and the server's
+peak RSS.
+
+    .venv/bin/python bench/emulator_throughput.py [--leads 1000000] [--chunk 50000]
+    .venv/bin/python bench/emulator_throughput.py --profile rest|bulk [--leads 200000]
+
+`--profile` instead serves an org in this process and runs that read through the emulator's dispatch under
+cProfile (no sockets), printing where the emulator's own time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import pstats
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from salesforce_sync.salesforce.http import make_session
+
+FIELDS = ("Id, FirstName, LastName, Email, Company, Title, Phone, City, Country, LeadSource, Status, "
+          "HasOptedOutOfEmail, IsDeleted, OwnerId, CreatedDate, LastModifiedDate, SystemModstamp")
+SOQL = f"SELECT {FIELDS} FROM Lead"
+API = "/services/data/v59.0"
+
+# (method, path with query, JSON body) -> (status, headers, body); both the HTTP client and in-process dispatch
+Call = Callable[[str, str, Any], tuple[int, Any, bytes]]
+
+
+def read_rest(call: Call) -> int:
+    """Page through queryAll with nextRecordsUrl, parsing every page; returns the rows read."""
+    _, _, body = call("GET", f"{API}/queryAll?q={quote(SOQL)}", None)
+    page = json.loads(body)
+    rows = len(page["records"])
+    while not page["done"]:
+        page = json.loads(call("GET", page["nextRecordsUrl"], None)[2])
+        rows += len(page["records"])
+    if rows != page["totalSize"]:
+        raise RuntimeError(f"REST paging returned {rows:,} rows but totalSize is {page['totalSize']:,}")
+    return rows
+
+
+def read_bulk(call: Call, chunk: int) -> int:
+    """Run a Bulk 2.0 queryAll job and download every result chunk; returns the rows read."""
+    jobs = f"{API}/jobs/query"
+    job = json.loads(call("POST", jobs, {"operation": "queryAll", "query": SOQL})[2])
+    status = json.loads(call("GET", f"{jobs}/{job['id']}", None)[2])
+    if status["state"] != "JobComplete":
+        raise RuntimeError(f"Bulk job {job['id']} is {status['state']}, not JobComplete")
+    rows, locator = 0, ""
+    while locator != "null":
+        path = f"{jobs}/{job['id']}/results?maxRecords={chunk}" + (f"&locator={locator}" if locator else "")
+        code, headers, body = call("GET", path, None)
+        if code != 200:
+            raise RuntimeError(f"Bulk results failed: {code} {body[:200]!r}")
+        rows += int(headers["Sforce-NumberOfRecords"])
+        locator = headers["Sforce-Locator"]
+    if rows != status["numberRecordsProcessed"]:
+        raise RuntimeError(f"Bulk results held {rows:,} rows; the job processed {status['numberRecordsProcessed']:,}")
+    call("DELETE", f"{jobs}/{job['id']}", None)
+    return rows
+
+
+def report(label: str, read: Callable[[], int]) -> None:
+    started = time.perf_counter()
+    rows = read()
+    seconds = time.perf_counter() - started
+    print(f"  {label:<30} {rows:>10,} rows in {seconds:6.1f} s = {rows / seconds:>9,.0f} records/s", flush=True)
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def serve_and_measure(leads: int, chunk: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="emulator-bench-") as tls_dir:
+        command = [sys.executable, "-m", "salesforce_sync.cli", "emulator", "serve", "--port", "0",
+                   "--leads", str(leads), "--contacts", "0", "--campaign-members", "0", "--tls-dir", tls_dir]
+        started = time.perf_counter()
+        server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        try:
+            info = json.loads(server.stdout.readline())
+            print(f"  {'load (start, generate, index)':<30} {leads:>10,} Leads in "
+                  f"{time.perf_counter() - started:6.1f} s", flush=True)
+            session = make_session(info["ca_file"])
+            token = session.post(f"{info['login_url']}/services/oauth2/token", data={
+                "grant_type": "refresh_token", "client_id": info["client_id"],
+                "client_secret": info["client_secret"], "refresh_token": info["refresh_token"]}, timeout=60)
+            token.raise_for_status()
+            session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+
+            def call(method: str, path: str, body: Any) -> tuple[int, Any, bytes]:
+                response = session.request(method, info["instance_url"] + path, json=body, timeout=600)
+                return response.status_code, response.headers, response.content
+
+            report("REST queryAll paging", lambda: read_rest(call))
+            report(f"Bulk 2.0, {chunk:,}-row chunks", lambda: read_bulk(call, chunk))
+            print(f"  server peak RSS {peak_rss_mb(server.pid):,.0f} MB")
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def profile_in_process(kind: str, leads: int, chunk: int) -> None:
+    from salesforce_sync.emulator import EmulatedOrg
+
+    with EmulatedOrg(counts={"Lead": leads, "Contact": 0, "CampaignMember": 0}) as org:
+        headers = {"Authorization": f"Bearer {org.access_token()}"}
+
+        def call(method: str, path: str, body: Any) -> tuple[int, Any, bytes]:
+            payload = json.dumps(body).encode() if body is not None else b""
+            response, _ = org.server.dispatch(method, path, headers, payload)
+            return response.status, response.headers, response.body
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        report(f"{kind} (in process, profiled)", (lambda: read_rest(call)) if kind == "rest"
+               else (lambda: read_bulk(call, chunk)))
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--leads", type=int, default=1_000_000)
+    parser.add_argument("--chunk", type=int, default=50_000, help="Bulk 2.0 maxRecords per result chunk")
+    parser.add_argument("--profile", choices=["rest", "bulk"], help="profile one read in process instead")
+    arguments = parser.parse_args()
+    print(f"emulator throughput: {arguments.leads:,} Leads, {len(FIELDS.split(','))} fields per record", flush=True)
+    if arguments.profile:
+        profile_in_process(arguments.profile, arguments.leads, arguments.chunk)
+    else:
+        serve_and_measure(arguments.leads, arguments.chunk)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""What the operator commands share: the audience store, integration lookup, UTC dates, aligned tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from salesforce_sync.config.errors import ConfigError
+from salesforce_sync.config.models import IntegrationConfig, SyncConfig
+from salesforce_sync.store import AudienceStore
+from salesforce_sync.store.urls import configured_store_url
+
+NOTHING = "-"
+
+
+def open_store() -> AudienceStore:
+    """The store the sync writes: AUDIENCE_STORE_URL, else the SQLite file under the sync home."""
+    store = AudienceStore(configured_store_url())
+    try:
+        store.create_schema()
+    except Exception:
+        store.close()
+        raise
+    return store
+
+
+def find_integration(config: SyncConfig, integration_id: str) -> IntegrationConfig:
+    """The configured integration, or a ConfigError naming it and listing the configured ones."""
+    try:
+        return config.integration(integration_id)
+    except KeyError as missing:
+        raise ConfigError(str(missing.args[0])) from None
+
+
+def iso_utc(moment: datetime | None) -> str:
+    """`2026-11-23T09:22:03Z`; NOTHING for no date. Naive datetimes are taken as UTC."""
+    if moment is None:
+        return NOTHING
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return aware.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def shorten(text: str | None, width: int = 60) -> str:
+    """One line of at most `width` characters: line breaks become spaces, the tail becomes `...`."""
+    if not text:
+        return NOTHING
+    line = " ".join(text.splitlines())
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell; the last column is not padded, so long text can run on."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    lines = []
+    for row in (headers, *rows):
+        cells = [str(cell).ljust(width) for cell, width in zip(row[:-1], widths, strict=False)]
+        lines.append("  ".join([*cells, str(row[-1])]).rstrip())
+    return "\n".join(lines)

@@ -1,58 +1,12 @@
-"""`salesforce-sync preview`: how many records each object's sync rules select right now, and the SOQL.
-
-The count is what a full sync would store as live people: the same compiled rules, `query` (not
-`queryAll`, so records in the recycle bin are not counted), and no window bounds, except that a
-`forward_only` integration never reads records modified before its start (less the overlap).
-"""
+"""`salesforce-sync preview`: prints the records each object's sync rules select now, and the SOQL."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
-from typing import NamedTuple
 
 from salesforce_sync.commands.common import find_integration, render_table
 from salesforce_sync.config.errors import ConfigError
 from salesforce_sync.config.models import IntegrationConfig, ObjectType, SyncConfig
-from salesforce_sync.health import describe_for
-from salesforce_sync.salesforce.client import SalesforceClient
+from salesforce_sync.preview import not_configured, preview_counts
 from salesforce_sync.salesforce.connection import connect
-from salesforce_sync.sync.describe import field_types
-from salesforce_sync.sync.soql import rules_to_where, soql_datetime
-from salesforce_sync.sync.windows import HISTORICAL_MODES
-
-
-class PreviewCount(NamedTuple):
-    object_type: ObjectType
-    soql: str
-    count: int
-
-
-def preview_soql(integration: IntegrationConfig, object_type: ObjectType, rules_where: str | None) -> str:
-    """`SELECT COUNT() FROM <object>` with the compiled rules and, for forward_only, the start bound."""
-    conditions = []
-    if integration.history not in HISTORICAL_MODES:
-        start = integration.start - integration.overlap
-        conditions.append(f"{integration.cursor_field} >= {soql_datetime(start)}")
-    if rules_where:
-        conditions.append(f"({rules_where})" if conditions else rules_where)
-    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-    return f"SELECT COUNT() FROM {object_type}{where}"
-
-
-def preview_counts(client: SalesforceClient, integration: IntegrationConfig,
-                   objects: Sequence[ObjectType]) -> list[PreviewCount]:
-    """Count the records the sync rules select, per object; the rule fields are typed from the org's describes."""
-    results = []
-    for object_type in objects:
-        if object_type not in integration.object_types:
-            raise _not_configured(integration, object_type)
-        rules = integration.objects[object_type].sync_rules
-        rule_paths = tuple(rule.field for rule in rules.rules) if rules else ()
-        types = field_types(object_type, rule_paths, describe_for(client, object_type, rule_paths))
-        where = rules_to_where(rules, types, integration_id=integration.id, object_type=object_type)
-        soql = preview_soql(integration, object_type, where)
-        results.append(PreviewCount(object_type, soql, client.count(soql, include_deleted=False)))
-    return results
 
 
 def run_preview(config: SyncConfig, integration_id: str, object_type: str | None) -> int:
@@ -75,9 +29,4 @@ def _object_type(integration: IntegrationConfig, name: str) -> ObjectType:
     for object_type in integration.object_types:
         if object_type.lower() == name.lower():
             return object_type
-    raise _not_configured(integration, name)
-
-
-def _not_configured(integration: IntegrationConfig, name: str) -> ConfigError:
-    return ConfigError(f"integration '{integration.id}': object '{name}' is not configured "
-                       f"(configured: {', '.join(integration.object_types) or 'none'})")
+    raise not_configured(integration, name)

@@ -1,5 +1,6 @@
-"""Health checks as asset checks: credentials, API limits, field mappings, staleness. They run after every
-sync and on their own in a checks-only job, and each writes a `health_check` entry to the sync log."""
+"""Health checks as asset checks (credentials, API limits, field mappings, staleness), which run after every
+sync and on their own in a checks-only job, each writing a `health_check` entry to the sync log; and the
+preview-count job."""
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -9,7 +10,7 @@ import requests
 
 from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.config.status import missing_settings
-from salesforce_sync.dagster_defs.assets import asset_key
+from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, asset_key
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource, SalesforceResource
 from salesforce_sync.health import (
     CheckOutcome,
@@ -20,6 +21,7 @@ from salesforce_sync.health import (
 )
 from salesforce_sync.salesforce.auth import SalesforceAuthError
 from salesforce_sync.salesforce.client import SalesforceRequestError
+from salesforce_sync.preview import preview_counts
 from salesforce_sync.store import SyncEvent
 
 CHECKS = {
@@ -83,9 +85,11 @@ def _outcomes(integration: IntegrationConfig, salesforce: SalesforceResource, st
         if "api_limits" in wanted:
             yield object_type, limits or _skipped("api_limits", credentials)
         if "field_mappings" in wanted:
-            yield object_type, (
-                _guarded(integration, "field_mappings", lambda: check_field_mappings(client, integration, object_type)[0])
-                if connected else _skipped("field_mappings", credentials))
+            if connected:
+                yield object_type, _guarded(integration, "field_mappings",
+                                            lambda: check_field_mappings(client, integration, object_type)[0])
+            else:
+                yield object_type, _skipped("field_mappings", credentials)
         if "staleness" in wanted:
             state = store.get_state(integration.id, object_type)
             yield object_type, check_staleness(integration, state.last_success_at if state else None, now)
@@ -110,3 +114,24 @@ def _skipped(check: str, credentials: CheckOutcome | None) -> CheckOutcome:
 def _numeric(metadata: dict) -> dict:
     """Check metadata the UI can show: numbers and short strings."""
     return {k: v for k, v in metadata.items() if isinstance(v, (int, float, str))}
+
+
+def build_preview_job(integration: IntegrationConfig) -> dg.JobDefinition:
+    """`preview_<integration>`: the preview count of every object (SELECT COUNT() with the compiled rules),
+    reported as run metadata with the SOQL, without syncing."""
+
+    @dg.op(name=f"preview_counts_{integration.id}", tags={INTEGRATION_TAG: integration.id})
+    def preview_op(context: dg.OpExecutionContext, salesforce: SalesforceResource) -> dict:
+        counts = preview_counts(salesforce.client(integration), integration, integration.object_types)
+        for result in counts:
+            context.log.info(f"{integration.id} {result.object_type}: {result.count} records  <- {result.soql}")
+        context.add_output_metadata({f"{r.object_type}_count": r.count for r in counts}
+                                    | {f"{r.object_type}_soql": r.soql for r in counts})
+        return {r.object_type: r.count for r in counts}
+
+    @dg.job(name=f"preview_{integration.id}", tags={INTEGRATION_TAG: integration.id},
+            description=f"Preview counts of integration {integration.id!r}: records its sync rules select now.")
+    def preview_job() -> None:
+        preview_op()
+
+    return preview_job

@@ -10,7 +10,7 @@ from salesforce_sync.config.loader import load_config
 from salesforce_sync.config.models import SyncConfig
 from salesforce_sync.config.status import missing_settings
 from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, build_integration_assets
-from salesforce_sync.dagster_defs.checks import build_integration_checks
+from salesforce_sync.dagster_defs.checks import build_integration_checks, build_preview_job
 from salesforce_sync.dagster_defs.io_manager import AudienceStoreIOManager
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource, SalesforceResource
 from salesforce_sync.dagster_defs.sensors import build_run_status_sensors, build_schedule_sensor
@@ -62,7 +62,7 @@ def build_definitions(config: SyncConfig) -> dg.Definitions:
             selection=dg.AssetSelection.checks_for_assets(*integration_assets),
             tags={INTEGRATION_TAG: integration.id},
             description=f"Health checks of integration {integration.id!r}, without syncing.")
-        jobs.append(health_job)
+        jobs.extend([health_job, build_preview_job(integration)])
         schedules.append(dg.ScheduleDefinition(
             name=f"health_{integration.id}_schedule", job=health_job, cron_schedule=HEALTH_CRON,
             default_status=dg.DefaultScheduleStatus.RUNNING if integration.active else dg.DefaultScheduleStatus.STOPPED))

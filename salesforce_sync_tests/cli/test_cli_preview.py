@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from salesforce_sync.cli import main
-from salesforce_sync.commands.preview import preview_counts
+from salesforce_sync.preview import preview_counts
 from salesforce_sync.config.loader import load_config
 from salesforce_sync.emulator.harness import EmulatedOrg
 from salesforce_sync.salesforce.connection import connect

@@ -65,14 +65,17 @@ class WindowSync:
         kwargs = {"max_records": size} if self.use_bulk else {"chunk_rows": size}
         mappings = self.integration.mappings(self.object_type)
         people = PERSON_RELATIONSHIPS.get(self.object_type, ())
+        # Salesforce answers in its own spelling of each field (`Company` for a mapped `company`).
+        spelling = {path.lower(): path for path in self.columns}
         for raw in fetch(self.soql, include_deleted=True, **kwargs):
+            raw = raw.rename(columns=lambda name: spelling.get(str(name).lower(), name))
             raw = raw.reindex(columns=list(self.columns)).reset_index(drop=True)
             mapped = map_chunk(raw, integration_id=self.integration.id, object_type=self.object_type,
                                mappings=mappings)
             self.warnings.extend(mapped.warnings)
             if people:
-                mapped.frame["sf_modified_at"] = _newest_stamp(
-                    mapped.frame["sf_modified_at"], [raw[f"{person}.LastModifiedDate"] for person in people])
+                stamps = [raw[spelling[f"{person}.LastModifiedDate".lower()]] for person in people]
+                mapped.frame["sf_modified_at"] = _newest_stamp(mapped.frame["sf_modified_at"], stamps)
             yield mapped.frame
 
 
@@ -92,7 +95,9 @@ def plan_window(client: SalesforceClient, integration: IntegrationConfig, object
     mappings = integration.mappings(object_type)
     people = PERSON_RELATIONSHIPS.get(object_type, ())
     fields = select_fields(object_type, mappings, integration.cursor_field)
-    fields += tuple(f"{person}.LastModifiedDate" for person in people)
+    selected = {path.lower() for path in fields}
+    stamps = (f"{person}.LastModifiedDate" for person in people)
+    fields += tuple(path for path in stamps if path.lower() not in selected)
     rules = integration.objects[object_type].sync_rules
     rule_paths = tuple(rule.field for rule in rules.rules) if rules else ()
     where = rules_to_where(rules, field_types(object_type, rule_paths, describes),

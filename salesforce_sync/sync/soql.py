@@ -196,7 +196,7 @@ def build_window_soql(
     cursor_field: str = "LastModifiedDate",
     related: Sequence[str] = (),
 ) -> str:
-    """`SELECT <fields> FROM <object> WHERE cursor >= start AND cursor < end AND (rules)`; a bound that is None is left out.
+    """`SELECT <fields> FROM <object> WHERE cursor >= start AND cursor < end AND (rules)`; None bounds are left out.
 
     `related` names parent relationships (CampaignMember's Lead and Contact) whose own change inside the
     window also selects a record: `(cursor >= start OR (Lead.cursor >= start AND Lead.cursor < end) ...)`.

@@ -1,0 +1,56 @@
+"""The checks-only job `health_<id>` run in-process on a test instance against an emulated org whose API
+quota is used up: every check reports (none crashes on the refused calls), each writes a `health_check`
+sync-log entry, staleness follows the store's state, and nothing is materialized."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pytest
+
+from salesforce_sync.dagster_defs.definitions import build_definitions
+from salesforce_sync.emulator.harness import EmulatedOrg
+from salesforce_sync.store import AudienceStore, SyncEvent, UpsertCounts
+from salesforce_sync_tests.operations.support import build_config, hours_ago, org_integration, run_job
+
+
+@pytest.mark.slow
+def test_health_job_runs_every_check_without_materializing_and_logs_each(
+        org: EmulatedOrg, app_store_url: str, instance: dg.DagsterInstance) -> None:
+    defs = build_definitions(build_config(org_integration(org)))
+    now = datetime.now(UTC)
+    with AudienceStore(app_store_url) as store:
+        store.create_schema()
+        store.record_success("acme", "Lead", window_end=hours_ago(0), counts=UpsertCounts(),
+                             at=now - timedelta(minutes=30))
+        store.record_success("acme", "Contact", window_end=hours_ago(0), counts=UpsertCounts(),
+                             at=now - timedelta(hours=3))  # more than twice the hourly frequency ago
+    org.control.exhaust_api_limit()
+    maximum = org.control.api_calls()["max"]
+
+    result = run_job(defs, "health_acme", instance)
+
+    assert result.success
+    assert [event for event in result.all_events if event.event_type_value == "ASSET_MATERIALIZATION"] == []
+    evaluations = {(evaluation.asset_key.path[-1], evaluation.check_name): evaluation
+                   for evaluation in result.get_asset_check_evaluations()}
+    passed = {check: evaluation.passed for check, evaluation in evaluations.items()}
+    assert passed == {
+        ("Lead", "credentials"): True, ("Lead", "api_limits"): False,
+        ("Lead", "field_mappings"): False, ("Lead", "staleness"): True,
+        ("Contact", "credentials"): True, ("Contact", "api_limits"): False,
+        ("Contact", "field_mappings"): False, ("Contact", "staleness"): False,
+    }
+    limits = evaluations[("Lead", "api_limits")]
+    assert limits.metadata["used"].value == maximum and limits.metadata["max"].value == maximum
+    assert "REQUEST_LIMIT_EXCEEDED" in evaluations[("Contact", "field_mappings")].description
+    assert "more than twice its frequency" in evaluations[("Contact", "staleness")].description
+
+    with AudienceStore(app_store_url) as store:
+        logged = store.sync_log("acme", SyncEvent.HEALTH_CHECK)
+    assert len(logged) == len(evaluations)
+    assert {(entry.object_type, entry.details["check"]): entry.details["passed"] for entry in logged} == passed
+    assert {entry.run_id for entry in logged} == {result.run_id}
+    assert {(entry.object_type, entry.details["check"]): entry.message for entry in logged} == {
+        check: evaluation.description for check, evaluation in evaluations.items()}

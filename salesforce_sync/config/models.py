@@ -481,8 +481,9 @@ class IntegrationConfig(_Model):
 
     @property
     def scheduled(self) -> bool:
-        """Whether new windows should run on a schedule (manual and historical_only ones never do)."""
-        return self.active and self.frequency != MANUAL and self.history != "historical_only"
+        """Whether a sensor syncs it: not when inactive or manual; a historical_only one's sensor requests
+        only its initial import."""
+        return self.active and self.frequency != MANUAL
 
 
 class SyncConfig(_Model):

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import requests
 
+from salesforce_sync.config.errors import ConfigError
 from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.config.status import missing_settings
 from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, asset_key
@@ -70,7 +71,13 @@ def _outcomes(integration: IntegrationConfig, salesforce: SalesforceResource, st
                 yield object_type, CheckOutcome(name, False, f"integration {integration.id!r} is Incomplete: "
                                                              + "; ".join(missing))
         return
-    client = salesforce.client(integration)
+    try:
+        client = salesforce.client(integration)
+    except ConfigError as err:  # an unset secret: nothing can connect, so every check fails with why
+        for object_type in integration.object_types:
+            for name in wanted:
+                yield object_type, CheckOutcome(name, False, f"{err} (set it and reconnect the integration)")
+        return
     credentials: CheckOutcome | None = None
     limits: CheckOutcome | None = None
     if "credentials" in wanted:

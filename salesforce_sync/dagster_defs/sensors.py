@@ -41,6 +41,8 @@ def build_schedule_sensor(integration: IntegrationConfig, job: dg.UnresolvedAsse
         if span is None:
             return dg.SkipReason("no completed window since the last successful sync")
         start, end = span
+        if integration.history == "historical_only" and start != partitions.get_first_partition_key():
+            return dg.SkipReason("historical_only: the initial import is done and nothing syncs after it")
         if start != partitions.get_first_partition_key():  # the initial sync is one query over everything
             end = _cap(partitions, start, end)
         marker = _failure_marker(audience_store, integration)

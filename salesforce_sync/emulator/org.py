@@ -118,6 +118,7 @@ class Org:
         self._schema = OrgSchema()
         self._settings = OrgSettings()
         self._settings_json = ""
+        self._record_writes = 0
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
@@ -217,8 +218,9 @@ class Org:
             yield self._conn
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction; rolled back on any error so a failed write leaves nothing behind."""
+    def write(self, *, records: bool = False) -> Iterator[sqlite3.Connection]:
+        """A write transaction; rolled back on any error so a failed write leaves nothing behind.
+        `records` marks a change to records or schema, which `records_version` counts."""
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -228,6 +230,14 @@ class Org:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+            if records:
+                self._record_writes += 1
+
+    def records_version(self) -> tuple[int, int]:
+        """Changes when records or the schema may have changed: writes through this Org, or any commit by
+        another connection to the same state file. Pages rendered ahead are valid only while it holds."""
+        with self._lock:
+            return self._record_writes, self._conn.execute("PRAGMA data_version").fetchone()[0]
 
     def _meta(self, key: str) -> str:
         return self._conn.execute("SELECT value FROM _meta WHERE key = ?", (key,)).fetchone()[0]
@@ -462,7 +472,7 @@ class Org:
         """Delete a field, rename one, or add a custom field; existing data follows the change.
         Ops: {"op": "delete_field", "object", "field"}, {"op": "rename_field", "object", "field", "new_name"},
         {"op": "add_field", "object", "field", "type", "label"?, "length"?}."""
-        with self.write() as conn:
+        with self.write(records=True) as conn:
             schema = self._schema
             obj = schema.object(op.get("object", ""))
             if obj is None:
@@ -522,27 +532,27 @@ class Org:
 
     def create(self, object_name: str, values: dict[str, Any], *, stamp_ms: int | None = None) -> str:
         """Insert one record from API-form values; returns its id."""
-        with self.write() as conn:
+        with self.write(records=True) as conn:
             return self._create(conn, self.object(object_name), values, stamp_ms)
 
     def update(self, object_name: str, record_id: str, values: dict[str, Any], *, stamp_ms: int | None = None) -> None:
-        with self.write() as conn:
+        with self.write(records=True) as conn:
             self._update(conn, self.object(object_name), record_id, values, stamp_ms)
 
     def delete(self, object_name: str, record_id: str, *, stamp_ms: int | None = None) -> None:
-        with self.write() as conn:
+        with self.write(records=True) as conn:
             self._delete(conn, self.object(object_name), record_id, stamp_ms)
 
     def upsert(self, object_name: str, external_field: str, value: str, values: dict[str, Any]) -> tuple[str, bool]:
         """Upsert by external id; returns (id, created). Several matches raise a 300."""
-        with self.write() as conn:
+        with self.write(records=True) as conn:
             return self._upsert(conn, self.object(object_name), external_field, value, values)
 
     def hard_delete(self, object_name: str, record_ids: Iterable[str]) -> int:
         """Remove records for good: no recycle bin, invisible to queryAll."""
         obj = self.object(object_name)
         ids = [normalize_id(i) for i in record_ids]
-        with self.write() as conn:
+        with self.write(records=True) as conn:
             removed = 0
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
@@ -579,6 +589,7 @@ class Org:
                                           "request was using AllOrNone header", "fields": []}
                 return [r if not r["success"] else {"success": False, "errors": [rolled_back]} for r in results]
             self._conn.execute("COMMIT")
+            self._record_writes += 1
         return results
 
     def _dml_one(self, op: str, object_name: str, payload: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -35,6 +36,10 @@ TLS_NAMES = ("127.0.0.1", "localhost", "login.salesforce.com", "test.salesforce.
 _JSON = json.JSONEncoder(check_circular=False, separators=(",", ":"))
 
 
+def json_bytes(payload: Any) -> bytes:
+    return _JSON.encode(payload).encode()
+
+
 @dataclass
 class Response:
     status: int = 200
@@ -43,7 +48,12 @@ class Response:
 
     @classmethod
     def json(cls, payload: Any, status: int = 200) -> Response:
-        return cls(status, _JSON.encode(payload).encode(), {"Content-Type": "application/json;charset=UTF-8"})
+        return cls.json_body(json_bytes(payload), status)
+
+    @classmethod
+    def json_body(cls, body: bytes, status: int = 200) -> Response:
+        """A response whose JSON is already encoded (a query page rendered ahead)."""
+        return cls(status, body, {"Content-Type": "application/json;charset=UTF-8"})
 
     @classmethod
     def empty(cls, status: int = 204) -> Response:
@@ -157,6 +167,8 @@ class EmulatorServer:
         self.locators: dict[str, Any] = {}
         self.jobs: dict[str, Any] = {}
         self.state_lock = threading.Lock()
+        # Renders the next query page or Bulk chunk while the client is still reading the current one.
+        self.ahead = ThreadPoolExecutor(max_workers=2, thread_name_prefix="emulator-ahead")
         ca = trustme.CA(organization_name="salesforce-sync emulator")
         cert = ca.issue_cert(*TLS_NAMES)
         tls_dir = Path(tls_dir)
@@ -195,6 +207,7 @@ class EmulatorServer:
         for server in self._servers:
             server.shutdown()
             server.server_close()
+        self.ahead.shutdown(wait=True, cancel_futures=True)
         for thread in self._threads:
             thread.join(timeout=5)
 

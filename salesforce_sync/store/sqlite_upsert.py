@@ -6,6 +6,7 @@ counting query and the upsert: the counts are exact.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 
 import numpy as np
@@ -126,14 +127,19 @@ def stamp_scan(connection: Connection, project: str, external_ids: pd.Series, sc
     return connection.exec_driver_sql(_stamp_scan_sql(_SCANNED_KEYS), (project, scan_id)).rowcount
 
 
-def _stage(connection: Connection, parameter_rows: list[tuple[object, ...]]) -> None:
+def _stage(connection: Connection, parameter_rows: Iterator[tuple[object, ...]]) -> None:
     connection.exec_driver_sql(_CREATE_STAGING)
     connection.exec_driver_sql(_CLEAR_STAGING)
-    connection.exec_driver_sql(_FILL_STAGING, parameter_rows)
+    cursor = connection.connection.dbapi_connection.cursor()  # SQLAlchemy wants a list; sqlite3 takes an iterator
+    try:
+        cursor.executemany(_FILL_STAGING, parameter_rows)
+    finally:
+        cursor.close()
 
 
-def _parameter_rows(rows: pd.DataFrame) -> list[tuple[object, ...]]:
-    """Column-wise conversion to the plain Python values sqlite3 binds, then one zip into row tuples."""
+def _parameter_rows(rows: pd.DataFrame) -> Iterator[tuple[object, ...]]:
+    """Column-wise conversion to the plain Python values sqlite3 binds, zipped lazily into row tuples
+    (a list of 50,000 tuples would only add allocation and garbage-collector work)."""
     unsubscribed = rows["unsubscribed"].astype("Int8").astype(object)
     stamps = np.datetime_as_string(rows["sf_modified_at"].dt.tz_localize(None).to_numpy(), unit="us")
     columns = [
@@ -149,4 +155,4 @@ def _parameter_rows(rows: pd.DataFrame) -> list[tuple[object, ...]]:
         rows["deleted"].astype(np.int8).tolist(),
         np.strings.replace(stamps, "T", " ").tolist(),
     ]
-    return list(zip(*columns))
+    return zip(*columns)

@@ -132,8 +132,9 @@ def test_full_config_resolves_environments_and_defaults(tmp_path: Path) -> None:
     assert local.auth.username == "integration@example.com"
     assert local.partition_cron() == "*/15 * * * *"
 
+    # historical_only still has a sensor: it requests the initial import, then nothing.
     assert (sandbox.login_url, sandbox.partition_cron(), sandbox.scheduled) == (
-        "https://test.salesforce.com", "0 */4 * * *", False)
+        "https://test.salesforce.com", "0 */4 * * *", True)
     assert my_domain.login_url == "https://acme.my.salesforce.com"
     assert my_domain.start == datetime(2026, 3, 1, tzinfo=timezone.utc)
 

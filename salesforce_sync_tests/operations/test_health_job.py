@@ -12,7 +12,7 @@ import pytest
 from salesforce_sync.dagster_defs.definitions import build_definitions
 from salesforce_sync.emulator.harness import EmulatedOrg
 from salesforce_sync.store import AudienceStore, SyncEvent, UpsertCounts
-from salesforce_sync_tests.operations.support import build_config, hours_ago, org_integration, run_job
+from salesforce_sync_tests.operations.support import AUTH_ENV, build_config, hours_ago, org_integration, run_job
 
 
 @pytest.mark.slow
@@ -54,3 +54,17 @@ def test_health_job_runs_every_check_without_materializing_and_logs_each(
     assert {entry.run_id for entry in logged} == {result.run_id}
     assert {(entry.object_type, entry.details["check"]): entry.message for entry in logged} == {
         check: evaluation.description for check, evaluation in evaluations.items()}
+
+
+def test_an_unset_secret_fails_every_check_naming_the_variable(
+        org: EmulatedOrg, app_store_url: str, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(AUTH_ENV["refresh_token"], raising=False)
+    defs = build_definitions(build_config(org_integration(org)))
+
+    result = run_job(defs, "health_acme", instance)
+
+    assert result.success  # failed checks, not a crashed step
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == 8
+    assert not any(evaluation.passed for evaluation in evaluations)
+    assert all(AUTH_ENV["refresh_token"] in evaluation.description for evaluation in evaluations)

@@ -172,3 +172,16 @@ def test_inactive_manual_and_incomplete_integrations_get_no_schedule_sensor(stor
         offline_integration("by_hand", frequency="manual"), unfinished))
     names = {sensor.name for sensor in defs.sensors}
     assert names == {"schedule_acme", "sync_failure_log", "sync_success_status"}
+
+
+
+def test_historical_only_requests_its_initial_import_then_nothing(store: AudienceStore,
+                                                                  instance: dg.DagsterInstance) -> None:
+    start = hours_ago(10)
+    sensor = Sensor(instance, offline_integration("acme", start=start.isoformat(), history="historical_only"))
+    request, _ = sensor.request()
+    assert request.tags[RANGE_START_TAG] == key(start)
+    synced_up_to(store, hours_ago(5))
+    result, _ = sensor.evaluate()
+    assert isinstance(result, dg.SkipReason)
+    assert "historical_only" in result.skip_message

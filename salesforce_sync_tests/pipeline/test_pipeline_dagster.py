@@ -1,0 +1,186 @@
+"""The sync through Dagster, as `salesforce-sync sync` runs it: one in-process run over a range of windows,
+its metadata, a full re-sync's scrub of hard deletes, the one-project-per-org rule, definitions loading.
+Dagster runs cost seconds each, so only what is about Dagster is checked here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from salesforce_sync.commands.sync import local_instance, run_sync
+from salesforce_sync.config.models import SyncConfig
+from salesforce_sync.dagster_defs.assets import asset_key
+from salesforce_sync.dagster_defs.definitions import build_definitions, sync_job_name
+from salesforce_sync.emulator.harness import EmulatedOrg
+from salesforce_sync.store import AudienceStore, IntegrationStatus, SyncEvent
+from salesforce_sync_tests.pipeline.support import (
+    HOUR,
+    OBJECTS,
+    assert_same_rows,
+    hour_floor,
+    https_integration,
+    load_config,
+    oracle_rows,
+    set_auth_env,
+    stored_rows,
+)
+
+PROJECT = "acme"
+ORG_COUNTS = {"Lead": 300, "Contact": 150, "CampaignMember": 80}
+FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
+NUMERIC_METADATA = ("records_imported", "records_updated", "records_deleted", "records_skipped", "api_calls")
+
+
+@pytest.fixture
+def org(emulated_org_factory: Callable[..., EmulatedOrg], monkeypatch: pytest.MonkeyPatch) -> EmulatedOrg:
+    org = emulated_org_factory(seed=5, counts=ORG_COUNTS)
+    set_auth_env(monkeypatch, org)
+    return org
+
+
+@pytest.fixture
+def store(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AudienceStore]:
+    """The store the sync command writes to (AUDIENCE_STORE_URL), with its local state under tmp_path."""
+    monkeypatch.setenv("SALESFORCE_SYNC_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("AUDIENCE_STORE_URL", store_url)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    with AudienceStore(store_url) as store:
+        yield store
+
+
+@pytest.fixture
+def start() -> datetime:
+    """Two complete hourly windows exist by the wall clock, which is what Dagster's partitions follow."""
+    return hour_floor(datetime.now(UTC)) - 2 * HOUR
+
+
+def partition_keys(config: SyncConfig, integration_id: str) -> tuple[str, str]:
+    partitions = build_definitions(config).resolve_job_def(sync_job_name(integration_id)).partitions_def
+    return partitions.get_first_partition_key(), partitions.get_last_partition_key()
+
+
+def materializations(instance: dg.DagsterInstance, integration_id: str, run_id: str) -> dict[str, list[dict]]:
+    """Metadata of each object's materializations in one run, by object."""
+    found = {}
+    for object_type in OBJECTS:
+        records = instance.fetch_materializations(asset_key(integration_id, object_type), limit=100).records
+        found[object_type] = [record.asset_materialization.metadata for record in records if record.run_id == run_id]
+    return found
+
+
+@pytest.mark.slow
+def test_a_backfill_is_one_run_with_one_query_per_object_and_a_full_resync_scrubs_hard_deletes(
+        org: EmulatedOrg, store: AudienceStore, start: datetime) -> None:
+    config = load_config(https_integration(org, "crm", PROJECT, start, bulk_threshold=100))
+    sf = org.simple_salesforce()
+    org.control.reset_api_calls()
+
+    assert run_sync(config, ["crm"], full=False) == 0
+
+    instance = local_instance()
+    (run,) = instance.get_runs()
+    first_key, last_key = partition_keys(config, "crm")
+    assert first_key != last_key
+    assert (run.tags["dagster/asset_partition_range_start"], run.tags["dagster/asset_partition_range_end"]) == (
+        first_key, last_key)
+    calls = org.control.api_calls()["by_endpoint"]
+    # Lead and Contact exceed bulk_threshold: one Bulk job each; CampaignMember is read by one REST query.
+    # Every object also costs one COUNT() query, and nothing needed a second page.
+    assert calls["bulk2.query.create"] == 2
+    assert calls["query"] == len(OBJECTS) + 1 and "queryMore" not in calls
+    metadata = materializations(instance, "crm", run.run_id)
+    for object_type, events in metadata.items():
+        assert len(events) == 2  # one materialization per window of the range, from one write
+        meta = events[0]
+        assert all(isinstance(meta[name], dg.IntMetadataValue) for name in NUMERIC_METADATA)
+        assert isinstance(meta["duration_seconds"], dg.FloatMetadataValue)
+        assert isinstance(meta["window_start"], dg.TimestampMetadataValue)
+        assert meta["window_start"].value == start.timestamp()
+        assert meta["window_end"].value == (start + 2 * HOUR).timestamp()
+        assert meta["api"].value == ("rest" if object_type == "CampaignMember" else "bulk_2.0")
+        expected = oracle_rows(sf, "crm", object_type, FAR_FUTURE)
+        deleted = sum(row["deleted"] for row in expected.values())
+        assert (meta["records_imported"].value, meta["records_updated"].value, meta["records_deleted"].value) == (
+            len(expected) - deleted, 0, deleted)
+        assert meta["api_calls"].value > 0
+        assert_same_rows(stored_rows(store, PROJECT, "crm", object_type), expected)
+
+    # Hard deletes never show in queryAll; a full re-sync finds them by what it no longer lists. A Lead
+    # edited after the last complete window is listed too, so it is updated, not mistaken for deleted.
+    gone_leads = [r["Id"] for r in sf.query("SELECT Id FROM Lead WHERE Email != null AND IsDeleted = false AND "
+                                            "Status = 'Open - Not Contacted' AND Id NOT IN "
+                                            "(SELECT LeadId FROM CampaignMember) ORDER BY Id LIMIT 3")["records"]]
+    gone_members = [r["Id"] for r in sf.query("SELECT Id FROM CampaignMember ORDER BY Id LIMIT 2")["records"]]
+    edited_lead = gone_leads.pop()
+    assert org.control.hard_delete("Lead", gone_leads) == 2
+    assert org.control.hard_delete("CampaignMember", gone_members) == 2
+    sf.Lead.update(edited_lead, {"FirstName": "Edited"})
+
+    assert run_sync(config, ["crm"], full=True) == 0
+
+    full_run = next(r for r in instance.get_runs() if r.run_id != run.run_id)
+    assert (full_run.tags["dagster/asset_partition_range_start"],
+            full_run.tags["dagster/asset_partition_range_end"]) == (first_key, last_key)
+    counts = {name: (events[0]["records_imported"].value, events[0]["records_updated"].value,
+                     events[0]["records_deleted"].value, events[0]["full_resync"].value)
+              for name, events in materializations(instance, "crm", full_run.run_id).items()}
+    assert counts == {"Lead": (0, 1, 2, True), "Contact": (0, 0, 0, True), "CampaignMember": (0, 0, 2, True)}
+    leads = stored_rows(store, PROJECT, "crm", "Lead")
+    members = stored_rows(store, PROJECT, "crm", "CampaignMember")
+    assert all(leads[f"sf_crm_Lead_{lead_id}"]["deleted"] for lead_id in gone_leads)
+    assert all(members[f"sf_crm_CampaignMember_{member_id}"]["deleted"] for member_id in gone_members)
+    assert leads[f"sf_crm_Lead_{edited_lead}"]["first_name"] == "Edited"
+    for object_type, stored in (("Lead", leads), ("CampaignMember", members)):
+        still_there = {key: row for key, row in stored.items() if row["salesforce_id"] not in gone_leads + gone_members}
+        assert_same_rows(still_there, oracle_rows(sf, "crm", object_type, FAR_FUTURE))
+
+
+@pytest.mark.slow
+def test_a_second_project_connecting_the_same_org_is_refused(
+        org: EmulatedOrg, store: AudienceStore, start: datetime, capsys: pytest.CaptureFixture[str]) -> None:
+    config = load_config(https_integration(org, "sales_crm", "sales", start),
+                         https_integration(org, "events_crm", "events", start))
+    org_id = org.connection_info()["org_id"]
+    store.register_org(org_id, "sales", "sales_crm")  # what the first project's sync records (saves a run)
+
+    assert run_sync(config, ["events_crm"], full=False) == 1
+
+    output = capsys.readouterr().out
+    (failure,) = {entry.message for entry in store.sync_log("events_crm", event=SyncEvent.SYNC_FAILED)}
+    for text in (failure, output):
+        assert org_id[:15] in text and "'sales'" in text and "'sales_crm'" in text and "'events'" in text
+    assert store.users("events").empty
+    assert [(o.project, o.integration_id) for o in store.orgs()] == [("sales", "sales_crm")]
+    for object_type in OBJECTS:
+        state = store.get_state("events_crm", object_type)
+        assert (state.status, state.last_success_window_end) == (IntegrationStatus.ERROR, None)
+
+
+def test_definitions_load_and_every_integration_resolves_its_partitioned_job(tmp_path: Path) -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    config = load_config(
+        {"id": "embedded", "project": "demo", "environment": "emulator", "start": start.isoformat(),
+         "frequency": 15, "emulator": {"state_file": str(tmp_path / "org.sqlite")},
+         "objects": {"Lead": {"sync_rules": {"rules": []}, "field_mappings": []}}},
+        {"id": "remote", "project": "demo", "environment": "acme.my.salesforce.com", "start": start.isoformat(),
+         "auth": {"method": "client_credentials", "client_id_env": "ACME_ID", "client_secret_env": "ACME_SECRET"},
+         "objects": {"Contact": {"sync_rules": {"rules": []}, "field_mappings": []},
+                     "CampaignMember": {"sync_rules": {"rules": []}, "field_mappings": []}}},
+    )
+
+    defs = build_definitions(config)
+    dg.Definitions.validate_loadable(defs)
+
+    embedded, remote = defs.resolve_job_def("sync_embedded"), defs.resolve_job_def("sync_remote")
+    assert embedded.partitions_def.get_first_partition_key() == "2026-01-01-00:00"
+    assert embedded.partitions_def.time_window_for_partition_key("2026-01-01-00:00").end == datetime(
+        2026, 1, 1, 0, 15, tzinfo=UTC)
+    assert remote.partitions_def.time_window_for_partition_key("2026-01-01-00:00").end == start + HOUR
+    assert set(remote.asset_layer.executable_asset_keys) == {asset_key("remote", "Contact"),
+                                                              asset_key("remote", "CampaignMember")}
+    with pytest.raises(dg.DagsterInvariantViolationError):
+        defs.resolve_job_def("sync_unknown")

@@ -14,7 +14,7 @@ from typing import Any
 from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.salesforce.auth import SalesforceAuthError
 from salesforce_sync.salesforce.client import SalesforceClient, SalesforceRequestError
-from salesforce_sync.sync.describe import Describes, objects_to_describe, validate_mappings
+from salesforce_sync.sync.describe import Describes, field_infos, objects_to_describe, validate_mappings
 from salesforce_sync.sync.soql import select_fields
 
 MIN_REMAINING_SHARE = 0.10
@@ -103,16 +103,21 @@ def describe_for(client: SalesforceClient, object_type: str, paths: tuple[str, .
 
 def check_field_mappings(client: SalesforceClient, integration: IntegrationConfig,
                          object_type: str) -> tuple[CheckOutcome, Describes]:
-    """Every mapped field exists, is readable and fits its property; the opt-out is boolean."""
+    """Every mapped field exists, is readable and fits its property; the opt-out is boolean; every
+    sync-rule field exists."""
     mappings = integration.mappings(object_type)
     paths = select_fields(object_type, mappings, integration.cursor_field)
     rule_paths = tuple(rule.field for rule in (integration.objects[object_type].sync_rules or _NoRules()).rules)
     describes = describe_for(client, object_type, paths + rule_paths)
-    problems = validate_mappings(object_type, mappings, describes)
+    mapping_problems = validate_mappings(object_type, mappings, describes)
+    problems = [str(p) for p in mapping_problems]
+    suggestions = {p.field: p.suggestion for p in mapping_problems if p.suggestion}
+    found = field_infos(object_type, rule_paths, describes)
+    problems += [f"{object_type}.{path} (a sync rule field) does not exist in the org"
+                 for path in rule_paths if path not in found]
     where = f"integration {integration.id!r}, object {object_type}"
     if problems:
-        suggestions = {p.field: p.suggestion for p in problems if p.suggestion}
-        return CheckOutcome("field_mappings", False, f"{where}: " + "; ".join(str(p) for p in problems),
+        return CheckOutcome("field_mappings", False, f"{where}: " + "; ".join(problems),
                             metadata={"problems": len(problems), "suggestions": suggestions}), describes
     return CheckOutcome("field_mappings", True, f"{where}: {len(mappings)} mappings fit the org's fields",
                         metadata={"mappings": len(mappings)}), describes

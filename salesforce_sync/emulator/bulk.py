@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import io
 import itertools
 from dataclasses import dataclass, field
@@ -157,10 +158,17 @@ def query_results(request: Request) -> Response:
     if offset < 0 or offset > total or max_records < 1:
         raise SalesforceApiError(400, "INVALID_LOCATOR", "Invalid locator")
     stop = min(total, offset + max_records)
-    rows = fetch_page(request, job.cursor, offset, stop)
-    body = render.CsvRenderer(job.cursor.compiled, job.info["columnDelimiter"], job.info["lineEnding"]).chunk(rows)
+    following = min(total, stop + max_records)
+    renderer = render.CsvRenderer(job.cursor.compiled, job.info["columnDelimiter"], job.info["lineEnding"])
+
+    def chunk(start: int, end: int) -> tuple[bytes, int]:
+        rows = fetch_page(request.org, job.cursor, start, end)
+        return renderer.chunk(rows), len(rows)
+
+    body, count = job.cursor.page(request.org, request.server.ahead, (offset, stop), functools.partial(chunk, offset, stop),
+                                  ((stop, following), functools.partial(chunk, stop, following)) if stop < total else None)
     locator = base64.b64encode(str(stop).encode()).decode() if stop < total else "null"
-    return Response(200, body, {"Content-Type": "text/csv", "Sforce-NumberOfRecords": str(len(rows)),
+    return Response(200, body, {"Content-Type": "text/csv", "Sforce-NumberOfRecords": str(count),
                                 "Sforce-Locator": locator})
 
 

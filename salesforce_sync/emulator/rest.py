@@ -8,14 +8,16 @@ import itertools
 import json
 import re
 from array import array
+from collections.abc import Callable, Hashable
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from salesforce_sync.emulator import render
 from salesforce_sync.emulator.errors import SalesforceApiError, not_found
 from salesforce_sync.emulator.ids import KEY_PREFIXES, make_id
-from salesforce_sync.emulator.org import iso_to_ms, ms_to_iso
-from salesforce_sync.emulator.server import API_VERSIONS, Handler, Request, Response, Router
+from salesforce_sync.emulator.org import Org, iso_to_ms, ms_to_iso
+from salesforce_sync.emulator.server import API_VERSIONS, Handler, Request, Response, Router, json_bytes
 from salesforce_sync.emulator.soql import CompiledQuery, SoqlError, compile_query
 
 DATA = r"/services/data/v\d{2}\.\d"
@@ -24,6 +26,7 @@ LOCATOR_IDLE_MS = 15 * 60 * 1000
 MAX_OPEN_LOCATORS = 50
 COLLECTION_LIMIT = 200
 _locator_numbers = itertools.count(1)
+T = TypeVar("T")
 
 
 def register(router: Router) -> None:
@@ -128,6 +131,15 @@ def describe(request: Request) -> Response:
 
 # ---- query ------------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class _Ahead:
+    """A page being rendered in the background, valid while the org's records_version stays `version`."""
+
+    key: Hashable
+    version: tuple[int, int]
+    result: Future[Any]
+
+
 @dataclass
 class QueryCursor:
     """A server-side snapshot of a query's matching rows, paged by `nextRecordsUrl` or Bulk locators."""
@@ -135,6 +147,36 @@ class QueryCursor:
     compiled: CompiledQuery
     rowids: array
     last_used_ms: int
+    ahead: _Ahead | None = None
+
+    def page(self, org: Org, executor: Executor, key: Hashable, render: Callable[[], T],
+             next_page: tuple[Hashable, Callable[[], T]] | None) -> T:
+        """What `render` makes for the page `key`: the page rendered ahead if it is this one and no record has
+        changed since, else rendered now. Then `next_page` starts rendering while the client reads this one,
+        so paging costs the slower of server and client rather than both."""
+        ahead, self.ahead = self.ahead, None
+        result: Any = _NOTHING
+        if ahead is not None:
+            if ahead.key == key and ahead.version == org.records_version():
+                try:
+                    result = ahead.result.result()
+                except Exception:  # noqa: BLE001 - rendered again below, where the error reaches the client
+                    result = _NOTHING
+            else:
+                ahead.result.cancel()
+        if result is _NOTHING:
+            result = render()
+        if next_page is not None:
+            next_key, render_next = next_page
+            version = org.records_version()
+            try:
+                self.ahead = _Ahead(next_key, version, executor.submit(render_next))
+            except RuntimeError:  # the server is shutting down
+                self.ahead = None
+        return result
+
+
+_NOTHING = object()
 
 
 def run_query(request: Request, soql: str, *, include_deleted: bool) -> QueryCursor:
@@ -149,11 +191,11 @@ def run_query(request: Request, soql: str, *, include_deleted: bool) -> QueryCur
     return QueryCursor(compiled, rowids, org.now_ms())
 
 
-def fetch_page(request: Request, cursor: QueryCursor, start: int, stop: int) -> list[tuple]:
+def fetch_page(org: Org, cursor: QueryCursor, start: int, stop: int) -> list[tuple]:
     ids = cursor.rowids[start:stop]
     if not ids:
         return []
-    with request.org.read() as conn:
+    with org.read() as conn:
         return conn.execute(cursor.compiled.page_sql, (json.dumps(ids.tolist()),)).fetchall()
 
 
@@ -172,20 +214,33 @@ def _query_page(request: Request, cursor: QueryCursor, locator: str, start: int)
         with request.org.read() as conn:
             counts = conn.execute(compiled.count_sql, compiled.count_params).fetchone()
         return Response.json({"totalSize": 1, "done": True, "records": [render.aggregate_record(compiled, counts)]})
-    stop = min(total, start + _batch_size(request))
-    records = render.RestRenderer(compiled, request.version).records(fetch_page(request, cursor, start, stop))
-    body: dict[str, Any] = {"totalSize": total, "done": stop >= total}
-    if stop < total:
-        with request.server.state_lock:
+    size = _batch_size(request)
+    stop = min(total, start + size)
+    org, version = request.org, request.version
+    following = min(total, stop + size)
+    body = cursor.page(
+        org, request.server.ahead, (start, stop, version),
+        functools.partial(_page_body, org, cursor, version, locator, start, stop),
+        ((stop, following, version), functools.partial(_page_body, org, cursor, version, locator, stop, following))
+        if stop < total else None)
+    with request.server.state_lock:
+        if stop < total:
             _forget_stale_locators(request)
             request.server.locators[locator] = cursor
-        cursor.last_used_ms = request.org.now_ms()
-        body["nextRecordsUrl"] = f"/services/data/v{request.version}/query/{locator}-{stop}"
-    else:
-        with request.server.state_lock:
+        else:
             request.server.locators.pop(locator, None)
-    body["records"] = records
-    return Response.json(body)
+    cursor.last_used_ms = org.now_ms()
+    return Response.json_body(body)
+
+
+def _page_body(org: Org, cursor: QueryCursor, version: str, locator: str, start: int, stop: int) -> bytes:
+    """One query page's JSON: records [start, stop) of the cursor, and the locator of the rest."""
+    total = len(cursor.rowids)
+    body: dict[str, Any] = {"totalSize": total, "done": stop >= total}
+    if stop < total:
+        body["nextRecordsUrl"] = f"/services/data/v{version}/query/{locator}-{stop}"
+    body["records"] = render.RestRenderer(cursor.compiled, version).records(fetch_page(org, cursor, start, stop))
+    return json_bytes(body)
 
 
 def _forget_stale_locators(request: Request) -> None:
@@ -226,7 +281,7 @@ def _record_soql(request: Request, object_name: str, where: str) -> QueryCursor:
 
 
 def _single_record(request: Request, cursor: QueryCursor) -> Response:
-    rows = fetch_page(request, cursor, 0, 2)
+    rows = fetch_page(request.org, cursor, 0, 2)
     if not rows:
         raise not_found()
     return Response.json(render.RestRenderer(cursor.compiled, request.version).records(rows)[0])
@@ -389,7 +444,7 @@ def collection_retrieve(request: Request) -> Response:
     live = " AND IsDeleted = false" if obj.field("IsDeleted") else ""
     cursor = _record_soql(request, obj.name, f"Id IN ({quoted}){live}")
     records = render.RestRenderer(cursor.compiled, request.version).records(
-        fetch_page(request, cursor, 0, len(cursor.rowids)))
+        fetch_page(request.org, cursor, 0, len(cursor.rowids)))
     by_id = {r["attributes"]["url"].rsplit("/", 1)[-1][:15].lower(): r for r in records}
     return Response.json([by_id.get(i[:15].lower()) for i in ids])
 

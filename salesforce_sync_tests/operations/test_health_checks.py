@@ -110,6 +110,21 @@ def test_deleted_field_fails_the_mapping_check_naming_it(org: EmulatedOrg) -> No
     assert str(blocked.value) == after.message
 
 
+def test_a_sync_rule_on_a_deleted_field_fails_the_mapping_check_and_the_sync(org: EmulatedOrg) -> None:
+    settings = {"objects": {"Lead": {"sync_rules": {"rules": [{"field": "LeadSource", "operator": "equals",
+                                                                 "value": "Web"}]}}}}
+    integration = build_config(org_integration(org, **settings)).integration("acme")
+    org.control.delete_field("Lead", "LeadSource")
+    with connect(integration) as client:
+        outcome, _ = check_field_mappings(client, integration, "Lead")
+        with pytest.raises(SyncBlocked) as blocked:
+            preflight(client, integration, "Lead")
+    assert not outcome.passed
+    assert outcome.message == ("integration 'acme', object Lead: Lead.LeadSource (a sync rule field) does not "
+                               "exist in the org")
+    assert str(blocked.value) == outcome.message
+
+
 def test_renamed_field_fails_the_mapping_check_naming_it_and_its_new_name(org: EmulatedOrg) -> None:
     org.control.rename_field("Lead", "Lead_Score__c", "Lead_Rating__c")
     integration = integration_for(org)

@@ -248,3 +248,21 @@ def test_window_query_refuses_bad_bounds() -> None:
         build_count_soql("Lead WHERE Id != null", None, None, END)
     with pytest.raises(ValueError, match="no fields to select"):
         build_window_soql("Lead", [], None, None, END)
+
+
+def test_window_without_an_upper_bound_reads_everything_since_its_start() -> None:
+    start = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    soql = build_window_soql("Lead", ["Id"], None, start, None)
+    assert soql == "SELECT Id FROM Lead WHERE LastModifiedDate >= 2024-01-02T03:04:05Z"
+    assert build_window_soql("Lead", ["Id"], None, None, None) == "SELECT Id FROM Lead"
+
+
+def test_related_parents_changed_inside_the_window_also_select_a_record() -> None:
+    start = datetime(2024, 1, 2, tzinfo=timezone.utc)
+    end = datetime(2024, 1, 3, tzinfo=timezone.utc)
+    soql = build_count_soql("CampaignMember", "Status = 'Sent'", start, end, related=("Lead", "Contact"))
+    assert soql == (
+        "SELECT COUNT() FROM CampaignMember WHERE (LastModifiedDate >= 2024-01-02T00:00:00Z"
+        " OR (Lead.LastModifiedDate >= 2024-01-02T00:00:00Z AND Lead.LastModifiedDate < 2024-01-03T00:00:00Z)"
+        " OR (Contact.LastModifiedDate >= 2024-01-02T00:00:00Z AND Contact.LastModifiedDate < 2024-01-03T00:00:00Z))"
+        " AND LastModifiedDate < 2024-01-03T00:00:00Z AND (Status = 'Sent')")

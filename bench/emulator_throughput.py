@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import os
 import pstats
 import subprocess
 import sys
@@ -76,11 +77,26 @@ def read_bulk(call: Call, chunk: int) -> int:
     return rows
 
 
-def report(label: str, read: Callable[[], int]) -> None:
+def report(label: str, read: Callable[[], int], server_pid: int | None = None) -> None:
+    """Print rows/s of wall time and, for a server process, rows per second of its CPU time (which other
+    load on the machine does not distort)."""
+    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
+    client_before = time.process_time()
     started = time.perf_counter()
     rows = read()
     seconds = time.perf_counter() - started
-    print(f"  {label:<30} {rows:>10,} rows in {seconds:6.1f} s = {rows / seconds:>9,.0f} records/s", flush=True)
+    line = f"  {label:<30} {rows:>10,} rows in {seconds:6.1f} s = {rows / seconds:>9,.0f} records/s"
+    if server_pid:
+        cpu = cpu_seconds(server_pid) - cpu_before
+        line += (f"   server CPU {cpu:5.1f} s = {rows / cpu:>7,.0f} records per CPU-second"
+                 f"   (client CPU {time.process_time() - client_before:5.1f} s)")
+    print(line, flush=True)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -99,7 +115,7 @@ def serve_and_measure(leads: int, chunk: int) -> None:
         try:
             info = json.loads(server.stdout.readline())
             print(f"  {'load (start, generate, index)':<30} {leads:>10,} Leads in "
-                  f"{time.perf_counter() - started:6.1f} s", flush=True)
+                  f"{time.perf_counter() - started:6.1f} s   server CPU {cpu_seconds(server.pid):5.1f} s", flush=True)
             session = make_session(info["ca_file"])
             token = session.post(f"{info['login_url']}/services/oauth2/token", data={
                 "grant_type": "refresh_token", "client_id": info["client_id"],
@@ -111,8 +127,8 @@ def serve_and_measure(leads: int, chunk: int) -> None:
                 response = session.request(method, info["instance_url"] + path, json=body, timeout=600)
                 return response.status_code, response.headers, response.content
 
-            report("REST queryAll paging", lambda: read_rest(call))
-            report(f"Bulk 2.0, {chunk:,}-row chunks", lambda: read_bulk(call, chunk))
+            report("REST queryAll paging", lambda: read_rest(call), server.pid)
+            report(f"Bulk 2.0, {chunk:,}-row chunks", lambda: read_bulk(call, chunk), server.pid)
             print(f"  server peak RSS {peak_rss_mb(server.pid):,.0f} MB")
         finally:
             server.terminate()

@@ -37,7 +37,11 @@ def generate_chunks(
         salesforce_ids = pd.Series(np.char.mod("00Q5g%013d", numbers), dtype=object)
         object_types = pd.Series("Lead", index=salesforce_ids.index, dtype=object)
         changed = rng.random(len(numbers)) < changed_share
-        modified = BASE_TIME + pd.to_timedelta(numbers % 86_400, unit="s") + pd.to_timedelta(changed * 3600 * version, unit="s")
+        modified = (
+            BASE_TIME
+            + pd.to_timedelta(numbers % 86_400, unit="s")
+            + pd.to_timedelta(changed * 3600 * version, unit="s")
+        )
         yield pd.DataFrame(
             {
                 "external_id": external_ids(INTEGRATION, object_types, salesforce_ids),

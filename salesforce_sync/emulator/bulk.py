@@ -165,8 +165,9 @@ def query_results(request: Request) -> Response:
         rows = fetch_page(request.org, job.cursor, start, end)
         return renderer.chunk(rows), len(rows)
 
-    body, count = job.cursor.page(request.org, request.server.ahead, (offset, stop), functools.partial(chunk, offset, stop),
-                                  ((stop, following), functools.partial(chunk, stop, following)) if stop < total else None)
+    body, count = job.cursor.page(
+        request.org, request.server.ahead, (offset, stop), functools.partial(chunk, offset, stop),
+        ((stop, following), functools.partial(chunk, stop, following)) if stop < total else None)
     locator = base64.b64encode(str(stop).encode()).decode() if stop < total else "null"
     return Response(200, body, {"Content-Type": "text/csv", "Sforce-NumberOfRecords": str(count),
                                 "Sforce-Locator": locator})

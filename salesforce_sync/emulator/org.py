@@ -796,7 +796,7 @@ def _bindable_column(column: Any, size: int) -> Iterable[Any]:
     if column.dtype == np.bool_:
         return column.astype(np.int8).tolist()
     if column.dtype == object:
-        return np.where(np.equal(column, None), NAN_NULL, column).tolist()
+        return [NAN_NULL if value is None else value for value in column.tolist()]
     return column.tolist()
 
 

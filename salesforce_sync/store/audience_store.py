@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from operator import index
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import pandas as pd
 from sqlalchemy import (
@@ -94,10 +94,12 @@ class AudienceStore:
     def __repr__(self) -> str:
         return f"AudienceStore({self.url.render_as_string(hide_password=True)!r})"
 
-    def __enter__(self) -> AudienceStore:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -130,13 +132,18 @@ class AudienceStore:
     ) -> UpsertCounts:
         """upsert_users for every chunk of a stream, each chunk its own transaction, returning the totals.
 
-        While the database writes one chunk, the next is fetched and prepared, so a sync's Python work
-        and database work overlap; at most two chunks are held at a time. Stops at the first failure:
-        earlier chunks stay committed, and rerunning the stream is safe.
+        On PostgreSQL, while the server writes one chunk the next is fetched and prepared, so a sync's
+        Python work and database work overlap; at most two chunks are held at a time. (SQLite does its
+        work inside this process, holding the GIL, so there chunks are simply written one after another.)
+        Stops at the first failure: earlier chunks stay committed, and rerunning the stream is safe.
         """
         _require_name("project", project)
         _require_name("integration_id", integration_id)
         totals = UpsertCounts()
+        if self._is_sqlite:
+            for chunk in chunks:
+                totals += self._write(project, integration_id, prepare_chunk(integration_id, chunk), scan_id)
+            return totals
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audience-store-writer") as writer:
             pending: Future[UpsertCounts] | None = None
             try:
@@ -241,7 +248,13 @@ class AudienceStore:
         users = audience_users.c
         deleted_count = func.sum(case((users.deleted == true(), 1), else_=0))
         query = (
-            select(users.project, users.integration_id, users.object_type, func.count().label("users"), deleted_count.label("deleted"))
+            select(
+                users.project,
+                users.integration_id,
+                users.object_type,
+                func.count().label("users"),
+                deleted_count.label("deleted"),
+            )
             .group_by(users.project, users.integration_id, users.object_type)
             .order_by(users.project, users.integration_id, users.object_type)
         )
@@ -249,7 +262,8 @@ class AudienceStore:
             query = query.where(users.project == project)
         with self._reading() as connection:
             frame = pd.DataFrame(
-                connection.execute(query).all(), columns=["project", "integration_id", "object_type", "users", "deleted"]
+                connection.execute(query).all(),
+                columns=["project", "integration_id", "object_type", "users", "deleted"],
             )
         frame[["users", "deleted"]] = frame[["users", "deleted"]].astype("int64")
         frame.insert(4, "live", frame["users"] - frame["deleted"])
@@ -395,7 +409,9 @@ class AudienceStore:
         """Store a state exactly as given, replacing any earlier one for the same key."""
         _require_name("integration_id", state.integration_id)
         values = {
-            "status": _parse_enum(IntegrationStatus, state.status, f"integration {state.integration_id!r}: status").value,
+            "status": _parse_enum(
+                IntegrationStatus, state.status, f"integration {state.integration_id!r}: status"
+            ).value,
             "last_success_at": state.last_success_at,
             "last_success_window_end": state.last_success_window_end,
             "last_error": state.last_error,
@@ -446,11 +462,17 @@ class AudienceStore:
             )
         self._upsert_state(key, first, later)
 
-    def record_failure(self, integration_id: str, object_type: str | None, *, error: str, at: datetime | None = None) -> None:
+    def record_failure(
+        self, integration_id: str, object_type: str | None, *, error: str, at: datetime | None = None
+    ) -> None:
         """Mark a failed sync: status Error with the error text kept verbatim."""
         _require_name("integration_id", integration_id)
         key = {"integration_id": integration_id, "object_type": object_type or INTEGRATION_LEVEL}
-        values = {"status": IntegrationStatus.ERROR.value, "last_error": error, "last_error_at": at or datetime.now(UTC)}
+        values = {
+            "status": IntegrationStatus.ERROR.value,
+            "last_error": error,
+            "last_error_at": at or datetime.now(UTC),
+        }
         self._upsert_state(key, values, values)
 
     def set_status(self, integration_id: str, object_type: str | None, status: IntegrationStatus | str) -> None:
@@ -513,7 +535,9 @@ _POSTGRES_SESSION_OPTIONS = "-c timezone=UTC -c jit=off -c temp_buffers=64MB"
 
 
 def _postgres_engine(url: URL) -> Engine:
-    return create_engine(url, pool_pre_ping=True, connect_args={"options": _POSTGRES_SESSION_OPTIONS, "client_encoding": "utf8"})
+    return create_engine(
+        url, pool_pre_ping=True, connect_args={"options": _POSTGRES_SESSION_OPTIONS, "client_encoding": "utf8"}
+    )
 
 
 def _non_negative_count(integration_id: str, count: object) -> int:
@@ -522,7 +546,9 @@ def _non_negative_count(integration_id: str, count: object) -> int:
     except TypeError:
         checked = -1
     if checked < 0 or isinstance(count, bool):
-        raise StoreInputError(f"integration {integration_id!r}: sync log count must be a non-negative integer, got {count!r}")
+        raise StoreInputError(
+            f"integration {integration_id!r}: sync log count must be a non-negative integer, got {count!r}"
+        )
     return checked
 
 

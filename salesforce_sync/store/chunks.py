@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import json.encoder
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -33,6 +34,8 @@ CHUNK_COLUMNS = (
     "deleted",
     "sf_modified_at",
 )
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+"""NUL as JSON spells it: \\u0000 after an even number of backslashes (after an odd number it is literal text)."""
 _KEY_TEXT_COLUMNS = ("external_id", "salesforce_id", "object_type")
 _CONTACT_TEXT_COLUMNS = ("email", "first_name", "last_name", "phone")
 
@@ -84,10 +87,9 @@ def _check_columns(integration_id: str, chunk: pd.DataFrame) -> None:
             f"integration {integration_id!r}: chunk columns do not match the audience store's "
             f"(missing: {missing or 'none'}; unexpected: {unexpected or 'none'}; expected: {list(CHUNK_COLUMNS)})"
         )
-    if chunk.columns.duplicated().any():
-        raise StoreInputError(
-            f"integration {integration_id!r}: chunk has repeated columns {sorted(set(chunk.columns[chunk.columns.duplicated()]))}"
-        )
+    repeated = sorted({str(column) for column in chunk.columns[chunk.columns.duplicated()]})
+    if repeated:
+        raise StoreInputError(f"integration {integration_id!r}: chunk has repeated columns {repeated}")
 
 
 def _text_column(integration_id: str, chunk: pd.DataFrame, column: str, *, required: bool) -> pd.Series:
@@ -103,6 +105,7 @@ def _text_column(integration_id: str, chunk: pd.DataFrame, column: str, *, requi
     if required and text.isna().any():
         position = text[text.isna()].index[0]
         raise _row_error(integration_id, chunk, position, column, "is required but empty")
+    _refuse_nul(integration_id, chunk, column, text.tolist())
     return text
 
 
@@ -111,9 +114,11 @@ def _flag_column(integration_id: str, chunk: pd.DataFrame, column: str, *, nulla
     if values.dtype != bool and str(values.dtype) != "boolean":
         kind = pd.api.types.infer_dtype(values, skipna=True)
         if kind not in ("boolean", "empty"):
-            bad = ~values.map(lambda value: value is None or isinstance(value, (bool, np.bool_)) or value != value)
+            bad = ~values.map(lambda value: pd.isna(value) or isinstance(value, (bool, np.bool_)))
             position = bad[bad].index[0]
-            raise _row_error(integration_id, chunk, position, column, f"must be true/false, got {_shown(values[position])}")
+            raise _row_error(
+                integration_id, chunk, position, column, f"must be true/false, got {_shown(values[position])}"
+            )
     flags = values.astype("boolean")
     if not nullable and flags.isna().any():
         position = flags[flags.isna()].index[0]
@@ -146,19 +151,33 @@ def _check_external_ids(integration_id: str, rows: pd.DataFrame) -> None:
         )
 
 
+def _refuse_nul(integration_id: str, chunk: pd.DataFrame, column: str, texts: list[str | None]) -> None:
+    """PostgreSQL cannot store the NUL character; refuse it on every backend so both behave alike."""
+    if "\x00" in "".join(filter(None, texts)):
+        position = next(index for index, value in enumerate(texts) if value and "\x00" in value)
+        raise _row_error(integration_id, chunk, position, column, "contains a NUL character, which cannot be stored")
+
+
 def _properties_json(integration_id: str, chunk: pd.DataFrame) -> list[str]:
     values = chunk["properties"].tolist()
+    documents: list[str] = []
     if all(type(properties) is dict or properties is None for properties in values):
         try:
-            return ["{}" if properties is None else _encode_json(properties) for properties in values]
+            documents = ["{}" if properties is None else _encode_json(properties) for properties in values]
         except (TypeError, ValueError, RecursionError):
-            pass  # the row-by-row pass below finds the culprit and names it
-    documents = []
-    for position, properties in enumerate(values):
-        try:
-            documents.append(_properties_document(properties))
-        except (TypeError, ValueError) as error:
-            raise _row_error(integration_id, chunk, position, "properties", str(error)) from error
+            documents = []  # the row-by-row pass below finds the culprit and names it
+    if not documents:
+        for position, properties in enumerate(values):
+            try:
+                documents.append(_properties_document(properties))
+            except (TypeError, ValueError) as error:
+                raise _row_error(integration_id, chunk, position, "properties", str(error)) from error
+    if "\\u0000" in "".join(documents):
+        culprits = [index for index, document in enumerate(documents) if _JSON_NUL.search(document)]
+        if culprits:
+            raise _row_error(
+                integration_id, chunk, culprits[0], "properties", "contains a NUL character, which cannot be stored"
+            )
     return documents
 
 

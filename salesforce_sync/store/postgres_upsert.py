@@ -13,7 +13,16 @@ from sqlalchemy import Connection, text
 from salesforce_sync.store.models import UpsertCounts
 
 _STAGING = "staging_audience_users"
-_TEXT_COLUMNS = ("external_id", "salesforce_id", "object_type", "email", "first_name", "last_name", "phone", "properties")
+_TEXT_COLUMNS = (
+    "external_id",
+    "salesforce_id",
+    "object_type",
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "properties",
+)
 
 _CREATE_STAGING = f"""
 CREATE TEMPORARY TABLE {_STAGING} (
@@ -103,7 +112,9 @@ def upsert_chunk(
 
 def stamp_scan(connection: Connection, project: str, external_ids: pd.Series, scan_id: str) -> int:
     """Mark stored records with these keys as listed by scan scan_id; returns how many were stamped."""
-    connection.exec_driver_sql(f'CREATE TEMPORARY TABLE {_STAGING} (external_id text COLLATE "C" NOT NULL) ON COMMIT DROP')
+    connection.exec_driver_sql(
+        f'CREATE TEMPORARY TABLE {_STAGING} (external_id text COLLATE "C" NOT NULL) ON COMMIT DROP'
+    )
     _copy(connection, f"COPY {_STAGING} (external_id) FROM STDIN", [_copy_texts(external_ids.tolist())])
     return connection.execute(_STAMP_SCAN, {"project": project, "scan_id": scan_id}).rowcount
 
@@ -116,7 +127,9 @@ def _copy_columns(rows: pd.DataFrame) -> list[list[str]]:
         *(_copy_texts(rows[column].tolist()) for column in _TEXT_COLUMNS),
         np.where(unsubscribed.isna().to_numpy(), _COPY_NULL, flags).tolist(),
         np.where(rows["deleted"].to_numpy(), "t", "f").tolist(),
-        np.datetime_as_string(rows["sf_modified_at"].dt.tz_localize(None).to_numpy(), unit="us", timezone="UTC").tolist(),
+        np.datetime_as_string(
+            rows["sf_modified_at"].dt.tz_localize(None).to_numpy(), unit="us", timezone="UTC"
+        ).tolist(),
     ]
 
 

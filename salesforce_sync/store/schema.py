@@ -147,5 +147,7 @@ integration_state = Table(
     Column("records_updated", BigInteger, nullable=False, server_default=text("0")),
     Column("records_deleted", BigInteger, nullable=False, server_default=text("0")),
     PrimaryKeyConstraint("integration_id", "object_type", name="pk_integration_state"),
-    CheckConstraint(_one_of("status", [status.value for status in IntegrationStatus]), name="ck_integration_state_status"),
+    CheckConstraint(
+        _one_of("status", [status.value for status in IntegrationStatus]), name="ck_integration_state_status"
+    ),
 )

@@ -109,9 +109,7 @@ def upsert_chunk(
     """Apply a prepared chunk inside the caller's (BEGIN IMMEDIATE) transaction and count what happened."""
     _stage(connection, _parameter_rows(rows))
     imported, updated, deleted = connection.exec_driver_sql(_COUNT, (project,)).one()
-    connection.exec_driver_sql(
-        _UPSERT, (project, integration_id, synced_at.strftime(SQLITE_TIMESTAMP_FORMAT), scan_id)
-    )
+    connection.exec_driver_sql(_UPSERT, (project, integration_id, synced_at.strftime(SQLITE_TIMESTAMP_FORMAT), scan_id))
     if scan_id is not None:
         connection.exec_driver_sql(_stamp_scan_sql(_STAGING), (project, scan_id))
     return UpsertCounts(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,8 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
 
 from salesforce_sync.emulator import EmulatedOrg
+from salesforce_sync.emulator.render import RestRenderer
+from salesforce_sync.emulator.soql import compile_query
 
 LEADS = 10_500
 FIELDS = "Id, Email, IsDeleted, HasOptedOutOfEmail, LastModifiedDate, Owner.Email"
@@ -102,6 +105,28 @@ def test_batch_size_header_sets_the_page_size_within_salesforces_bounds(sf: Sale
     assert len(more["records"]) == 500
     assert more["nextRecordsUrl"].endswith("-1000")
     assert not {r["Id"] for r in page["records"]} & {r["Id"] for r in more["records"]}
+
+
+def test_rest_pages_hold_exactly_what_the_reference_renderer_makes(sf: Salesforce, big_org: EmulatedOrg) -> None:
+    """Pages are written as JSON text column by column; they must equal RestRenderer.records, unicode included."""
+    soql = ("SELECT Id, Name, Street, Address, AnnualRevenue, NumberOfEmployees, HasOptedOutOfEmail, Interests__c, "
+            "Newsletter_Signup__c, LastModifiedDate, Owner.Email, Owner.Name, ConvertedContact.Email FROM Lead "
+            "ORDER BY Id LIMIT 400")
+    raw = big_org.session().get(f"{big_org.base_url}/services/data/v59.0/query", params={"q": soql},
+                                headers=sf.headers, timeout=30)
+    served = json.loads(raw.content)["records"]
+
+    org = big_org.org
+    compiled = compile_query(soql, org.schema, include_deleted=False, now=org.now())
+    with org.read() as conn:
+        rowids = [row[0] for row in conn.execute(compiled.ids_sql, compiled.params)]
+        rows = conn.execute(compiled.page_sql, (json.dumps(rowids),)).fetchall()
+    assert served == RestRenderer(compiled, "59.0").records(rows)
+    assert [list(r) for r in served[:1]] == [["attributes", "Id", "Name", "Street", "Address", "AnnualRevenue",
+                                             "NumberOfEmployees", "HasOptedOutOfEmail", "Interests__c",
+                                             "Newsletter_Signup__c", "LastModifiedDate", "Owner", "ConvertedContact"]]
+    assert any(not r["Name"].isascii() for r in served) and any("\n" in (r["Street"] or "") for r in served)
+    assert served[0]["Owner"]["attributes"]["type"] == "Name" and served[0]["ConvertedContact"] is None
 
 
 # ---- Bulk 2.0 --------------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ def rest_stamp(at: dt.datetime) -> str:
 @pytest.fixture(scope="module")
 def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedOrg]:
     """Shared by the write tests: each freezes the clock at its own moment and writes its own records."""
-    with EmulatedOrg(counts={"Lead": 50, "Contact": 20, "CampaignMember": 10},
+    with EmulatedOrg(counts={"Lead": 450, "Contact": 20, "CampaignMember": 10},
                      tls_dir=tmp_path_factory.mktemp("tls")) as emulated:
         yield emulated
 
@@ -235,3 +235,26 @@ def test_bulk_ingest_update_upsert_and_delete(org: EmulatedOrg) -> None:
     (deleted,) = sf.bulk2.Lead.delete(records=[{"Id": first}, {"Id": "00Q5g0000099999AAA"}], wait=0)
     assert (deleted["numberRecordsProcessed"], deleted["numberRecordsFailed"]) == (2, 1)
     assert stamps(sf, first)["IsDeleted"] is True
+
+
+# ---- paging while records change ---------------------------------------------------------------------------------
+
+def test_a_write_between_pages_shows_on_the_next_rest_page_and_bulk_chunk(org: EmulatedOrg) -> None:
+    """The emulator renders the next page ahead while the client reads; a write in between must not be missed."""
+    sf = client_at(org, T0 + dt.timedelta(days=10))
+    soql = "SELECT Id, Title FROM Lead ORDER BY Id"
+    later = [r["Id"] for r in sf.query_all(soql)["records"]][250]
+    options = {"Sforce-Query-Options": "batchSize=200"}
+
+    first = sf.query(soql, headers=options)
+    sf.Lead.update(later, {"Title": "Changed mid-paging"})
+    second = sf.query_more(first["nextRecordsUrl"], identifier_is_url=True, headers=options)
+    assert {r["Id"]: r["Title"] for r in second["records"]}[later] == "Changed mid-paging"
+
+    session, jobs = org.session(), f"{org.base_url}/services/data/v59.0/jobs/query"
+    job = session.post(jobs, json={"operation": "query", "query": soql}, headers=sf.headers, timeout=30).json()
+    chunk = session.get(f"{jobs}/{job['id']}/results", params={"maxRecords": 200}, headers=sf.headers, timeout=30)
+    sf.Lead.update(later, {"Title": "Changed again"})
+    rest = session.get(f"{jobs}/{job['id']}/results", headers=sf.headers, timeout=30,
+                       params={"maxRecords": 200, "locator": chunk.headers["Sforce-Locator"]})
+    assert f'"{later}","Changed again"' in rest.text

@@ -93,7 +93,9 @@ def test_sf_modified_at_must_be_present(make_chunk: ChunkFactory) -> None:
     chunk = make_chunk(["A", "B"])
     chunk.loc[1, "sf_modified_at"] = pd.NaT
 
-    with pytest.raises(StoreInputError, match=r"row 1 \(external_id 'sf_int1_Lead_B'\): field 'sf_modified_at' is required"):
+    with pytest.raises(
+        StoreInputError, match=r"row 1 \(external_id 'sf_int1_Lead_B'\): field 'sf_modified_at' is required"
+    ):
         prepare_chunk("int1", chunk)
 
 
@@ -104,3 +106,26 @@ def test_duplicate_keys_with_equal_timestamps_keep_the_last_row(make_chunk: Chun
 
     assert prepared.duplicates_dropped == 2
     assert prepared.rows["first_name"].tolist() == ["third"]
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("first_name", "Ada\x00"),
+        ("properties", {"Notes": "before\x00after"}),
+        ("properties", {"key\x00": 1}),
+        ("properties", {"Notes": "\\\x00"}),
+    ],
+)
+def test_nul_characters_are_refused(make_chunk: ChunkFactory, column: str, value: object) -> None:
+    chunk = make_chunk(["A", "B"])
+    chunk[column] = pd.Series([chunk.at[0, column], value], dtype=object)
+
+    with pytest.raises(StoreInputError, match=rf"row 1 .*field '{column}' contains a NUL character"):
+        prepare_chunk("int1", chunk)
+
+
+def test_literal_backslash_u0000_text_is_not_a_nul(make_chunk: ChunkFactory) -> None:
+    chunk = make_chunk(["A"], properties=[{"Notes": "C:\\u0000 is a path, not a NUL"}])
+
+    assert prepare_chunk("int1", chunk).rows["properties"].tolist() == ['{"Notes":"C:\\\\u0000 is a path, not a NUL"}']

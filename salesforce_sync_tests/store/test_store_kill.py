@@ -70,7 +70,9 @@ def test_killed_mid_chunk_leaves_only_whole_chunks(
                 stderr=subprocess.PIPE,
             )
             try:
-                blocked_pid = wait_for(lambda: _backend_waiting_on_lock(engine), "the child's upsert to block on the lock")
+                blocked_pid = wait_for(
+                    lambda: _backend_waiting_on_lock(engine), "the child's upsert to block on the lock"
+                )
             finally:
                 child.kill()
                 child.wait()
@@ -103,4 +105,7 @@ def _backend_waiting_on_lock(engine: Engine) -> int | None:
 
 def _backend_alive(engine: Engine, pid: int) -> bool:
     with engine.connect() as connection:
-        return connection.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}).scalar() > 0
+        return (
+            connection.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}).scalar()
+            > 0
+        )

@@ -49,7 +49,9 @@ def test_an_org_feeds_one_project_and_may_reconnect(store: AudienceStore) -> Non
     assert store.unregister_org(ORG_15) is False
 
 
-@pytest.mark.parametrize("bad_org_id", ["", "00D5g000004Emu", "001000000000001AAA", "00D5g000004EmuLXXX", "00D5g000004EmuL!x"])
+@pytest.mark.parametrize(
+    "bad_org_id", ["", "00D5g000004Emu", "001000000000001AAA", "00D5g000004EmuLXXX", "00D5g000004EmuL!x"]
+)
 def test_malformed_org_ids_are_refused(store: AudienceStore, bad_org_id: str) -> None:
     with pytest.raises(StoreInputError, match="Salesforce org id"):
         store.register_org(bad_org_id, "acme", "int1")
@@ -57,19 +59,30 @@ def test_malformed_org_ids_are_refused(store: AudienceStore, bad_org_id: str) ->
 
 def test_sync_log_keeps_error_text_verbatim(store: AudienceStore) -> None:
     error_text = (
-        'SalesforceMalformedRequest: Malformed request "q=SELECT Id FROM Lead WHERE Name = \'O\'Brien\'"\n'
-        "Traceback (most recent call last):\n\tFile \"sync.py\", line 3\r\n"
+        "SalesforceMalformedRequest: Malformed request \"q=SELECT Id FROM Lead WHERE Name = 'O'Brien'\"\n"
+        'Traceback (most recent call last):\n\tFile "sync.py", line 3\r\n'
         "backslash \\ and \\N and NUL-free unicode: Zoë 北京 🚀 — done"
     )
     window_start = datetime(2024, 5, 1, 10, tzinfo=UTC)
     started = store.log_event(
-        "acme", "int1", SyncEvent.SYNC_STARTED, object_type="Lead", run_id="run-1",
-        window_start=window_start, window_end=window_start + timedelta(hours=1),
+        "acme",
+        "int1",
+        SyncEvent.SYNC_STARTED,
+        object_type="Lead",
+        run_id="run-1",
+        window_start=window_start,
+        window_end=window_start + timedelta(hours=1),
         at=datetime(2024, 5, 1, 11, tzinfo=UTC),
     )
     failed = store.log_event(
-        "acme", "int1", "sync_failed", object_type="Lead", run_id="run-1", duration_seconds=12.5,
-        message=error_text, details={"attempt": 2, "quota": {"used": 10, "max": 15000}, "note": "Zoë"},
+        "acme",
+        "int1",
+        "sync_failed",
+        object_type="Lead",
+        run_id="run-1",
+        duration_seconds=12.5,
+        message=error_text,
+        details={"attempt": 2, "quota": {"used": 10, "max": 15000}, "note": "Zoë"},
         at=datetime(2024, 5, 1, 12, tzinfo=UTC),
     )
     store.log_event("acme", "int2", SyncEvent.RECORDS_IMPORTED, count=42, at=datetime(2024, 5, 1, 13, tzinfo=UTC))
@@ -94,7 +107,9 @@ def test_sync_log_keeps_error_text_verbatim(store: AudienceStore) -> None:
 
 
 def test_sync_log_refuses_unknown_events_and_bad_counts(store: AudienceStore) -> None:
-    with pytest.raises(StoreInputError, match=r"integration 'int1': sync log event 'sync_exploded' is not one of: sync_started"):
+    with pytest.raises(
+        StoreInputError, match=r"integration 'int1': sync log event 'sync_exploded' is not one of: sync_started"
+    ):
         store.log_event("acme", "int1", "sync_exploded")
     with pytest.raises(StoreInputError, match=r"count must be a non-negative integer, got -1"):
         store.log_event("acme", "int1", SyncEvent.RECORDS_UPDATED, count=-1)
@@ -111,7 +126,7 @@ def test_integration_state_round_trip(store: AudienceStore) -> None:
         status=IntegrationStatus.INCOMPLETE,
         last_success_at=datetime(2024, 5, 1, 10, tzinfo=UTC),
         last_success_window_end=datetime(2024, 5, 1, 9, tzinfo=UTC),
-        last_error="previous failure:\n\"quoted\" 🚀",
+        last_error='previous failure:\n"quoted" 🚀',
         last_error_at=datetime(2024, 4, 30, tzinfo=UTC),
         records_imported=5,
         records_updated=6,
@@ -144,7 +159,9 @@ def test_success_and_failure_update_state(store: AudienceStore) -> None:
     assert failed.last_success_window_end == may_1
 
     # A later success adds to the totals; an older window (a backfill) never moves the watermark back.
-    store.record_success("int1", "Lead", window_end=may_1 + timedelta(hours=2), counts=UpsertCounts(imported=1, updated=3))
+    store.record_success(
+        "int1", "Lead", window_end=may_1 + timedelta(hours=2), counts=UpsertCounts(imported=1, updated=3)
+    )
     store.record_success("int1", "Lead", window_end=may_1 - timedelta(days=30), counts=UpsertCounts(updated=1))
     store.record_success("int1", "Lead", window_end=None, counts=UpsertCounts())
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -11,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.exc import DBAPIError
 
-from salesforce_sync.store import AudienceStore, UpsertCounts
+from salesforce_sync.store import AudienceStore, StoreInputError, UpsertCounts
 
 ChunkFactory = Callable[..., pd.DataFrame]
 INTEGRATION = "int1"  # the chunk factory's default
@@ -55,7 +56,11 @@ def test_rerunning_a_sequence_of_chunks_changes_nothing(store: AudienceStore, ma
         make_chunk(["A", "D"], modified=MAY_3, deleted=[True, False]),
     ]
     first_run = [store.upsert_users(PROJECT, INTEGRATION, chunk) for chunk in chunks]
-    assert first_run == [UpsertCounts(imported=2), UpsertCounts(imported=1, updated=1), UpsertCounts(imported=1, deleted=1)]
+    assert first_run == [
+        UpsertCounts(imported=2),
+        UpsertCounts(imported=1, updated=1),
+        UpsertCounts(imported=1, deleted=1),
+    ]
     state = stored(store)
 
     rerun = [store.upsert_users(PROJECT, INTEGRATION, chunk) for chunk in chunks]
@@ -178,13 +183,13 @@ def test_properties_and_text_round_trip_verbatim(store: AudienceStore, make_chun
         "Born": date(1815, 12, 10),
         "Seen": datetime(2024, 5, 1, 10, 0, tzinfo=UTC),
         "Price": Decimal("19.99"),
-        "Count": Decimal("3"),
+        "Count": Decimal(3),
     }
     chunk = make_chunk(
         ["A", "B"],
         properties=[properties, converted],
         email=["tab\there@example.com", ""],
-        first_name=["Zoë 🚀", "quote \" and comma , here"],
+        first_name=["Zoë 🚀", 'quote " and comma , here'],
         last_name=["back\\slash", "new\nline"],
         phone=["+1 (555) 0100", None],
         unsubscribed=[True, None],
@@ -203,7 +208,7 @@ def test_properties_and_text_round_trip_verbatim(store: AudienceStore, make_chun
     assert users.loc["A", "email"] == "tab\there@example.com"
     assert pd.isna(users.loc["B", "email"])  # Salesforce has no empty strings: "" is stored as NULL
     assert users.loc["A", "first_name"] == "Zoë 🚀"
-    assert users.loc["B", "first_name"] == "quote \" and comma , here"
+    assert users.loc["B", "first_name"] == 'quote " and comma , here'
     assert users.loc["A", "last_name"] == "back\\slash"
     assert users.loc["B", "last_name"] == "new\nline"
     assert users.loc["A", "phone"] == "+1 (555) 0100"
@@ -228,43 +233,46 @@ def test_a_chunk_failing_mid_way_leaves_the_store_unchanged(
         pd.testing.assert_frame_equal(stored(store), before)
 
     assert store.upsert_users(PROJECT, INTEGRATION, failing) == UpsertCounts(imported=2, updated=2)
-    assert stored(store)["email"].to_dict() == {"A": "a2@x.com", "B": "b2@x.com", "C": "c@x.com", "D": "boom@example.com"}
+    assert stored(store)["email"].to_dict() == {
+        "A": "a2@x.com",
+        "B": "b2@x.com",
+        "C": "c@x.com",
+        "D": "boom@example.com",
+    }
 
 
-class refuse_email_in_database:  # noqa: N801 - used as a context manager
+@contextmanager
+def refuse_email_in_database(url: str, email: str) -> Iterator[None]:
     """A trigger that makes the database reject one email, so a chunk fails inside the upsert statement."""
-
-    def __init__(self, url: str, email: str) -> None:
-        self.engine = create_engine(url)
-        self.email = email
-
-    def __enter__(self) -> None:
-        with self.engine.begin() as connection:
-            if self.engine.dialect.name == "sqlite":
-                for operation in ("INSERT", "UPDATE"):
-                    connection.exec_driver_sql(
-                        f"CREATE TRIGGER refuse_{operation.lower()} BEFORE {operation} ON audience_users "
-                        f"WHEN NEW.email = '{self.email}' BEGIN SELECT RAISE(ABORT, 'boom'); END"
-                    )
-            else:
+    engine = create_engine(url)
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.begin() as connection:
+        if sqlite:
+            for operation in ("INSERT", "UPDATE"):
                 connection.exec_driver_sql(
-                    "CREATE FUNCTION refuse_marked_email() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                    f"IF NEW.email = '{self.email}' THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$"
+                    f"CREATE TRIGGER refuse_{operation.lower()} BEFORE {operation} ON audience_users "
+                    f"WHEN NEW.email = '{email}' BEGIN SELECT RAISE(ABORT, 'boom'); END"
                 )
-                connection.exec_driver_sql(
-                    "CREATE TRIGGER refuse_marked_email BEFORE INSERT OR UPDATE ON audience_users "
-                    "FOR EACH ROW EXECUTE FUNCTION refuse_marked_email()"
-                )
-
-    def __exit__(self, *exc_info: object) -> None:
-        with self.engine.begin() as connection:
-            if self.engine.dialect.name == "sqlite":
+        else:
+            connection.exec_driver_sql(
+                "CREATE FUNCTION refuse_marked_email() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"IF NEW.email = '{email}' THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$"
+            )
+            connection.exec_driver_sql(
+                "CREATE TRIGGER refuse_marked_email BEFORE INSERT OR UPDATE ON audience_users "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_marked_email()"
+            )
+    try:
+        yield
+    finally:
+        with engine.begin() as connection:
+            if sqlite:
                 connection.exec_driver_sql("DROP TRIGGER refuse_insert")
                 connection.exec_driver_sql("DROP TRIGGER refuse_update")
             else:
                 connection.exec_driver_sql("DROP TRIGGER refuse_marked_email ON audience_users")
                 connection.exec_driver_sql("DROP FUNCTION refuse_marked_email()")
-        self.engine.dispose()
+        engine.dispose()
 
 
 def test_projects_and_integrations_are_kept_apart(store: AudienceStore, make_chunk: ChunkFactory) -> None:
@@ -306,7 +314,9 @@ def test_scan_marks_records_missing_from_a_full_listing_as_deleted(
     resynced = store.upsert_users(PROJECT, INTEGRATION, make_chunk(["A", "B"], modified=MAY_1), scan_id="scan-1")
     # ... and C through an Id-only page; D is gone from Salesforce; E changed after the scan began.
     stamped = store.mark_seen(PROJECT, INTEGRATION, "Lead", ["C", "not-stored"], scan_id="scan-1")
-    missing = store.mark_missing_deleted(PROJECT, INTEGRATION, "Lead", scan_id="scan-1", scan_started_at=scan_started_at)
+    missing = store.mark_missing_deleted(
+        PROJECT, INTEGRATION, "Lead", scan_id="scan-1", scan_started_at=scan_started_at
+    )
 
     assert resynced == UpsertCounts(skipped=2)
     assert stamped == 1
@@ -322,10 +332,14 @@ def test_scan_marks_records_missing_from_a_full_listing_as_deleted(
     }
     assert not store.users("other")["deleted"].any()
     assert pd.notna(stored(store).loc["D", "deleted_at"])
-    assert store.mark_missing_deleted(PROJECT, INTEGRATION, "Lead", scan_id="scan-1", scan_started_at=scan_started_at) == 0
+    assert (
+        store.mark_missing_deleted(PROJECT, INTEGRATION, "Lead", scan_id="scan-1", scan_started_at=scan_started_at) == 0
+    )
 
     # The next scan must list records again: the stamp of scan-1 does not count for scan-2.
-    assert store.mark_missing_deleted(PROJECT, INTEGRATION, "Lead", scan_id="scan-2", scan_started_at=scan_started_at) == 3
+    assert (
+        store.mark_missing_deleted(PROJECT, INTEGRATION, "Lead", scan_id="scan-2", scan_started_at=scan_started_at) == 3
+    )
 
 
 def test_incremental_sync_keeps_the_scan_stamp(store: AudienceStore, make_chunk: ChunkFactory) -> None:
@@ -337,3 +351,45 @@ def test_incremental_sync_keeps_the_scan_stamp(store: AudienceStore, make_chunk:
     )
 
     assert missing == 0
+
+
+def test_stream_totals_match_chunk_by_chunk(store: AudienceStore, make_chunk: ChunkFactory) -> None:
+    chunks = [
+        make_chunk(["A", "B"], modified=MAY_1),
+        make_chunk(["B", "C", "C"], modified=[MAY_2, MAY_1, MAY_2]),
+        make_chunk(["A"], modified=MAY_3, deleted=True),
+        make_chunk([]),
+    ]
+
+    totals = store.upsert_stream(PROJECT, INTEGRATION, iter(chunks))
+    rerun = store.upsert_stream(PROJECT, INTEGRATION, iter(chunks))
+
+    assert totals == UpsertCounts(imported=3, updated=1, deleted=1, duplicates=1)
+    assert rerun == UpsertCounts(skipped=5, duplicates=1)
+    assert stored(store)["deleted"].to_dict() == {"A": True, "B": False, "C": False}
+
+
+def test_stream_stops_at_a_bad_chunk_keeping_earlier_ones(store: AudienceStore, make_chunk: ChunkFactory) -> None:
+    def chunks():
+        yield make_chunk(["A"])
+        yield make_chunk(["B"])
+        yield make_chunk(["C"]).drop(columns=["email"])
+        yield make_chunk(["D"])
+
+    with pytest.raises(StoreInputError, match=r"missing: \['email'\]"):
+        store.upsert_stream(PROJECT, INTEGRATION, chunks())
+
+    assert list(stored(store).index) == ["A", "B"]
+
+
+def test_stream_reports_a_failing_source_after_committing_earlier_chunks(
+    store: AudienceStore, make_chunk: ChunkFactory
+) -> None:
+    def chunks():
+        yield make_chunk(["A"])
+        raise ConnectionError("Salesforce went away")
+
+    with pytest.raises(ConnectionError, match="Salesforce went away"):
+        store.upsert_stream(PROJECT, INTEGRATION, chunks())
+
+    assert list(stored(store).index) == ["A"]

@@ -20,9 +20,9 @@ from salesforce_sync.health import (
     check_field_mappings,
     check_staleness,
 )
+from salesforce_sync.preview import preview_counts
 from salesforce_sync.salesforce.auth import SalesforceAuthError
 from salesforce_sync.salesforce.client import SalesforceRequestError
-from salesforce_sync.preview import preview_counts
 from salesforce_sync.store import SyncEvent
 
 CHECKS = {

@@ -21,23 +21,13 @@ import pandas as pd
 
 from salesforce_sync.store.errors import StoreInputError
 
-CHUNK_COLUMNS = (
-    "external_id",
-    "salesforce_id",
-    "object_type",
-    "email",
-    "first_name",
-    "last_name",
-    "phone",
-    "properties",
-    "unsubscribed",
-    "deleted",
-    "sf_modified_at",
-)
-_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
-"""NUL as JSON spells it: \\u0000 after an even number of backslashes (after an odd number it is literal text)."""
 _KEY_TEXT_COLUMNS = ("external_id", "salesforce_id", "object_type")
 _CONTACT_TEXT_COLUMNS = ("email", "first_name", "last_name", "phone")
+TEXT_CHUNK_COLUMNS = (*_KEY_TEXT_COLUMNS, *_CONTACT_TEXT_COLUMNS, "properties")
+"""The chunk's columns that travel as text (properties as JSON text), in chunk order."""
+CHUNK_COLUMNS = (*TEXT_CHUNK_COLUMNS, "unsubscribed", "deleted", "sf_modified_at")
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+"""NUL as JSON spells it: \\u0000 after an even number of backslashes (after an odd number it is literal text)."""
 
 
 @dataclass(frozen=True)

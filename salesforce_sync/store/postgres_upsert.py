@@ -10,19 +10,10 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, text
 
+from salesforce_sync.store.chunks import TEXT_CHUNK_COLUMNS
 from salesforce_sync.store.models import UpsertCounts
 
 _STAGING = "staging_audience_users"
-_TEXT_COLUMNS = (
-    "external_id",
-    "salesforce_id",
-    "object_type",
-    "email",
-    "first_name",
-    "last_name",
-    "phone",
-    "properties",
-)
 
 _CREATE_STAGING = f"""
 CREATE TEMPORARY TABLE {_STAGING} (
@@ -124,7 +115,7 @@ def _copy_columns(rows: pd.DataFrame) -> list[list[str]]:
     unsubscribed = rows["unsubscribed"]
     flags = np.where(unsubscribed.fillna(False).to_numpy(dtype=bool), "t", "f")
     return [
-        *(_copy_texts(rows[column].tolist()) for column in _TEXT_COLUMNS),
+        *(_copy_texts(rows[column].tolist()) for column in TEXT_CHUNK_COLUMNS),
         np.where(unsubscribed.isna().to_numpy(), _COPY_NULL, flags).tolist(),
         np.where(rows["deleted"].to_numpy(), "t", "f").tolist(),
         np.datetime_as_string(

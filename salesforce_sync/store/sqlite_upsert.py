@@ -13,23 +13,11 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection
 
+from salesforce_sync.store.chunks import CHUNK_COLUMNS
 from salesforce_sync.store.models import UpsertCounts
 from salesforce_sync.store.schema import SQLITE_TIMESTAMP_FORMAT
 
 _STAGING = "temp.staging_audience_users"
-_STAGED_COLUMNS = (
-    "external_id",
-    "salesforce_id",
-    "object_type",
-    "email",
-    "first_name",
-    "last_name",
-    "phone",
-    "properties",
-    "unsubscribed",
-    "deleted",
-    "sf_modified_at",
-)
 
 _CREATE_STAGING = f"""
 CREATE TABLE IF NOT EXISTS {_STAGING} (
@@ -47,7 +35,7 @@ CREATE TABLE IF NOT EXISTS {_STAGING} (
 )
 """
 _CLEAR_STAGING = f"DELETE FROM {_STAGING}"
-_FILL_STAGING = f"INSERT INTO {_STAGING} VALUES ({', '.join('?' for _ in _STAGED_COLUMNS)})"
+_FILL_STAGING = f"INSERT INTO {_STAGING} VALUES ({', '.join('?' for _ in CHUNK_COLUMNS)})"
 
 _COUNT = f"""
 SELECT

@@ -16,14 +16,12 @@ import numpy as np
 import pandas as pd
 
 from salesforce_sync.config.models import STORE_COLUMN_TYPES, FieldMapping, PropertyType
+from salesforce_sync.store.chunks import CHUNK_COLUMNS
 from salesforce_sync.sync.errors import MappingError
 from salesforce_sync.sync.external_ids import external_ids
 
 #: Columns of a store chunk, in order.
-STORE_CHUNK_COLUMNS: tuple[str, ...] = (
-    "external_id", "salesforce_id", "object_type", "email", "first_name", "last_name", "phone",
-    "properties", "unsubscribed", "deleted", "sf_modified_at",
-)
+STORE_CHUNK_COLUMNS: tuple[str, ...] = CHUNK_COLUMNS
 
 
 @dataclass(frozen=True)

@@ -1,63 +1,16 @@
-"""Fixtures: an AudienceStore on a SQLite file and on a throwaway PostgreSQL database, and a chunk builder."""
+"""Fixtures: an AudienceStore on each backend (from the root `store_url`), and a chunk builder."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pandas as pd
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
 
 from salesforce_sync.store import AudienceStore, external_ids
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "SALESFORCE_SYNC_TEST_POSTGRES_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-)
 INTEGRATION = "int1"
-
-
-@pytest.fixture(scope="session")
-def postgres_database_url() -> Iterator[str]:
-    """A uniquely named database for this test session, dropped at the end (parallel runs never collide)."""
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"store_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as error:
-        admin.dispose()
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {error.orig}")
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
-    """The URL of an empty store with its schema created, on each backend."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'nested' / 'store.db'}"
-        with AudienceStore(url) as store:
-            store.create_schema()
-        yield url
-        return
-    url = request.getfixturevalue("postgres_database_url")
-    with AudienceStore(url) as store:
-        store.create_schema()
-    yield url
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("TRUNCATE audience_users, sync_log, salesforce_orgs, integration_state"))
-    engine.dispose()
 
 
 @pytest.fixture

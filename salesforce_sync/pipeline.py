@@ -133,9 +133,7 @@ def apply_window(store: AudienceStore, sync: WindowSync, *, run_id: str | None) 
     integration, object_type = sync.integration, sync.object_type
     project = integration.project
     scan_id = f"{run_id or 'scan'}:{object_type}" if sync.window.full else None
-    counts = UpsertCounts()
-    for chunk in sync.chunks():
-        counts += store.upsert_users(project, integration.id, chunk, scan_id=scan_id)
+    counts = store.upsert_stream(project, integration.id, sync.chunks(), scan_id=scan_id)
     scrubbed = 0
     if scan_id:
         scrubbed = store.mark_missing_deleted(project, integration.id, object_type, scan_id=scan_id,

@@ -162,7 +162,10 @@ class Org:
     def _create_table(conn: sqlite3.Connection, obj: ObjectDef) -> None:
         sql_types = {"text": "TEXT", "int": "INTEGER", "real": "REAL", "bool": "INTEGER",
                      "datetime": "INTEGER", "date": "TEXT"}
-        cols = ", ".join(f'"{f.name}" {sql_types[f.storage]}' for f in obj.stored_fields)
+        # Id compares case-insensitively everywhere (18-char ids are case-safe), so every lookup by Id,
+        # with or without an explicit COLLATE, uses the unique index below.
+        cols = ", ".join(f'"{f.name}" {sql_types[f.storage]}' + (" COLLATE NOCASE" if f.name == "Id" else "")
+                         for f in obj.stored_fields)
         conn.execute(f'CREATE TABLE "{obj.name}" ({cols})')
 
     @staticmethod

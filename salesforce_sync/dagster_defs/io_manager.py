@@ -4,7 +4,7 @@ import dagster as dg
 
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource
 from salesforce_sync.pipeline import WindowSync, apply_window
-from salesforce_sync.store import SyncEvent
+from salesforce_sync.store import IntegrationStatus, SyncEvent
 
 
 class AudienceStoreIOManager(dg.ConfigurableIOManager):
@@ -29,6 +29,7 @@ class AudienceStoreIOManager(dg.ConfigurableIOManager):
         for warning in obj.warnings[:20]:
             context.log.warning(str(warning))
         context.add_output_metadata({
+            "status": IntegrationStatus.ACTIVE.value,
             "records_imported": result.counts.imported,
             "records_updated": result.counts.updated,
             "records_deleted": result.counts.deleted,

@@ -7,7 +7,7 @@ import dagster as dg
 from dagster._utils.error import SerializableErrorInfo
 
 from salesforce_sync.config.models import IntegrationConfig
-from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, pending_windows
+from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, asset_key, pending_windows
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource
 from salesforce_sync.store import IntegrationStatus, SyncEvent
 
@@ -99,6 +99,11 @@ def build_run_status_sensors(jobs: list[dg.UnresolvedAssetJobDefinition],
             audience.record_failure(integration.id, None, error=error)
         finally:
             audience.close()
+        for object_type in integration.object_types:  # the badge, shown on the integration's assets
+            context.instance.report_runless_asset_event(dg.AssetObservation(
+                asset_key(integration.id, object_type),
+                metadata={"status": IntegrationStatus.ERROR.value, "error": error,
+                          "run_id": context.dagster_run.run_id}))
 
     @dg.run_status_sensor(name="sync_success_status", run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=jobs,
                           default_status=dg.DefaultSensorStatus.RUNNING)

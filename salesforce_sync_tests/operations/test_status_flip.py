@@ -50,6 +50,9 @@ def test_a_failed_sync_shows_error_verbatim_until_the_next_success_turns_it_acti
         integration = store.get_state("acme")
         assert len(store.sync_log("acme", SyncEvent.SYNC_FAILED)) == 1  # the sync had logged it already
     assert integration.status == IntegrationStatus.ERROR and integration.last_error == QUERY_ERROR
+    observations = instance.fetch_observations(dg.AssetKey(["salesforce", "acme", "Lead"]), limit=1).records
+    badge = observations[0].asset_observation.metadata
+    assert (badge["status"].value, badge["error"].value) == ("Error", QUERY_ERROR)
 
     retry = schedule(schedule_context).run_requests[0]
     assert retry.run_key != first.run_key
@@ -63,6 +66,8 @@ def test_a_failed_sync_shows_error_verbatim_until_the_next_success_turns_it_acti
         completed = store.sync_log("acme", SyncEvent.SYNC_COMPLETED)
     assert lead.status == IntegrationStatus.ACTIVE and lead.last_success_window_end == hours_ago(0)
     assert [entry.run_id for entry in completed] == [succeeded.run_id]
+    materialized = succeeded.get_asset_materialization_events()[0].materialization.metadata
+    assert materialized["status"].value == "Active"
     assert integration_before_sensor == IntegrationStatus.ERROR
 
     on_success = defs.resolve_sensor_def("sync_success_status")

@@ -107,7 +107,7 @@ def check_field_mappings(client: SalesforceClient, integration: IntegrationConfi
     sync-rule field exists."""
     mappings = integration.mappings(object_type)
     paths = select_fields(object_type, mappings, integration.cursor_field)
-    rule_paths = tuple(rule.field for rule in (integration.objects[object_type].sync_rules or _NoRules()).rules)
+    rule_paths = integration.rule_fields(object_type)
     describes = describe_for(client, object_type, paths + rule_paths)
     mapping_problems = validate_mappings(object_type, mappings, describes)
     problems = [str(p) for p in mapping_problems]
@@ -148,7 +148,3 @@ def preflight(client: SalesforceClient, integration: IntegrationConfig, object_t
     if not mappings.passed:
         raise SyncBlocked(mappings.message)
     return describes
-
-
-class _NoRules:
-    rules: tuple = ()

@@ -86,6 +86,13 @@ def _newest_stamp(own: pd.Series, related: list[pd.Series]) -> pd.Series:
     return pd.concat(stamps, axis=1).max(axis=1).dt.as_unit("us")
 
 
+def rules_where(integration: IntegrationConfig, object_type: str, describes: Describes) -> str | None:
+    """The object's sync rules as a SOQL condition, each value typed by the org's describe and escaped."""
+    types = field_types(object_type, integration.rule_fields(object_type), describes)
+    return rules_to_where(integration.objects[object_type].sync_rules, types, integration_id=integration.id,
+                          object_type=object_type)
+
+
 def plan_window(client: SalesforceClient, integration: IntegrationConfig, object_type: str, window: SyncWindow,
                 describes: Describes, *, calls_at_start: int | None = None) -> WindowSync:
     """Compile the window's SOQL (rules escaped, bounds with overlap) and pick REST or Bulk by a COUNT().
@@ -98,10 +105,7 @@ def plan_window(client: SalesforceClient, integration: IntegrationConfig, object
     selected = {path.lower() for path in fields}
     stamps = (f"{person}.LastModifiedDate" for person in people)
     fields += tuple(path for path in stamps if path.lower() not in selected)
-    rules = integration.objects[object_type].sync_rules
-    rule_paths = tuple(rule.field for rule in rules.rules) if rules else ()
-    where = rules_to_where(rules, field_types(object_type, rule_paths, describes),
-                           integration_id=integration.id, object_type=object_type)
+    where = rules_where(integration, object_type, describes)
     start, end = fetch_bounds(window.start, window.end, first_window=window.first, history=integration.history,
                               overlap=integration.overlap)
     if window.full:

@@ -13,9 +13,9 @@ from typing import NamedTuple
 from salesforce_sync.config.errors import ConfigError
 from salesforce_sync.config.models import IntegrationConfig, ObjectType
 from salesforce_sync.health import describe_for
+from salesforce_sync.pipeline import rules_where
 from salesforce_sync.salesforce.client import SalesforceClient
-from salesforce_sync.sync.describe import field_types
-from salesforce_sync.sync.soql import rules_to_where, soql_datetime
+from salesforce_sync.sync.soql import soql_datetime
 from salesforce_sync.sync.windows import HISTORICAL_MODES
 
 
@@ -44,10 +44,8 @@ def preview_counts(client: SalesforceClient, integration: IntegrationConfig,
     for object_type in objects:
         if object_type not in integration.object_types:
             raise not_configured(integration, object_type)
-        rules = integration.objects[object_type].sync_rules
-        rule_paths = tuple(rule.field for rule in rules.rules) if rules else ()
-        types = field_types(object_type, rule_paths, describe_for(client, object_type, rule_paths))
-        where = rules_to_where(rules, types, integration_id=integration.id, object_type=object_type)
+        rule_paths = integration.rule_fields(object_type)
+        where = rules_where(integration, object_type, describe_for(client, object_type, rule_paths))
         soql = preview_soql(integration, object_type, where)
         results.append(PreviewCount(object_type, soql, client.count(soql, include_deleted=False)))
     return results

@@ -468,6 +468,11 @@ class IntegrationConfig(_Model):
         configured = self.objects[object_type].field_mappings if object_type in self.objects else None
         return effective_mappings(object_type, configured)
 
+    def rule_fields(self, object_type: ObjectType) -> tuple[str, ...]:
+        """The field paths one object's sync rules test (none when it has no rules)."""
+        rules = self.objects[object_type].sync_rules if object_type in self.objects else None
+        return tuple(rule.field for rule in rules.rules) if rules else ()
+
     @property
     def window_minutes(self) -> int:
         return window_minutes(self.frequency)

@@ -26,7 +26,7 @@ from salesforce_sync.config.loader import parse_config
 from salesforce_sync.emulator.org import Org
 from salesforce_sync.health import preflight
 from salesforce_sync.pipeline import SyncWindow, apply_window, plan_window
-from salesforce_sync.salesforce.connection import connect
+from salesforce_sync.connection import connect
 from salesforce_sync.store import AudienceStore
 
 POSTGRES_ADMIN_URL = os.environ.get("BENCH_POSTGRES_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")

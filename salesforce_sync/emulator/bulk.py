@@ -14,11 +14,11 @@ from typing import Any
 from salesforce_sync.emulator import render
 from salesforce_sync.emulator.errors import SalesforceApiError, not_found
 from salesforce_sync.emulator.ids import KEY_PREFIXES, make_id
-from salesforce_sync.emulator.org import ms_to_iso
+from salesforce_sync.emulator.clock import ms_to_iso
 from salesforce_sync.emulator.render import COLUMN_DELIMITERS as DELIMITERS
 from salesforce_sync.emulator.render import LINE_ENDINGS
-from salesforce_sync.emulator.rest import DATA, QueryCursor, fetch_page, run_query
-from salesforce_sync.emulator.server import Request, Response, Router
+from salesforce_sync.emulator.rest import QueryCursor, fetch_page, run_query
+from salesforce_sync.emulator.core import DATA, Request, Response, Router
 
 DEFAULT_MAX_RECORDS = 100_000
 INGEST_OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")

@@ -9,11 +9,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import requests
+
 from salesforce_sync.emulator.errors import SalesforceApiError
-from salesforce_sync.emulator.org import iso_to_ms, ms_to_iso
-from salesforce_sync.emulator.server import CONTROL_PREFIX as PREFIX
-from salesforce_sync.emulator.server import Request, Response, Router
-from salesforce_sync.salesforce.http import make_session
+from salesforce_sync.emulator.clock import iso_to_ms, ms_to_iso
+from salesforce_sync.emulator.core import CONTROL_PREFIX as PREFIX
+from salesforce_sync.emulator.core import Request, Response, Router
 
 SETTABLE = ("access_token_seconds", "rotate_refresh_tokens", "daily_api_max", "jwt_public_key_pem", "redirect_uris")
 
@@ -148,12 +149,22 @@ def reset_api_calls(request: Request) -> Response:
     return Response.empty(204)
 
 
+def client_session(ca_file: str | None) -> requests.Session:
+    """A session that verifies with the emulator's CA whatever REQUESTS_CA_BUNDLE says (trust_env off:
+    the emulator is on this machine, so no proxy applies either)."""
+    session = requests.Session()
+    session.trust_env = False
+    if ca_file:
+        session.verify = ca_file
+    return session
+
+
 class EmulatorControl:
     """Python client for the control API of an emulator running anywhere (this process or another)."""
 
     def __init__(self, base_url: str, ca_file: str | None) -> None:
         self.base_url = base_url.rstrip("/")
-        self.session = make_session(ca_file)
+        self.session = client_session(ca_file)
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         response = self.session.request(method, self.base_url + PREFIX + path, json=body, timeout=60)

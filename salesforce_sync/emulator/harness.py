@@ -11,10 +11,9 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from salesforce_sync.emulator.control import EmulatorControl, connection_info
+from salesforce_sync.emulator.control import EmulatorControl, client_session, connection_info
 from salesforce_sync.emulator.org import Org, OrgSettings
 from salesforce_sync.emulator.server import EmulatorServer
-from salesforce_sync.salesforce.http import make_session
 
 DEFAULT_COUNTS = {"Lead": 200, "Contact": 100, "CampaignMember": 50}
 
@@ -99,7 +98,7 @@ class EmulatedOrg:
 
     def session(self) -> requests.Session:
         """A requests session that verifies the emulator's CA and routes *.salesforce.com to it."""
-        session = make_session(self.ca_file)
+        session = client_session(self.ca_file)
         session.mount("https://", SalesforceHostAdapter(self.base_url))
         return session
 

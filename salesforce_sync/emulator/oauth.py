@@ -15,7 +15,7 @@ from urllib.parse import urlencode, urlsplit
 import jwt
 from cryptography import x509
 
-from salesforce_sync.emulator.server import Request, Response, Router
+from salesforce_sync.emulator.core import Request, Response, Router
 
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 LOGIN_AUDIENCES = ("https://login.salesforce.com", "https://test.salesforce.com")

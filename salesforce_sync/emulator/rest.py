@@ -16,11 +16,11 @@ from typing import Any, TypeVar
 from salesforce_sync.emulator import render
 from salesforce_sync.emulator.errors import SalesforceApiError, not_found
 from salesforce_sync.emulator.ids import KEY_PREFIXES, make_id
-from salesforce_sync.emulator.org import Org, iso_to_ms, ms_to_iso
-from salesforce_sync.emulator.server import API_VERSIONS, Handler, Request, Response, Router, json_bytes
+from salesforce_sync.emulator.clock import iso_to_ms, ms_to_iso
+from salesforce_sync.emulator.org import Org
+from salesforce_sync.emulator.core import API_VERSIONS, DATA, Handler, Request, Response, Router, json_bytes
 from salesforce_sync.emulator.soql import CompiledQuery, SoqlError, compile_query
 
-DATA = r"/services/data/v\d{2}\.\d"
 RELEASE_NAMES = ("Winter", "Spring", "Summer")
 LOCATOR_IDLE_MS = 15 * 60 * 1000
 MAX_OPEN_LOCATORS = 50

@@ -13,7 +13,7 @@ from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.emulator.harness import EmulatedOrg
 from salesforce_sync.health import preflight
 from salesforce_sync.pipeline import SyncWindow, apply_window, plan_window
-from salesforce_sync.salesforce.connection import connect
+from salesforce_sync.connection import connect
 from salesforce_sync.store import AudienceStore, external_ids
 
 PROJECT = "acme"

@@ -19,7 +19,7 @@ from salesforce_sync.health import (
     preflight,
 )
 from salesforce_sync.salesforce.client import SalesforceClient
-from salesforce_sync.salesforce.connection import connect
+from salesforce_sync.connection import connect
 from salesforce_sync_tests.operations.support import build_config, offline_integration, org_integration
 
 

@@ -17,7 +17,7 @@ from salesforce_sync.config.models import IntegrationConfig, SyncConfig
 from salesforce_sync.emulator.harness import EmulatedOrg
 from salesforce_sync.health import preflight
 from salesforce_sync.pipeline import SyncWindow, WindowResult, apply_window, plan_window
-from salesforce_sync.salesforce.connection import connect
+from salesforce_sync.connection import connect
 from salesforce_sync.store import AudienceStore
 
 HOUR = timedelta(hours=1)

@@ -51,6 +51,8 @@ class FieldDef:
     scale: int = 0
     digits: int = 0
     compound_field_name: str | None = None
+    restricted_picklist: bool = False  # only the listed values are accepted on write
+    formula: str | None = None  # calculatedFormula of a formula field (calculated, computed on read)
 
     @property
     def storage(self) -> str | None:
@@ -76,7 +78,7 @@ class FieldDef:
             "autoNumber": False,
             "byteLength": 3 * length,
             "calculated": self.calculated,
-            "calculatedFormula": None,
+            "calculatedFormula": self.formula,
             "cascadeDelete": False,
             "caseSensitive": False,
             "compoundFieldName": self.compound_field_name,
@@ -123,7 +125,7 @@ class FieldDef:
             "relationshipName": self.relationship_name,
             "relationshipOrder": None,
             "restrictedDelete": False,
-            "restrictedPicklist": False,
+            "restrictedPicklist": self.restricted_picklist,
             "scale": self.scale,
             "searchPrefilterable": False,
             "soapType": SOAP_TYPES.get(self.type, "xsd:string"),

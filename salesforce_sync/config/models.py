@@ -367,6 +367,29 @@ def _as_utc_datetime(value: Any) -> Any:
     raise ValueError(f"{value!r} is not a date (2026-11-20) or datetime (2026-11-20T06:00:00Z)")
 
 
+class EmailAlerts(_Model):
+    """Alerts by email through an SMTP server; its login, if any, from environment variables."""
+
+    smtp_host: str
+    smtp_port: int = Field(587, ge=1, le=65535)
+    starttls: bool = True
+    from_address: str
+    to: tuple[str, ...] = Field(min_length=1)
+    username_env: EnvVarName | None = None
+    password_env: EnvVarName | None = None
+
+
+class AlertsConfig(_Model):
+    """Where an integration's owners hear of it failing and recovering (once per change of state).
+
+    URLs are secrets (a Slack webhook URL is a credential), so only the names of the variables holding
+    them are configured."""
+
+    webhook_url_env: EnvVarName | None = None
+    slack_webhook_url_env: EnvVarName | None = None
+    email: EmailAlerts | None = None
+
+
 class IntegrationConfig(_Model):
     """One Salesforce org feeding one project.
 
@@ -391,6 +414,7 @@ class IntegrationConfig(_Model):
     cursor_field: CursorField = "LastModifiedDate"
     bulk_threshold: int = Field(10_000, ge=0)
     chunk_size: int = Field(50_000, ge=100, le=1_000_000)
+    alerts: AlertsConfig | None = None
 
     _resolve_ca_file = field_validator("ca_file")(_resolve_path)
 

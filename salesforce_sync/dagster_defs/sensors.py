@@ -6,6 +6,7 @@ from __future__ import annotations
 import dagster as dg
 from dagster._utils.error import SerializableErrorInfo
 
+from salesforce_sync.alerts import announce
 from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, asset_key, pending_windows
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource
@@ -77,9 +78,9 @@ def _failure_marker(store: AudienceStoreResource, integration: IntegrationConfig
 
 def build_run_status_sensors(jobs: list[dg.UnresolvedAssetJobDefinition],
                              integrations: dict[str, IntegrationConfig]) -> list[dg.SensorDefinition]:
-    """On failure: `sync_failed` with the verbatim error (unless the sync already logged it) and status
-    Error. On success: the integration's status back to Active. Both write through the `audience_store`
-    resource."""
+    """On failure: `sync_failed` with the verbatim error (unless the sync already logged it), status
+    Error, and an alert to the owners if they were not already told. On success: the status back to
+    Active, and a recovery alert after a failure. Both write through the `audience_store` resource."""
 
     def integration_of(run: dg.DagsterRun) -> IntegrationConfig | None:
         return integrations.get(run.tags.get(INTEGRATION_TAG, ""))
@@ -97,6 +98,7 @@ def build_run_status_sensors(jobs: list[dg.UnresolvedAssetJobDefinition],
                 audience.log_event(integration.project, integration.id, SyncEvent.SYNC_FAILED,
                                    run_id=context.dagster_run.run_id, message=error)
             audience.record_failure(integration.id, None, error=error)
+            announce(audience, integration, "failing", message=error, run_id=context.dagster_run.run_id)
         finally:
             audience.close()
         for object_type in integration.object_types:  # the badge, shown on the integration's assets
@@ -114,6 +116,8 @@ def build_run_status_sensors(jobs: list[dg.UnresolvedAssetJobDefinition],
         audience = audience_store.open()
         try:
             audience.set_status(integration.id, None, IntegrationStatus.ACTIVE)
+            announce(audience, integration, "recovered", message="the last sync succeeded",
+                     run_id=context.dagster_run.run_id)
         finally:
             audience.close()
 

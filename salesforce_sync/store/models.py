@@ -18,6 +18,7 @@ class SyncEvent(StrEnum):
     RECORDS_UPDATED = "records_updated"
     RECORDS_DELETED = "records_deleted"
     HEALTH_CHECK = "health_check"
+    ALERT_SENT = "alert_sent"
 
 
 class IntegrationStatus(StrEnum):

@@ -17,6 +17,21 @@ def asset_key(integration_id: str, object_type: str) -> dg.AssetKey:
     return dg.AssetKey(["salesforce", integration_id, object_type])
 
 
+def sync_job_name(integration_id: str) -> str:
+    return f"sync_{integration_id}"
+
+
+def synced_integration_id(run: dg.DagsterRun) -> str | None:
+    """The integration whose records a run syncs, however it was launched: a UI Materialize or backfill runs
+    the implicit asset job with the integration's assets selected and no integration tag; the sync job
+    carries the tag. None for health checks, previews and anything else."""
+    for key in run.asset_selection or ():
+        if key.path[0] == "salesforce" and len(key.path) >= 3:
+            return key.path[1]
+    integration_id = run.tags.get(INTEGRATION_TAG)
+    return integration_id if integration_id and run.job_name == sync_job_name(integration_id) else None
+
+
 def sync_partitions(integration: IntegrationConfig) -> dg.TimeWindowPartitionsDefinition:
     """Windows of the integration's frequency from its start; only complete windows exist."""
     return dg.TimeWindowPartitionsDefinition(cron_schedule=integration.partition_cron(), start=integration.start,

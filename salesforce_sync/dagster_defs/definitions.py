@@ -9,7 +9,7 @@ import dagster as dg
 from salesforce_sync.config.loader import load_config
 from salesforce_sync.config.models import SyncConfig
 from salesforce_sync.config.status import missing_settings
-from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, build_integration_assets
+from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, build_integration_assets, sync_job_name
 from salesforce_sync.dagster_defs.checks import build_integration_checks, build_preview_job
 from salesforce_sync.dagster_defs.io_manager import AudienceStoreIOManager
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource, SalesforceResource
@@ -26,10 +26,6 @@ def store_resource() -> AudienceStoreResource:
 
 
 HEALTH_CRON = "*/30 * * * *"
-
-
-def sync_job_name(integration_id: str) -> str:
-    return f"sync_{integration_id}"
 
 
 def health_job_name(integration_id: str) -> str:
@@ -67,7 +63,7 @@ def build_definitions(config: SyncConfig) -> dg.Definitions:
             name=f"health_{integration.id}_schedule", job=health_job, cron_schedule=HEALTH_CRON,
             default_status=dg.DefaultScheduleStatus.RUNNING if integration.active else dg.DefaultScheduleStatus.STOPPED))
     jobs.extend(sync_jobs)
-    sensors.extend(build_run_status_sensors(sync_jobs, {i.id: i for i in config.integrations}))
+    sensors.extend(build_run_status_sensors({i.id: i for i in config.integrations}))
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,

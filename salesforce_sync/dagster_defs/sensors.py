@@ -8,7 +8,7 @@ from dagster._utils.error import SerializableErrorInfo
 
 from salesforce_sync.alerts import announce
 from salesforce_sync.config.models import IntegrationConfig
-from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, asset_key, pending_windows
+from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, asset_key, pending_windows, synced_integration_id
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource
 from salesforce_sync.store import IntegrationStatus, SyncEvent
 
@@ -17,6 +17,7 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 MAX_WINDOWS_PER_RUN = 24 * 7
 DAGSTER_WRAPPER_ERRORS = frozenset({"DagsterExecutionStepExecutionError", "DagsterExecutionHandleOutputError",
                                     "DagsterExecutionLoadInputError", "DagsterResourceFunctionError"})
+ACTIVE_RUNS_SCANNED = 200  # queued or running runs of the whole instance looked at for the integration's
 ACTIVE_RUN_STATUSES = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
                        dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
@@ -34,8 +35,8 @@ def build_schedule_sensor(integration: IntegrationConfig, job: dg.UnresolvedAsse
                description=f"Syncs integration {integration.id!r} every {integration.window_minutes} minutes.")
     def schedule(context: dg.SensorEvaluationContext,
                  audience_store: AudienceStoreResource) -> dg.SensorResult | dg.SkipReason:
-        running = context.instance.get_runs(
-            filters=dg.RunsFilter(tags={INTEGRATION_TAG: integration.id}, statuses=ACTIVE_RUN_STATUSES), limit=1)
+        active = context.instance.get_runs(filters=dg.RunsFilter(statuses=ACTIVE_RUN_STATUSES), limit=ACTIVE_RUNS_SCANNED)
+        running = [run for run in active if synced_integration_id(run) == integration.id]
         if running:
             return dg.SkipReason(f"run {running[0].run_id} of {integration.id} is still queued or running")
         span = pending_windows(integration, partitions, audience_store.open())
@@ -76,16 +77,17 @@ def _failure_marker(store: AudienceStoreResource, integration: IntegrationConfig
     return max(errors).isoformat() if errors else "ok"
 
 
-def build_run_status_sensors(jobs: list[dg.UnresolvedAssetJobDefinition],
-                             integrations: dict[str, IntegrationConfig]) -> list[dg.SensorDefinition]:
+def build_run_status_sensors(integrations: dict[str, IntegrationConfig]) -> list[dg.SensorDefinition]:
     """On failure: `sync_failed` with the verbatim error (unless the sync already logged it), status
     Error, and an alert to the owners if they were not already told. On success: the status back to
-    Active, and a recovery alert after a failure. Both write through the `audience_store` resource."""
+    Active, and a recovery alert after a failure. Both watch every job of the code location and pick the
+    runs that sync an integration (its sync job, a UI Materialize or backfill of its assets); both write
+    through the `audience_store` resource."""
 
     def integration_of(run: dg.DagsterRun) -> IntegrationConfig | None:
-        return integrations.get(run.tags.get(INTEGRATION_TAG, ""))
+        return integrations.get(synced_integration_id(run) or "")
 
-    @dg.run_failure_sensor(name="sync_failure_log", monitored_jobs=jobs, default_status=dg.DefaultSensorStatus.RUNNING)
+    @dg.run_failure_sensor(name="sync_failure_log", default_status=dg.DefaultSensorStatus.RUNNING)
     def on_failure(context: dg.RunFailureSensorContext, audience_store: AudienceStoreResource) -> None:
         integration = integration_of(context.dagster_run)
         if integration is None:
@@ -107,7 +109,7 @@ def build_run_status_sensors(jobs: list[dg.UnresolvedAssetJobDefinition],
                 metadata={"status": IntegrationStatus.ERROR.value, "error": error,
                           "run_id": context.dagster_run.run_id}))
 
-    @dg.run_status_sensor(name="sync_success_status", run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=jobs,
+    @dg.run_status_sensor(name="sync_success_status", run_status=dg.DagsterRunStatus.SUCCESS,
                           default_status=dg.DefaultSensorStatus.RUNNING)
     def on_success(context: dg.RunStatusSensorContext, audience_store: AudienceStoreResource) -> None:
         integration = integration_of(context.dagster_run)

@@ -15,7 +15,7 @@ import dagster as dg
 import pytest
 from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteRepositoryOrigin
 
-from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG
+from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, asset_key
 from salesforce_sync.dagster_defs.definitions import build_definitions
 from salesforce_sync.dagster_defs.sensors import MAX_WINDOWS_PER_RUN, RANGE_END_TAG, RANGE_START_TAG
 from salesforce_sync.store import AudienceStore, UpsertCounts
@@ -140,23 +140,32 @@ def test_an_up_to_date_integration_requests_nothing(store: AudienceStore, instan
     assert result.skip_message == "no completed window since the last successful sync"
 
 
-def add_run(instance: dg.DagsterInstance, integration_id: str, status: dg.DagsterRunStatus) -> dg.DagsterRun:
-    """A run of the integration's sync job in `status`, as the daemon's launch leaves it. Dagster only
-    stores queued runs with the code location they came from; a registered one's name is enough."""
-    job_name = f"sync_{integration_id}"
+def add_run(instance: dg.DagsterInstance, integration_id: str, status: dg.DagsterRunStatus, *,
+            ui: bool = False) -> dg.DagsterRun:
+    """A run of the integration's sync job in `status`, as the daemon's launch leaves it; with `ui`, a
+    Materialize or backfill from the UI instead: the implicit asset job with the integration's asset
+    selected and no integration tag. Dagster only stores queued runs with the code location they came
+    from; a registered one's name is enough."""
+    job_name = "__ASSET_JOB" if ui else f"sync_{integration_id}"
     origin = RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("operations_test"), "__repository__")
-    return instance.add_run(dg.DagsterRun(job_name=job_name, status=status, tags={INTEGRATION_TAG: integration_id},
-                                          remote_job_origin=origin.get_job_origin(job_name)))
+    return instance.add_run(dg.DagsterRun(
+        job_name=job_name, status=status, tags={} if ui else {INTEGRATION_TAG: integration_id},
+        asset_selection=frozenset({asset_key(integration_id, "Lead")}) if ui else None,
+        remote_job_origin=origin.get_job_origin(job_name)))
 
 
+@pytest.mark.parametrize("ui", [False, True], ids=["sync job", "UI materialize"])
 @pytest.mark.parametrize("status", [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTED,
                                     dg.DagsterRunStatus.CANCELING])
 def test_the_sensor_waits_while_a_run_of_the_integration_is_queued_or_running(
-        store: AudienceStore, instance: dg.DagsterInstance, status: dg.DagsterRunStatus) -> None:
+        store: AudienceStore, instance: dg.DagsterInstance, status: dg.DagsterRunStatus, ui: bool) -> None:
     sensor = Sensor(instance, offline_integration("acme"), offline_integration("other"))
-    add_run(instance, "other", status)
+    add_run(instance, "other", status, ui=ui)
     assert isinstance(sensor.evaluate()[0], dg.SensorResult)  # another integration's run does not block it
-    run = add_run(instance, "acme", status)
+    instance.add_run(dg.DagsterRun(job_name="health_acme", status=dg.DagsterRunStatus.STARTED,
+                                   tags={INTEGRATION_TAG: "acme"}))
+    assert isinstance(sensor.evaluate()[0], dg.SensorResult)  # nor do its health checks
+    run = add_run(instance, "acme", status, ui=ui)
     waiting, _ = sensor.evaluate()
     assert isinstance(waiting, dg.SkipReason)
     assert waiting.skip_message == f"run {run.run_id} of acme is still queued or running"

@@ -75,3 +75,31 @@ def test_a_failed_sync_shows_error_verbatim_until_the_next_success_turns_it_acti
                                   succeeded.get_run_success_event()))
     with AudienceStore(app_store_url) as store:
         assert store.get_state("acme").status == IntegrationStatus.ACTIVE
+
+
+def test_a_ui_materialization_that_fails_is_logged_and_badged_like_a_sync_job_run(
+        org: EmulatedOrg, app_store_url: str, instance: dg.DagsterInstance) -> None:
+    """Materialize in the UI runs the implicit asset job with the assets selected and no integration tag."""
+    defs = build_definitions(build_config(org_integration(org, objects={"Lead": OBJECTS["Lead"]})))
+    schedule_context = dg.build_sensor_context(instance=instance, definitions=defs,
+                                               resources={"audience_store": defs.resources["audience_store"]})
+    range_tags = {k: v for k, v in defs.resolve_sensor_def("schedule_acme")(schedule_context).run_requests[0].tags.items()
+                  if k.startswith("dagster/asset_partition_range")}
+    org.control.inject_error(r"/queryAll$", 500, "UNKNOWN_EXCEPTION", "query backend unavailable")
+    lead = dg.AssetKey(["salesforce", "acme", "Lead"])
+
+    failed = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance, asset_selection=[lead], tags=range_tags, raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})
+
+    assert not failed.success and "salesforce_sync/integration" not in instance.get_run_by_id(failed.run_id).tags
+    on_failure = defs.resolve_sensor_def("sync_failure_log")
+    on_failure(run_status_context(instance, defs, "sync_failure_log", failed,
+                                  failed.get_run_failure_event()).for_run_failure())
+    with AudienceStore(app_store_url) as store:
+        integration = store.get_state("acme")
+        logged = store.sync_log("acme", SyncEvent.SYNC_FAILED)
+    assert integration.status == IntegrationStatus.ERROR and integration.last_error == QUERY_ERROR
+    assert [entry.run_id for entry in logged] == [failed.run_id]
+    badge = instance.fetch_observations(lead, limit=1).records[0].asset_observation.metadata
+    assert (badge["status"].value, badge["run_id"].value) == ("Error", failed.run_id)

@@ -25,6 +25,7 @@ RELEASE_NAMES = ("Winter", "Spring", "Summer")
 LOCATOR_IDLE_MS = 15 * 60 * 1000
 MAX_OPEN_LOCATORS = 50
 COLLECTION_LIMIT = 200
+MAX_AGGREGATE_ROWS = 2000
 _locator_numbers = itertools.count(1)
 T = TypeVar("T")
 
@@ -211,9 +212,13 @@ def _query_page(request: Request, cursor: QueryCursor, locator: str, start: int)
     if compiled.count_only:
         return Response.json({"totalSize": total, "done": True, "records": []})
     if compiled.aggregate:
+        if total > MAX_AGGREGATE_ROWS:  # aggregate results have no locator: all of them come in one response
+            raise SalesforceApiError(400, "EXCEEDED_ID_LIMIT", "Aggregate query does not support queryMore(), use "
+                                                               "LIMIT to restrict the results to a single batch")
         with request.org.read() as conn:
-            counts = conn.execute(compiled.count_sql, compiled.count_params).fetchone()
-        return Response.json({"totalSize": 1, "done": True, "records": [render.aggregate_record(compiled, counts)]})
+            rows = conn.execute(compiled.aggregate_sql, compiled.aggregate_params).fetchall()
+        return Response.json({"totalSize": len(rows), "done": True,
+                              "records": render.aggregate_records(compiled, rows)})
     size = _batch_size(request)
     stop = min(total, start + size)
     org, version = request.org, request.version

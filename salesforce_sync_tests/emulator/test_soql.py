@@ -338,7 +338,7 @@ def test_count_and_count_field(org):
     field = compile_query(f"SELECT COUNT(Email), COUNT(Id) FROM Lead WHERE {NAMED}", schema,
                           include_deleted=False, now=NOW)
     assert field.aggregate and field.column_names == ("expr0", "expr1")
-    assert conn.execute(field.count_sql, field.count_params).fetchone() == (4, 5)
+    assert conn.execute(field.aggregate_sql, field.aggregate_params).fetchall() == [(4, 5)]
 
 
 def test_plain_query_count_matches_ids(org):

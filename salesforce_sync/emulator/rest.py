@@ -7,6 +7,7 @@ import functools
 import itertools
 import json
 import re
+import sqlite3
 from array import array
 from collections.abc import Callable, Hashable
 from concurrent.futures import Executor, Future
@@ -26,6 +27,7 @@ LOCATOR_IDLE_MS = 15 * 60 * 1000
 MAX_OPEN_LOCATORS = 50
 COLLECTION_LIMIT = 200
 MAX_AGGREGATE_ROWS = 2000
+_TOO_COMPLICATED = re.compile(r"too large|too many|too deep|stack overflow|at most \d+ tables")
 _locator_numbers = itertools.count(1)
 T = TypeVar("T")
 
@@ -187,8 +189,13 @@ def run_query(request: Request, soql: str, *, include_deleted: bool) -> QueryCur
         compiled = compile_query(soql, org.schema, include_deleted=include_deleted, now=org.now())
     except SoqlError as err:
         raise SalesforceApiError(400, err.error_code, err.message) from None
-    with org.read() as conn:
-        rowids = array("q", (row[0] for row in conn.execute(compiled.ids_sql, compiled.params)))
+    try:
+        with org.read() as conn:
+            rowids = array("q", (row[0] for row in conn.execute(compiled.ids_sql, compiled.params)))
+    except sqlite3.OperationalError as err:  # e.g. "parser stack overflow" for conditions nested hundreds deep
+        if not _TOO_COMPLICATED.search(str(err)):
+            raise
+        raise SalesforceApiError(400, "QUERY_TOO_COMPLICATED", f"Query is too complicated ({err})") from None
     return QueryCursor(compiled, rowids, org.now_ms())
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from salesforce_sync.emulator.ids import canonical_id
 from salesforce_sync.emulator.schema import FieldDef, ObjectDef, OrgSchema
 from salesforce_sync.emulator.soql.errors import SoqlError, query_error
-from salesforce_sync.emulator.soql.folding import FOLD_FUNCTION, LIKE_FUNCTION, NOT_PRINTABLE_ASCII, is_printable_ascii
+from salesforce_sync.emulator.soql.folding import FOLD_FUNCTION, LIKE_FUNCTION, may_fold_to
 from salesforce_sync.emulator.soql.literals import (
     DateRange,
     decode_string,
@@ -549,31 +549,32 @@ class _Compiler:
         return " OR ".join(terms)
 
     def text_in(self, column: str, values: list[str]) -> str:
-        """True when `column` equals one of `values` ignoring case across Unicode (see folding.py): printable-ASCII
-        rows by NOCASE, any other row through its casefold."""
+        """True when `column` equals one of `values` ignoring case across Unicode (see folding.py): ASCII rows by
+        NOCASE, others through their casefold."""
         folded = [v.casefold() for v in values]
-        ascii_folded = [v for v in folded if is_printable_ascii(v)]
-        other_rows = f"{column} GLOB {NOT_PRINTABLE_ASCII} AND {FOLD_FUNCTION}({column})"
+        ascii_folded = [v for v in folded if v.isascii()]
+        others = f"{may_fold_to(column, folded)} AND {FOLD_FUNCTION}({column})"
         if len(folded) == 1:
             self.params.extend([*ascii_folded, folded[0]])
-            unicode_match = f"({other_rows} = ?)"
+            unicode_match = f"({others} = ?)"
             return f"({column} = ? COLLATE NOCASE OR {unicode_match})" if ascii_folded else unicode_match
         self.params.extend([json.dumps(ascii_folded)] if ascii_folded else [])
         self.params.append(json.dumps(folded))
-        unicode_match = f"({other_rows} IN (SELECT value FROM json_each(?)))"
+        unicode_match = f"({others} IN (SELECT value FROM json_each(?)))"
         if not ascii_folded:
             return unicode_match
         return f"({column} COLLATE NOCASE IN (SELECT value FROM json_each(?)) OR {unicode_match})"
 
     def text_like(self, column: str, pattern: str) -> str:
-        """`column LIKE pattern` (a SQLite pattern escaped by `\\`) ignoring case across Unicode."""
+        """`column LIKE pattern` (a SQLite pattern escaped by `\\`) ignoring case across Unicode: ASCII patterns
+        by SQLite's LIKE (where `_` takes one character even if it folds to two), others through casefold."""
         folded = pattern.casefold()
-        if not is_printable_ascii(folded):
+        unicode_match = f"({may_fold_to(column, [folded], like=True)} AND {LIKE_FUNCTION}({column}, ?))"
+        if not folded.isascii():
             self.params.append(folded)
-            return f"({column} GLOB {NOT_PRINTABLE_ASCII} AND {LIKE_FUNCTION}({column}, ?))"
+            return unicode_match
         self.params.extend([folded, folded])
-        return (f"(CASE WHEN {column} GLOB {NOT_PRINTABLE_ASCII} THEN {LIKE_FUNCTION}({column}, ?) "
-                f"ELSE {column} LIKE ? ESCAPE '\\' END)")
+        return f"({column} LIKE ? ESCAPE '\\' OR {unicode_match})"
 
     def semi_join(self, node: Comparison, target: _Resolved) -> str:
         """`Id IN (SELECT LeadId FROM CampaignMember ...)` and its NOT IN form, honouring deleted rows, with

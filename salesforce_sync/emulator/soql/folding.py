@@ -2,9 +2,9 @@
 
 SQLite's NOCASE and LIKE fold ASCII only, so `'MATHÉO'` would miss `'Mathéo'`. Values compare by Python's
 `str.casefold()` (so `ß` matches `SS`; Salesforce folds by the querying user's locale, which is UNCONFIRMED for
-such pairs). Scans stay fast: a row whose text is printable ASCII, the common case, is compared by SQLite's own
-NOCASE or LIKE, which agree with casefold there; only rows holding another character reach the Python functions
-that `register_functions` adds to a connection.
+such pairs). Scans stay fast: an ASCII row, the common case, is compared by SQLite's own NOCASE or LIKE, which
+agree with casefold there; a row holding another character reaches the Python functions `register_functions`
+adds to a connection only when its first character can fold to the start of a wanted value.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from __future__ import annotations
 import functools
 import re
 import sqlite3
+from collections import defaultdict
+from collections.abc import Iterable
 
 FOLD_FUNCTION = "soql_casefold"
 LIKE_FUNCTION = "soql_like"
-# GLOB pattern true for text holding any character outside printable ASCII (space to tilde)
-NOT_PRINTABLE_ASCII = "'*[^ -~]*'"
+_LAST_CASED_CODEPOINT = 0x1F000  # no character from here on changes under casefold
 
 
 def register_functions(conn: sqlite3.Connection) -> None:
@@ -25,12 +26,50 @@ def register_functions(conn: sqlite3.Connection) -> None:
     conn.create_function(LIKE_FUNCTION, 2, _like, deterministic=True)
 
 
-_PRINTABLE_ASCII = re.compile("[ -~]*")
+def non_ascii(column: str) -> str:
+    """SQL true when the text in `column` holds a character outside ASCII (more UTF-8 bytes than characters)."""
+    return f"length(CAST({column} AS BLOB)) > length({column})"
 
 
-def is_printable_ascii(text: str) -> bool:
-    """True when every character is printable ASCII, where SQLite's NOCASE and LIKE already fold correctly."""
-    return _PRINTABLE_ASCII.fullmatch(text) is not None
+def may_fold_to(column: str, folded: Iterable[str], *, like: bool = False) -> str:
+    """SQL true for non-ASCII text whose first character can fold to the start of one of the `folded` values
+    (LIKE patterns with `like`): the cheap test that spares the Python call on every other row."""
+    starts: set[int] = set()
+    for value in folded:
+        literal = _literal_prefix(value) if like else value
+        if not literal:
+            return non_ascii(column)  # a pattern starting with a wildcard: any first character
+        starts.add(ord(literal[0]))
+        starts.update(cp for cp in _codepoints_by_fold_start().get(literal[0], ())
+                      if chr(cp).casefold().startswith(literal) or literal.startswith(chr(cp).casefold()))
+    return f"unicode({column}) IN ({', '.join(map(str, sorted(starts)))}) AND {non_ascii(column)}"
+
+
+@functools.cache
+def _codepoints_by_fold_start() -> dict[str, tuple[int, ...]]:
+    """Every code point that casefold changes, by the first character of its fold ('s' -> S, ſ, ß, ẞ, ﬅ, ﬆ)."""
+    index: dict[str, list[int]] = defaultdict(list)
+    for cp in range(_LAST_CASED_CODEPOINT):
+        char = chr(cp)
+        folded = char.casefold()
+        if folded != char:
+            index[folded[0]].append(cp)
+    return {start: tuple(cps) for start, cps in index.items()}
+
+
+def _literal_prefix(pattern: str) -> str:
+    """The text a LIKE pattern starts with, up to its first wildcard, escapes removed."""
+    prefix = []
+    escaped = False
+    for char in pattern:
+        if not escaped and char == "\\":
+            escaped = True
+        elif not escaped and char in "%_":
+            break
+        else:
+            prefix.append(char)
+            escaped = False
+    return "".join(prefix)
 
 
 def _casefold(value: str | None) -> str | None:

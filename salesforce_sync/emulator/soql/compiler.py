@@ -318,6 +318,7 @@ class _Compiler:
         )
 
     def where_sql(self, scope: _Scope, where: str | None) -> str:
+        """The WHERE clause: the query's condition and, for query (not queryAll), live rows only."""
         conditions = [c for c in (scope.live_rows_sql(), where and f"({where})") if c]
         return f" WHERE {' AND '.join(conditions)}" if conditions else ""
 
@@ -349,8 +350,8 @@ class _Compiler:
             else:
                 name = resolved.field.name
             if any(c.name.lower() == name.lower() for c in columns):
-                where_named = alias or expression
-                raise SoqlProblem("MALFORMED_QUERY", f"duplicate alias: {name}", where_named.line, where_named.column)
+                named = alias or expression
+                raise SoqlProblem("MALFORMED_QUERY", f"duplicate alias: {name}", named.line, named.column)
             columns.append(SelectedColumn(name, resolved.field, (), (len(select_sql),)))
             select_sql.append(resolved.sql)
         having = self.condition(query.having, scope, used) if query.having else None
@@ -409,8 +410,8 @@ class _Compiler:
         resolved = scope.resolve(call.path, used)
         f, function = resolved.field, call.function
         numeric = f.storage in ("int", "real")
-        if (f.storage is None or f.type in ("multipicklist", "textarea") or (function in ("SUM", "AVG") and not numeric)
-                or (function in ("MIN", "MAX") and f.storage == "bool")):
+        if (f.storage is None or f.type == "multipicklist" or not f.filterable
+                or (function in ("SUM", "AVG") and not numeric) or (function in ("MIN", "MAX") and f.storage == "bool")):
             raise SoqlProblem("MALFORMED_QUERY", f"field {resolved.name} does not support aggregate operator "
                               f"{function}", call.path.line, call.path.column)
         collate = _collation(f)

@@ -99,7 +99,7 @@ class CompiledQuery:
     the matching row count.
 
     An aggregate query (aggregate functions or GROUP BY) has its rows, one per group, from `aggregate_sql` +
-    `aggregate_params`; `columns` are their AggregateResult keys in order, and `ids_sql` gives one row per group.
+    `aggregate_params`, `columns` naming their AggregateResult keys in order; it has no `ids_sql` or `page_sql`.
     """
 
     object_name: str
@@ -374,8 +374,8 @@ class _Compiler:
             columns=tuple(columns),
             relationships=(),
             id_slot=-1,
-            ids_sql=f"SELECT 1 FROM ({aggregate_sql})",
-            params=params,
+            ids_sql="",
+            params=(),
             page_sql="",
             count_sql=f"SELECT COUNT(*) FROM ({aggregate_sql})",
             count_params=params,

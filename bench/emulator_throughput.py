@@ -4,7 +4,9 @@ Measures how long a 1,000,000-Lead org takes to load (generate + insert + index,
 connection line), then how many records/s it serves over HTTPS to a client in this process:
 
 * REST: queryAll + nextRecordsUrl paging, every page's JSON parsed, as a REST sync client must;
-* Bulk API 2.0: a queryAll job whose CSV results are downloaded in 50,000-row chunks.
+* Bulk API 2.0: a queryAll job whose CSV results are downloaded in 50,000-row chunks;
+* filtered scans a write-back sends: case-insensitive `=` and LIKE (ASCII and accented), `IN` lists of 500
+  emails and of 500 Ids, a semi-join and a GROUP BY, each the best of three REST calls.
 
 Targets: load well under a minute, more than 20,000 records/s each way. Prints the figures and the server's
 peak RSS.
@@ -77,6 +79,40 @@ def read_bulk(call: Call, chunk: int) -> int:
     return rows
 
 
+def filtered_queries(call: Call) -> list[tuple[str, str]]:
+    """(label, SOQL) of the filtered reads a write-back sends, with values taken from the org itself."""
+    page = json.loads(call("GET", f"{API}/query?q={quote('SELECT Id, Email FROM Lead WHERE Email != null LIMIT 500')}",
+                           None)[2])
+    emails = ", ".join("'" + r["Email"].upper() + "'" for r in page["records"])
+    ids = ", ".join("'" + r["Id"][:15] + "'" for r in page["records"])
+    return [
+        ("= ASCII text", "SELECT COUNT() FROM Lead WHERE LastName = 'SMITH'"),
+        ("= accented text", "SELECT COUNT() FROM Lead WHERE FirstName = 'MATHÉO'"),
+        ("LIKE ASCII", "SELECT COUNT() FROM Lead WHERE Email LIKE '%EXAMPLE%'"),
+        ("LIKE accented", "SELECT COUNT() FROM Lead WHERE FirstName LIKE 'CHLO%'"),
+        ("IN 500 emails", f"SELECT Id FROM Lead WHERE Email IN ({emails})"),
+        ("IN 500 Ids (15-char)", f"SELECT Id FROM Lead WHERE Id IN ({ids})"),
+        ("semi-join CampaignMember", "SELECT COUNT() FROM Lead WHERE Id IN (SELECT LeadId FROM CampaignMember)"),
+        ("GROUP BY LeadSource", "SELECT LeadSource, COUNT(Id) FROM Lead GROUP BY LeadSource"),
+    ]
+
+
+def report_filters(call: Call, leads: int) -> None:
+    """Milliseconds per filtered query (best of three) and the Leads scanned per second."""
+    for label, soql in filtered_queries(call):
+        timings = []
+        for _ in range(3):
+            started = time.perf_counter()
+            status, _, body = call("GET", f"{API}/query?q={quote(soql)}", None)
+            timings.append(time.perf_counter() - started)
+        if status != 200:
+            print(f"  {label:<30} refused: {body[:160]!r}", flush=True)
+            continue
+        best = min(timings)
+        print(f"  {label:<30} {best * 1000:8.1f} ms = {leads / best:>12,.0f} Leads scanned/s"
+              f"   ({json.loads(body)['totalSize']:,} matched)", flush=True)
+
+
 def report(label: str, read: Callable[[], int], server_pid: int | None = None) -> None:
     """Print rows/s of wall time and, for a server process, rows per second of its CPU time (which other
     load on the machine does not distort)."""
@@ -109,7 +145,8 @@ def peak_rss_mb(pid: int) -> float:
 def serve_and_measure(leads: int, chunk: int) -> None:
     with tempfile.TemporaryDirectory(prefix="emulator-bench-") as tls_dir:
         command = [sys.executable, "-m", "salesforce_sync.cli", "emulator", "serve", "--port", "0",
-                   "--leads", str(leads), "--contacts", "0", "--campaign-members", "0", "--tls-dir", tls_dir]
+                   "--leads", str(leads), "--contacts", "0", "--campaign-members", str(leads // 10),
+                   "--tls-dir", tls_dir]
         started = time.perf_counter()
         server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         try:
@@ -129,6 +166,7 @@ def serve_and_measure(leads: int, chunk: int) -> None:
 
             report("REST queryAll paging", lambda: read_rest(call), server.pid)
             report(f"Bulk 2.0, {chunk:,}-row chunks", lambda: read_bulk(call, chunk), server.pid)
+            report_filters(call, leads)
             print(f"  server peak RSS {peak_rss_mb(server.pid):,.0f} MB")
         finally:
             server.terminate()

@@ -26,6 +26,7 @@ from salesforce_sync.emulator.faults import FaultStore
 from salesforce_sync.emulator.ids import make_id
 from salesforce_sync.emulator.records import RecordStore
 from salesforce_sync.emulator.schema import FieldDef, ObjectDef, OrgSchema, label_for
+from salesforce_sync.emulator.soql import register_functions
 from salesforce_sync.emulator.tokens import TokenStore
 from salesforce_sync.emulator.usage import ApiUsage
 
@@ -87,6 +88,7 @@ class Org(OrgClock, TokenStore, ApiUsage, FaultStore, RecordStore):
         if path:
             self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = OFF")
+        register_functions(self._conn)  # compiled SOQL matches non-ASCII text through them
         self._lock = threading.RLock()
         self._schema_version = -1
         self._schema = OrgSchema()

@@ -42,11 +42,13 @@ def format_datetimes(column: Column, suffix: str) -> list[str | None]:
     return out
 
 
-def aggregate_record(query: CompiledQuery, counts: Sequence[int]) -> dict[str, Any]:
-    """The one AggregateResult record of `SELECT COUNT(field) ...`, from the row `count_sql` returns."""
-    record: dict[str, Any] = {"attributes": {"type": "AggregateResult"}}
-    record.update(zip(query.column_names, counts))
-    return record
+def aggregate_records(query: CompiledQuery, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    """AggregateResult records (no url) from the rows of an aggregate query's `aggregate_sql`, one per group."""
+    if not rows:
+        return []
+    slots = list(zip(*rows))
+    values = [_rest_converter(c)(slots[c.slots[0]]) for c in query.columns]
+    return [{"attributes": {"type": "AggregateResult"}, **dict(zip(query.column_names, row))} for row in zip(*values)]
 
 
 def _unchanged(values: Column) -> Column:

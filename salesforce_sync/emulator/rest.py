@@ -7,10 +7,11 @@ import functools
 import itertools
 import json
 import re
+import sqlite3
 from array import array
 from collections.abc import Callable, Hashable
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from salesforce_sync.emulator import render
@@ -25,6 +26,8 @@ RELEASE_NAMES = ("Winter", "Spring", "Summer")
 LOCATOR_IDLE_MS = 15 * 60 * 1000
 MAX_OPEN_LOCATORS = 50
 COLLECTION_LIMIT = 200
+MAX_AGGREGATE_ROWS = 2000
+_TOO_COMPLICATED = re.compile(r"too large|too many|too deep|stack overflow|at most \d+ tables")
 _locator_numbers = itertools.count(1)
 T = TypeVar("T")
 
@@ -142,12 +145,14 @@ class _Ahead:
 
 @dataclass
 class QueryCursor:
-    """A server-side snapshot of a query's matching rows, paged by `nextRecordsUrl` or Bulk locators."""
+    """A server-side snapshot of a query's matching rows, paged by `nextRecordsUrl` or Bulk locators; an
+    aggregate query's rows themselves, one per group, which come back in one response."""
 
     compiled: CompiledQuery
     rowids: array
     last_used_ms: int
     ahead: _Ahead | None = None
+    aggregate_rows: list[tuple] = field(default_factory=list)
 
     def page(self, org: Org, executor: Executor, key: Hashable, render: Callable[[], T],
              next_page: tuple[Hashable, Callable[[], T]] | None) -> T:
@@ -186,8 +191,16 @@ def run_query(request: Request, soql: str, *, include_deleted: bool) -> QueryCur
         compiled = compile_query(soql, org.schema, include_deleted=include_deleted, now=org.now())
     except SoqlError as err:
         raise SalesforceApiError(400, err.error_code, err.message) from None
-    with org.read() as conn:
-        rowids = array("q", (row[0] for row in conn.execute(compiled.ids_sql, compiled.params)))
+    try:
+        with org.read() as conn:
+            if compiled.aggregate:
+                rows = conn.execute(compiled.aggregate_sql, compiled.aggregate_params).fetchall()
+                return QueryCursor(compiled, array("q"), org.now_ms(), aggregate_rows=rows)
+            rowids = array("q", (row[0] for row in conn.execute(compiled.ids_sql, compiled.params)))
+    except sqlite3.OperationalError as err:  # e.g. "parser stack overflow" for conditions nested hundreds deep
+        if not _TOO_COMPLICATED.search(str(err)):
+            raise
+        raise SalesforceApiError(400, "QUERY_TOO_COMPLICATED", f"Query is too complicated ({err})") from None
     return QueryCursor(compiled, rowids, org.now_ms())
 
 
@@ -211,9 +224,12 @@ def _query_page(request: Request, cursor: QueryCursor, locator: str, start: int)
     if compiled.count_only:
         return Response.json({"totalSize": total, "done": True, "records": []})
     if compiled.aggregate:
-        with request.org.read() as conn:
-            counts = conn.execute(compiled.count_sql, compiled.count_params).fetchone()
-        return Response.json({"totalSize": 1, "done": True, "records": [render.aggregate_record(compiled, counts)]})
+        rows = cursor.aggregate_rows
+        if len(rows) > MAX_AGGREGATE_ROWS:  # aggregate results have no locator: all of them come in one response
+            raise SalesforceApiError(400, "EXCEEDED_ID_LIMIT", "Aggregate query does not support queryMore(), use "
+                                                               "LIMIT to restrict the results to a single batch")
+        return Response.json({"totalSize": len(rows), "done": True,
+                              "records": render.aggregate_records(compiled, rows)})
     size = _batch_size(request)
     stop = min(total, start + size)
     org, version = request.org, request.version

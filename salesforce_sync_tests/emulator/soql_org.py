@@ -10,7 +10,7 @@ from typing import Any
 from salesforce_sync.emulator.ids import make_id
 from salesforce_sync.emulator.render import RestRenderer
 from salesforce_sync.emulator.schema import OrgSchema
-from salesforce_sync.emulator.soql import CompiledQuery, compile_query
+from salesforce_sync.emulator.soql import CompiledQuery, compile_query, register_functions
 from salesforce_sync.emulator.soql.literals import epoch_ms
 
 NOW = datetime(2024, 5, 15, 13, 30, tzinfo=timezone.utc)  # a Wednesday
@@ -133,6 +133,7 @@ def seed(conn: sqlite3.Connection) -> None:
 
 def make_org() -> tuple[sqlite3.Connection, OrgSchema]:
     conn = sqlite3.connect(":memory:")
+    register_functions(conn)
     schema = OrgSchema()
     create_tables(conn, schema)
     seed(conn)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from salesforce_sync.emulator.render import CsvRenderer, RestRenderer, aggregate_record
+from salesforce_sync.emulator.render import CsvRenderer, RestRenderer, aggregate_records
 from salesforce_sync.emulator.schema import OrgSchema
 from salesforce_sync.emulator.soql import compile_query
 from salesforce_sync_tests.emulator.soql_org import (
@@ -83,13 +83,22 @@ def test_rest_lookup_to_an_unemulated_object_keeps_its_real_type_in_the_url(org)
     }
 
 
-def test_rest_no_rows_and_aggregate_record(org):
+def test_rest_no_rows_and_aggregate_records(org):
     conn, schema = org
     query = compiled(org, "SELECT Id FROM Lead WHERE Email = 'nobody@example.com'")
     assert RestRenderer(query, "59.0").records(run(conn, query)) == []
     counts = compiled(org, "SELECT COUNT(Email) FROM Lead WHERE Company != 'Filler'")
-    row = conn.execute(counts.count_sql, counts.count_params).fetchone()
-    assert aggregate_record(counts, row) == {"attributes": {"type": "AggregateResult"}, "expr0": 4}
+    rows = conn.execute(counts.aggregate_sql, counts.aggregate_params).fetchall()
+    assert aggregate_records(counts, rows) == [{"attributes": {"type": "AggregateResult"}, "expr0": 4}]
+    grouped = compiled(org, "SELECT HasOptedOutOfEmail, MAX(CreatedDate) latest, MIN(Newsletter_Signup__c) "
+                            "FROM Lead WHERE Company != 'Filler' GROUP BY HasOptedOutOfEmail")
+    rows = conn.execute(grouped.aggregate_sql, grouped.aggregate_params).fetchall()
+    assert aggregate_records(grouped, rows) == [
+        {"attributes": {"type": "AggregateResult"}, "HasOptedOutOfEmail": False,
+         "latest": "2024-05-15T12:30:00.000+0000", "expr0": "2024-05-14"},
+        {"attributes": {"type": "AggregateResult"}, "HasOptedOutOfEmail": True,
+         "latest": "2024-05-14T10:00:00.000+0000", "expr0": None},
+    ]
 
 
 def _parse(data: bytes, delimiter: str = ",", line_ending: str = "\n") -> list[list[str]]:

@@ -338,7 +338,69 @@ def test_count_and_count_field(org):
     field = compile_query(f"SELECT COUNT(Email), COUNT(Id) FROM Lead WHERE {NAMED}", schema,
                           include_deleted=False, now=NOW)
     assert field.aggregate and field.column_names == ("expr0", "expr1")
-    assert conn.execute(field.count_sql, field.count_params).fetchone() == (4, 5)
+    assert conn.execute(field.aggregate_sql, field.aggregate_params).fetchall() == [(4, 5)]
+
+
+def aggregate_rows(org, soql: str) -> list[tuple]:
+    conn, schema = org
+    query = compile_query(soql, schema, include_deleted=False, now=NOW)
+    assert query.aggregate and query.bulk_unsupported_reason() == "Aggregate queries are not supported in Bulk Query"
+    rows = conn.execute(query.aggregate_sql, query.aggregate_params).fetchall()
+    assert conn.execute(query.count_sql, query.count_params).fetchone() == (len(rows),)
+    return rows
+
+
+def test_group_by_with_every_aggregate_function(org):
+    assert aggregate_rows(org, f"SELECT Status, COUNT(Id), COUNT_DISTINCT(Company), MIN(Lead_Score__c), "
+                               f"MAX(LastName), SUM(NumberOfEmployees), AVG(Lead_Score__c) FROM Lead WHERE {NAMED} "
+                               "GROUP BY Status ORDER BY Status") == [
+        ("Closed - Converted", 1, 1, 10.0, "bob", None, 10.0),
+        ("Open - Not Contacted", 4, 4, 75.0, "Turing", 510, (90.0 + 75.5 + 75.0) / 3),
+    ]
+
+
+def test_group_by_having_order_by_and_limit_apply_to_groups(org):
+    soql = ("SELECT Owner.Email owner, COUNT(Id) FROM Lead GROUP BY Owner.Email HAVING COUNT(Id) > 1 "
+            "ORDER BY COUNT(Id) DESC")
+    assert aggregate_rows(org, soql) == [("owner.one@example.com", 23)]
+    assert aggregate_rows(org, "SELECT Company, COUNT(Id) FROM Lead GROUP BY Company ORDER BY COUNT(Id) DESC, "
+                               "Company LIMIT 2 OFFSET 1") == [("Analytical", 1), ("Bletchley", 1)]
+    assert aggregate_rows(org, "SELECT LastName FROM Lead WHERE Company = 'Navy' GROUP BY LastName") == [("Hopper",)]
+    assert aggregate_rows(org, "SELECT COUNT(Id) FROM Lead WHERE Email = 'nobody@example.com'") == [(0,)]
+
+
+def test_a_long_in_list_binds_one_parameter(org):
+    conn, schema = org
+    soql = f"SELECT LastName FROM Lead WHERE NumberOfEmployees IN ({'1,' * 40_000}500)"
+    assert len(soql) < 100_000
+    query = compile_query(soql, schema, include_deleted=False, now=NOW)
+    assert len(query.params) == 1 and query.ids_sql.count("?") == 1
+    assert [row[0] for row in run(conn, query)] == ["Hopper"]
+
+
+def test_thousands_of_or_terms_nest_as_a_balanced_tree(org):
+    terms = " OR ".join(f"Email = 'x{n}@example.com'" for n in range(3000))
+    assert lead_names(org, f"{terms} OR Email = 'ADA@example.com'") == ["Lovelace"]
+
+
+def test_text_folds_case_beyond_ascii():
+    conn, schema = make_org()
+    conn.executemany('UPDATE "Lead" SET "FirstName" = ?, "City" = ? WHERE "Id" = ?',
+                     [("Mathéo", "Straße", ADA), ("Æsir", "KØBENHAVN", GRACE), ("ǅemal", None, PERCY)])
+    org = (conn, schema)
+    assert lead_names(org, "FirstName = 'MATHÉO'") == ["Lovelace"]
+    assert lead_names(org, "FirstName = 'æsir'") == ["Hopper"]
+    assert lead_names(org, "FirstName = '\u01c4EMAL'") == ["Percent_Under"]  # the digraph's upper case
+    assert lead_names(org, "City = 'STRASSE'") == ["Lovelace"]  # casefold: ß is ss
+    assert lead_names(org, "City IN ('københavn', 'Paris')") == ["Hopper"]
+    assert lead_names(org, f"{NAMED} AND FirstName NOT IN ('MATHÉO', 'ÆSIR')") == ["bob", "Percent_Under", "Turing"]
+    assert lead_names(org, f"{NAMED} AND FirstName != 'mathéo'") == ["bob", "Hopper", "Percent_Under", "Turing"]
+    assert lead_names(org, "FirstName LIKE 'MATH_O'") == ["Lovelace"]
+    assert lead_names(org, "City LIKE '%SS%'") == ["Lovelace"]
+    assert lead_names(org, "City LIKE 'kø%'") == ["Hopper"]
+    assert lead_names(org, "FirstName LIKE 'Æ\\_%'") == []  # an escaped wildcard stays literal
+    assert lead_names(org, "Email LIKE 'ADA@%'") == ["Lovelace"]  # ASCII rows keep SQLite's own LIKE
+    conn.close()
 
 
 def test_plain_query_count_matches_ids(org):

@@ -7,5 +7,7 @@ from salesforce_sync.emulator.soql.compiler import (
     compile_query,
 )
 from salesforce_sync.emulator.soql.errors import SoqlError
+from salesforce_sync.emulator.soql.folding import register_functions
 
-__all__ = ["CompiledQuery", "SelectedColumn", "SelectedRelationship", "SoqlError", "compile_query"]
+__all__ = ["CompiledQuery", "SelectedColumn", "SelectedRelationship", "SoqlError", "compile_query",
+           "register_functions"]

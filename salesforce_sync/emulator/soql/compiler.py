@@ -10,13 +10,16 @@ match nulls, and NOT turns SQL's unknown into false before negating.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from salesforce_sync.emulator.ids import canonical_id
 from salesforce_sync.emulator.schema import FieldDef, ObjectDef, OrgSchema
-from salesforce_sync.emulator.soql.errors import query_error
+from salesforce_sync.emulator.soql.errors import SoqlError, query_error
+from salesforce_sync.emulator.soql.folding import FOLD_FUNCTION, LIKE_FUNCTION, may_fold_to
 from salesforce_sync.emulator.soql.literals import (
     DateRange,
     decode_string,
@@ -25,6 +28,8 @@ from salesforce_sync.emulator.soql.literals import (
     relative_range,
 )
 from salesforce_sync.emulator.soql.syntax import (
+    AggregateCall,
+    Aliased,
     Comparison,
     Condition,
     CountCall,
@@ -39,6 +44,9 @@ from salesforce_sync.emulator.soql.syntax import (
     parse,
 )
 
+MAX_SOQL_LENGTH = 100_000
+MAX_SEMI_JOINS = 2
+SEMI_JOIN_UNSUPPORTED_OBJECTS = ("Task", "Event")
 MAX_OFFSET = 2000
 MAX_RELATIONSHIP_LEVELS = 5
 FIELDS_FUNCTION_MAX_LIMIT = 200
@@ -53,6 +61,8 @@ _NO_SUCH_RELATIONSHIP = ("Didn't understand relationship '{name}' in field path.
 _NO_SUCH_OBJECT = ("sObject type '{name}' is not supported. If you are attempting to use a custom object, be sure "
                    "to append the '__c' after the entity name. Please reference your WSDL or the describe call "
                    "for the appropriate names.")
+_SEMI_JOIN_NESTED = ("Semi join sub-selects are only allowed at the top level WHERE expressions and not in nested "
+                     "WHERE expressions.")
 _FILTER_TYPES = {"text": "string", "bool": "boolean", "int": "integer", "real": "double", "datetime": "dateTime",
                  "date": "date"}
 _ID_TYPES = ("id", "reference")
@@ -86,7 +96,10 @@ class CompiledQuery:
 
     `ids_sql` + `params` return matching rowids in result order; `page_sql` takes one parameter, a JSON
     array of rowids, and returns their rows in that order. `count_sql` + `count_params` return one row:
-    the matching row count (COUNT() or any plain query) or one count per COUNT(field) aggregate.
+    the matching row count.
+
+    An aggregate query (aggregate functions or GROUP BY) has its rows, one per group, from `aggregate_sql` +
+    `aggregate_params`, `columns` naming their AggregateResult keys in order; it has no `ids_sql` or `page_sql`.
     """
 
     object_name: str
@@ -103,6 +116,8 @@ class CompiledQuery:
     count_params: tuple[Any, ...]
     selects_compound: bool
     uses_offset: bool
+    aggregate_sql: str = ""
+    aggregate_params: tuple[Any, ...] = ()
 
     def bulk_unsupported_reason(self) -> str | None:
         """Why Bulk API 2.0 would refuse this query, in Salesforce's words; None if Bulk can run it."""
@@ -117,6 +132,9 @@ class CompiledQuery:
 
 def compile_query(soql: str, schema: OrgSchema, *, include_deleted: bool, now: datetime) -> CompiledQuery:
     """Parse and compile `soql`; rejected queries raise SoqlError with Salesforce's code and echo block."""
+    if len(soql) > MAX_SOQL_LENGTH:
+        raise SoqlError("MALFORMED_QUERY", f"SOQL statements cannot be longer than {MAX_SOQL_LENGTH:,} characters; "
+                                           f"this one has {len(soql):,}")
     try:
         return _Compiler(schema, include_deleted, now).compile(parse(soql))
     except SoqlProblem as problem:
@@ -233,6 +251,8 @@ class _Compiler:
     now: datetime
     aliases: int = 0
     params: list[Any] = field(default_factory=list)
+    grouped: set[str] | None = None  # lower-cased grouped field names while compiling an aggregate query's
+    # SELECT, HAVING and ORDER BY, where only these and aggregate functions may appear; None elsewhere
 
     def new_alias(self) -> str:
         self.aliases += 1
@@ -253,27 +273,25 @@ class _Compiler:
         if offset is not None and offset > MAX_OFFSET:
             raise SoqlProblem("NUMBER_OUTSIDE_VALID_RANGE", f"Maximum SOQL offset allowed is {MAX_OFFSET}",
                               query.offset.line, query.offset.column)
+        if query.where is not None:
+            _check_semi_join_positions(query.where)
+        if query.group_by or any(isinstance(item, (AggregateCall, Aliased)) for item in query.select):
+            return self.compile_aggregate(query, scope, limit, offset)
 
         selected = self.select_list(query, scope, limit)
-        counts = [item for item in query.select if isinstance(item, CountCall)]
-        count_only = bool(counts) and counts[0].path is None
+        count_only = any(isinstance(item, CountCall) for item in query.select)
 
         filter_used: set[_Relationship] = set()
         where = self.condition(query.where, scope, filter_used) if query.where else None
         where_params = tuple(self.params)
-        conditions = [c for c in (scope.live_rows_sql(), where and f"({where})") if c]
-        where_sql = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        where_sql = self.where_sql(scope, where)
         order_sql = self.order_by(query, scope, filter_used)
         paging_sql, paging_params = _paging(limit, offset)
         from_sql = f"FROM {quote(scope.object.name)} AS {scope.alias}"
 
         filtered_sql = f"{from_sql}{scope.joins_sql(filter_used)}{where_sql}"
         ids_sql = f"SELECT {scope.alias}.rowid {filtered_sql} ORDER BY {order_sql}{paging_sql}"
-        if counts and not count_only:
-            aggregates = ", ".join(f"COUNT({expr})" for expr in selected.aggregate_sql)
-            joins = scope.joins_sql(filter_used | selected.used)
-            count_sql, count_params = f"SELECT {aggregates} {from_sql}{joins}{where_sql}", where_params
-        elif paging_sql:
+        if paging_sql:
             count_sql = f"SELECT COUNT(*) FROM (SELECT 1 {filtered_sql}{paging_sql})"
             count_params = where_params + paging_params
         else:
@@ -285,8 +303,8 @@ class _Compiler:
         return CompiledQuery(
             object_name=scope.object.name,
             count_only=count_only,
-            aggregate=bool(counts) and not count_only,
-            column_names=tuple(c.name for c in selected.columns) if not counts else selected.aggregate_names,
+            aggregate=False,
+            column_names=tuple(c.name for c in selected.columns),
             columns=tuple(selected.columns),
             relationships=tuple(selected.relationships),
             id_slot=selected.id_slot,
@@ -299,6 +317,114 @@ class _Compiler:
             uses_offset=offset is not None,
         )
 
+    def where_sql(self, scope: _Scope, where: str | None) -> str:
+        """The WHERE clause: the query's condition and, for query (not queryAll), live rows only."""
+        conditions = [c for c in (scope.live_rows_sql(), where and f"({where})") if c]
+        return f" WHERE {' AND '.join(conditions)}" if conditions else ""
+
+    def compile_aggregate(self, query: Query, scope: _Scope, limit: int | None, offset: int | None) -> CompiledQuery:
+        """GROUP BY and aggregate functions: one AggregateResult row per group, keyed by field name, alias or exprN."""
+        used: set[_Relationship] = set()
+        groups = [self.group(path, scope, used) for path in query.group_by]
+        where = self.condition(query.where, scope, used) if query.where else None
+        where_params = tuple(self.params)
+
+        self.grouped = {g.name.lower() for g in groups}
+        columns: list[SelectedColumn] = []
+        select_sql: list[str] = []
+        unnamed = 0
+        for item in query.select:
+            alias = item if isinstance(item, Aliased) else None
+            expression = alias.item if alias else item
+            if isinstance(expression, CountCall):
+                raise SoqlProblem("MALFORMED_QUERY", "COUNT() can't be used with GROUP BY; use COUNT(fieldName)",
+                                  expression.line, expression.column)
+            if isinstance(expression, FieldsCall):
+                raise SoqlProblem("MALFORMED_QUERY", "FIELDS() can't be used in an aggregate query",
+                                  expression.line, expression.column)
+            resolved = self.operand(expression, scope, used)
+            if alias:
+                name = alias.alias
+            elif isinstance(expression, AggregateCall):
+                name, unnamed = f"expr{unnamed}", unnamed + 1
+            else:
+                name = resolved.field.name
+            if any(c.name.lower() == name.lower() for c in columns):
+                named = alias or expression
+                raise SoqlProblem("MALFORMED_QUERY", f"duplicate alias: {name}", named.line, named.column)
+            columns.append(SelectedColumn(name, resolved.field, (), (len(select_sql),)))
+            select_sql.append(resolved.sql)
+        having = self.condition(query.having, scope, used) if query.having else None
+        having_params = tuple(self.params[len(where_params):])
+        order_sql = f" ORDER BY {self.order_by(query, scope, used, stable=False)}" if query.order_by else ""
+        self.grouped = None
+
+        paging_sql, paging_params = _paging(limit, offset)
+        group_sql = f" GROUP BY {', '.join(g.sql + _collation(g.field) for g in groups)}" if groups else ""
+        having_sql = f" HAVING {having}" if having else ""
+        aggregate_sql = (f"SELECT {', '.join(select_sql)} FROM {quote(scope.object.name)} AS {scope.alias}"
+                         f"{scope.joins_sql(used)}{self.where_sql(scope, where)}{group_sql}{having_sql}{order_sql}"
+                         f"{paging_sql}")
+        params = where_params + having_params + paging_params
+        return CompiledQuery(
+            object_name=scope.object.name,
+            count_only=False,
+            aggregate=True,
+            column_names=tuple(c.name for c in columns),
+            columns=tuple(columns),
+            relationships=(),
+            id_slot=-1,
+            ids_sql="",
+            params=(),
+            page_sql="",
+            count_sql=f"SELECT COUNT(*) FROM ({aggregate_sql})",
+            count_params=params,
+            selects_compound=False,
+            uses_offset=offset is not None,
+            aggregate_sql=aggregate_sql,
+            aggregate_params=params,
+        )
+
+    def group(self, path: FieldPath, scope: _Scope, used: set[_Relationship]) -> _Resolved:
+        resolved = scope.resolve(path, used)
+        if resolved.field.storage is None or not resolved.field.describe()["groupable"]:
+            raise SoqlProblem("INVALID_FIELD", f"field '{resolved.name}' can not be grouped in a query call",
+                              path.line, path.column)
+        return resolved
+
+    def operand(self, item: FieldPath | AggregateCall, scope: _Scope, used: set[_Relationship]) -> _Resolved:
+        """A field, or in an aggregate query's SELECT, HAVING and ORDER BY an aggregate function, resolved."""
+        if isinstance(item, AggregateCall):
+            if self.grouped is None:
+                raise SoqlProblem("MALFORMED_QUERY", f"aggregate function {item.function} is not allowed here",
+                                  item.line, item.column)
+            return self.aggregate(item, scope, used)
+        resolved = scope.resolve(item, used)
+        if self.grouped is not None and resolved.name.lower() not in self.grouped:
+            raise SoqlProblem("MALFORMED_QUERY", f"Field must be grouped or aggregated: {resolved.name}",
+                              item.line, item.column)
+        return resolved
+
+    def aggregate(self, call: AggregateCall, scope: _Scope, used: set[_Relationship]) -> _Resolved:
+        """COUNT, COUNT_DISTINCT, SUM, AVG (numbers), MIN and MAX as SQL, with the field type of their result."""
+        resolved = scope.resolve(call.path, used)
+        f, function = resolved.field, call.function
+        numeric = f.storage in ("int", "real")
+        if (f.storage is None or f.type == "multipicklist" or not f.filterable
+                or (function in ("SUM", "AVG") and not numeric) or (function in ("MIN", "MAX") and f.storage == "bool")):
+            raise SoqlProblem("MALFORMED_QUERY", f"field {resolved.name} does not support aggregate operator "
+                              f"{function}", call.path.line, call.path.column)
+        collate = _collation(f)
+        if function == "COUNT":
+            sql, result = f"COUNT({resolved.sql})", FieldDef(call.text, "int")
+        elif function == "COUNT_DISTINCT":
+            sql, result = f"COUNT(DISTINCT {resolved.sql}{collate})", FieldDef(call.text, "int")
+        elif function in ("SUM", "AVG"):
+            sql, result = f"{function}({resolved.sql})", FieldDef(call.text, "double")
+        else:
+            sql, result = f"{function}({resolved.sql}{collate})", f
+        return _Resolved(sql, result, call.text, None, scope.object, scope.alias)
+
     def select_list(self, query: Query, scope: _Scope, limit: int | None) -> _Selection:
         selection = _Selection()
         for item in query.select:
@@ -309,15 +435,8 @@ class _Compiler:
                 for f in scope.object.fields:
                     if item.scope == "ALL" or f.custom == (item.scope == "CUSTOM"):
                         selection.add(scope.own_field(f), None)
-            elif isinstance(item, CountCall):
-                if item.path is not None:
-                    selection.aggregate_names += (f"expr{len(selection.aggregate_sql)}",)
-                    selection.aggregate_sql.append(scope.resolve(item.path, selection.used).sql)
-            else:
+            elif isinstance(item, FieldPath):
                 selection.add(scope.resolve(item, selection.used), item)
-        if selection.aggregate_sql and selection.columns:
-            raise SoqlProblem("MALFORMED_QUERY", f"Field must be grouped or aggregated: {selection.columns[0].name}",
-                              query.select[0].line, query.select[0].column)
         selection.id_slot = selection.slot(f'{scope.alias}."Id"')
         for relationship in scope.relationships.values():
             if relationship in selection.used:
@@ -325,11 +444,12 @@ class _Compiler:
                     relationship.names, relationship.type_label, selection.slot(relationship.reference_sql)))
         return selection
 
-    def order_by(self, query: Query, scope: _Scope, used: set[_Relationship]) -> str:
-        """ORDER BY terms, then rowid (in the last term's direction, so an index can serve both) for stable paging."""
+    def order_by(self, query: Query, scope: _Scope, used: set[_Relationship], *, stable: bool = True) -> str:
+        """ORDER BY terms; `stable` adds rowid (in the last term's direction, so an index can serve both) so pages
+        of a plain query follow one order."""
         terms = []
         for item in query.order_by:
-            resolved = scope.resolve(item.path, used)
+            resolved = self.operand(item.path, scope, used)
             if not resolved.field.sortable or resolved.field.storage is None:
                 raise SoqlProblem("INVALID_FIELD", f"field '{resolved.field.name}' can not be sorted in a query call",
                                   item.path.line, item.path.column)
@@ -338,26 +458,30 @@ class _Compiler:
             if item.nulls_last is not None and item.nulls_last != item.descending:
                 term += " NULLS LAST" if item.nulls_last else " NULLS FIRST"
             terms.append(term)
-        tiebreak = " DESC" if query.order_by and query.order_by[-1].descending else ""
-        return ", ".join([*terms, f"{scope.alias}.rowid{tiebreak}"])
+        if stable:
+            tiebreak = " DESC" if query.order_by and query.order_by[-1].descending else ""
+            terms.append(f"{scope.alias}.rowid{tiebreak}")
+        return ", ".join(terms)
 
-    # ---- WHERE -------------------------------------------------------------------------------
+    # ---- WHERE and HAVING --------------------------------------------------------------------
 
     def condition(self, node: Condition, scope: _Scope, used: set[_Relationship]) -> str:
         if isinstance(node, Junction):
-            return f" {node.operator} ".join(f"({self.condition(t, scope, used)})" for t in node.terms)
+            return _balanced(node.operator, [self.condition(t, scope, used) for t in node.terms])
         if isinstance(node, Negation):
             return f"NOT IFNULL(({self.condition(node.term, scope, used)}), 0)"
         return self.comparison(node, scope, used)
 
     def comparison(self, node: Comparison, scope: _Scope, used: set[_Relationship]) -> str:
-        target = scope.resolve(node.path, used)
+        target = self.operand(node.path, scope, used)
         f = target.field
         if not f.filterable or f.storage is None:
             raise SoqlProblem("INVALID_FIELD", f"field '{f.name}' can not be filtered in a query call",
                               node.path.line, node.path.column)
         operator = node.operator
         if node.subquery is not None:
+            if self.grouped is not None:
+                raise SoqlProblem("MALFORMED_QUERY", _SEMI_JOIN_NESTED, node.path.line, node.path.column)
             return self.semi_join(node, target)
         if operator in ("INCLUDES", "EXCLUDES"):
             if f.type != "multipicklist":
@@ -372,8 +496,7 @@ class _Compiler:
             (value,) = node.values
             if value.kind != "STRING":
                 raise _type_mismatch(target, value)
-            self.params.append(decode_string(value, like=True))
-            return f"{target.sql} LIKE ? ESCAPE '\\'"
+            return self.text_like(target.sql, decode_string(value, like=True))
         if operator in ("IN", "NOT IN"):
             matches = self.member_of(target, node.values)
             return matches if operator == "IN" else f"NOT IFNULL(({matches}), 0)"
@@ -400,6 +523,9 @@ class _Compiler:
         if target.field.type == "multipicklist" and operator in ("=", "!="):
             same_set = self.same_set(column, value)
             return same_set if operator == "=" else f"NOT IFNULL(({same_set}), 0)"
+        if _folds_case(target.field) and operator in ("=", "!="):
+            equal = self.text_in(column, [value])
+            return equal if operator == "=" else f"NOT IFNULL(({equal}), 0)"
         self.params.append(value)
         collate = _collation(target.field)
         if operator == "!=":
@@ -407,40 +533,88 @@ class _Compiler:
         return f"{column} {operator} ?{collate}"
 
     def member_of(self, target: _Resolved, literals: tuple[Literal, ...]) -> str:
+        """IN: one bound JSON array however long the list (SQLite's variable and expression-depth limits stay
+        out of reach), matched through an index where the field has one."""
         values = [self.value(target, v) for v in literals]
         if target.field.type == "multipicklist" or any(isinstance(v, DateRange) for v in values):
-            return " OR ".join(f"({self.compare(target, '=', v, lit)})" for v, lit in zip(values, literals))
+            return _balanced("OR", [self.compare(target, "=", v, lit) for v, lit in zip(values, literals)])
         present = [v for v in values if v is not None]
         terms = []
-        if present:
-            collate = _collation(target.field)
-            self.params.extend(present)
-            terms.append(f"{target.sql}{collate} IN ({', '.join('?' * len(present))})")
+        if present and _folds_case(target.field):
+            terms.append(self.text_in(target.sql, present))
+        elif present:
+            self.params.append(json.dumps(present))
+            terms.append(f"{target.sql}{_collation(target.field)} IN (SELECT value FROM json_each(?))")
         if len(present) < len(values):
             terms.append(f"{target.sql} IS NULL")
         return " OR ".join(terms)
 
+    def text_in(self, column: str, values: list[str]) -> str:
+        """True when `column` equals one of `values` ignoring case across Unicode (see folding.py): ASCII rows by
+        NOCASE, others through their casefold."""
+        folded = [v.casefold() for v in values]
+        ascii_folded = [v for v in folded if v.isascii()]
+        others = f"{may_fold_to(column, folded)} AND {FOLD_FUNCTION}({column})"
+        if len(folded) == 1:
+            self.params.extend([*ascii_folded, folded[0]])
+            unicode_match = f"({others} = ?)"
+            return f"({column} = ? COLLATE NOCASE OR {unicode_match})" if ascii_folded else unicode_match
+        self.params.extend([json.dumps(ascii_folded)] if ascii_folded else [])
+        self.params.append(json.dumps(folded))
+        unicode_match = f"({others} IN (SELECT value FROM json_each(?)))"
+        if not ascii_folded:
+            return unicode_match
+        return f"({column} COLLATE NOCASE IN (SELECT value FROM json_each(?)) OR {unicode_match})"
+
+    def text_like(self, column: str, pattern: str) -> str:
+        """`column LIKE pattern` (a SQLite pattern escaped by `\\`) ignoring case across Unicode: ASCII patterns
+        by SQLite's LIKE (where `_` takes one character even if it folds to two), others through casefold."""
+        folded = pattern.casefold()
+        unicode_match = f"({may_fold_to(column, [folded], like=True)} AND {LIKE_FUNCTION}({column}, ?))"
+        if not folded.isascii():
+            self.params.append(folded)
+            return unicode_match
+        self.params.extend([folded, folded])
+        return f"({column} LIKE ? ESCAPE '\\' OR {unicode_match})"
+
     def semi_join(self, node: Comparison, target: _Resolved) -> str:
-        """`Id IN (SELECT LeadId FROM CampaignMember ...)` and its NOT IN form, honouring deleted rows."""
+        """`Id IN (SELECT LeadId FROM CampaignMember ...)` and its NOT IN form, honouring deleted rows, with
+        Salesforce's restrictions: an unrelated Id or reference on the left, one Id or reference of the same
+        object type selected, no nesting, no Task or Event inside."""
         subquery = node.subquery
         if node.operator not in ("IN", "NOT IN") or target.field.type not in _ID_TYPES:
             raise SoqlProblem("INVALID_QUERY_FILTER_OPERATOR", f"semi-join on field '{target.name}' needs an id "
                               "or reference field and IN or NOT IN", node.path.line, node.path.column)
-        scope = _Scope(self, self.object(subquery.object))
+        if target.relationship is not None:
+            raise SoqlProblem("MALFORMED_QUERY", f"the left operand of a semi join sub-select can't traverse a "
+                              f"relationship: {target.name}", node.path.line, node.path.column)
+        inner = self.object(subquery.object)
+        if inner.name in SEMI_JOIN_UNSUPPORTED_OBJECTS:
+            raise SoqlProblem("MALFORMED_QUERY", f"Entity '{inner.name}' is not supported for semi join inner "
+                              "selects", subquery.object.line, subquery.object.column)
+        nested = next(_semi_joins(subquery.where), None) if subquery.where is not None else None
+        if nested is not None:
+            raise SoqlProblem("MALFORMED_QUERY", "Nesting of semi join sub-selects is not supported",
+                              nested.path.line, nested.path.column)
+        scope = _Scope(self, inner)
         used: set[_Relationship] = set()
         selected = scope.resolve(subquery.field, used)
-        if selected.field.type not in _ID_TYPES:
-            raise SoqlProblem("INVALID_FIELD", f"the semi-join subquery must select an id or reference field, "
-                              f"not '{selected.name}'", subquery.field.line, subquery.field.column)
+        if selected.field.type not in _ID_TYPES or selected.relationship is not None:
+            raise SoqlProblem("INVALID_FIELD", "a semi join sub-select must select an Id or reference field of its "
+                              f"own object, not '{selected.name}'", subquery.field.line, subquery.field.column)
+        if not _id_targets(target) & _id_targets(selected):
+            raise SoqlProblem("INVALID_FIELD", f"The selected field '{selected.name}' in the subquery and the left "
+                              f"operand field '{target.name}' in the where expression in the outer query must "
+                              "point to the same object type", subquery.field.line, subquery.field.column)
         conditions = [f"{selected.sql} IS NOT NULL"]
         live = scope.live_rows_sql()
         if live:
             conditions.append(live)
         if subquery.where is not None:
             conditions.append(f"({self.condition(subquery.where, scope, used)})")
-        inner = (f"SELECT {selected.sql} FROM {quote(scope.object.name)} AS {scope.alias}"
-                 f"{scope.joins_sql(used)} WHERE {' AND '.join(conditions)}")
-        member = f"{target.sql}{_collation(target.field)} IN ({inner})"
+        inner_sql = (f"SELECT {selected.sql} FROM {quote(scope.object.name)} AS {scope.alias}"
+                     f"{scope.joins_sql(used)} WHERE {' AND '.join(conditions)}")
+        member = f"{target.sql}{_collation(target.field)} IN ({inner_sql})"
         return member if node.operator == "IN" else f"{target.sql} IS NULL OR NOT {member}"
 
     def has_all(self, column: str, value: str | None) -> str:
@@ -448,8 +622,8 @@ class _Compiler:
         items = _picklist_items(value)
         if not items:
             return "0"
-        self.params.extend(f"%;{_like_escape(item)};%" for item in items)
-        return "(" + " AND ".join(f"(';' || {column} || ';') LIKE ? ESCAPE '\\'" for _ in items) + ")"
+        return "(" + " AND ".join(self.text_like(f"(';' || {column} || ';')", f"%;{_like_escape(item)};%")
+                                  for item in items) + ")"
 
     def same_set(self, column: str, value: str) -> str:
         """True when a multipicklist holds exactly the items of `value`, in any order."""
@@ -505,8 +679,6 @@ class _Selection:
     relationships: list[SelectedRelationship] = field(default_factory=list)
     slot_sql: list[str] = field(default_factory=list)
     used: set[_Relationship] = field(default_factory=set)
-    aggregate_sql: list[str] = field(default_factory=list)
-    aggregate_names: tuple[str, ...] = ()
     id_slot: int = -1
 
     def slot(self, sql: str) -> int:
@@ -541,6 +713,53 @@ def _paging(limit: int | None, offset: int | None) -> tuple[str, tuple[int, ...]
     return " LIMIT ? OFFSET ?", (-1 if limit is None else limit, offset)
 
 
+def _balanced(operator: str, terms: list[str]) -> str:
+    """Terms joined by AND or OR as a balanced tree, so thousands of them stay far inside SQLite's expression
+    depth limit (a flat `a OR b OR c ...` nests one level per term)."""
+    if len(terms) == 1:
+        return terms[0]
+    middle = len(terms) // 2
+    return f"({_balanced(operator, terms[:middle])}) {operator} ({_balanced(operator, terms[middle:])})"
+
+
+def _semi_joins(node: Condition) -> Iterator[Comparison]:
+    """The semi- and anti-joins of a condition, in the order written."""
+    if isinstance(node, Junction):
+        for term in node.terms:
+            yield from _semi_joins(term)
+    elif isinstance(node, Negation):
+        yield from _semi_joins(node.term)
+    elif node.subquery is not None:
+        yield node
+
+
+def _check_semi_join_positions(where: Condition) -> None:
+    """Salesforce takes at most two semi-joins, each the whole WHERE or a term of its top-level AND."""
+    top_level = where.terms if isinstance(where, Junction) else (where,)
+    for count, node in enumerate(_semi_joins(where), start=1):
+        line, column = node.path.line, node.path.column
+        if not any(node is term for term in top_level):
+            raise SoqlProblem("MALFORMED_QUERY", _SEMI_JOIN_NESTED, line, column)
+        if isinstance(where, Junction) and where.operator == "OR":
+            raise SoqlProblem("MALFORMED_QUERY", "Semi join sub-selects are not allowed with the 'OR' operator",
+                              line, column)
+        if count > MAX_SEMI_JOINS:
+            raise SoqlProblem("MALFORMED_QUERY", f"Maximum {MAX_SEMI_JOINS} semi join sub-selects are allowed",
+                              line, column)
+
+
+def _id_targets(resolved: _Resolved) -> set[str]:
+    """The objects an Id or reference field points at."""
+    if resolved.field.type == "id":
+        return {resolved.object.name}
+    return set(resolved.field.reference_to)
+
+
+def _folds_case(f: FieldDef) -> bool:
+    """Text compared ignoring case across Unicode; ids and references hold canonical ids compared as stored."""
+    return f.storage == "text" and f.type not in _ID_TYPES
+
+
 def _collation(f: FieldDef) -> str:
     """How a field compares and sorts: text case-insensitively; ids and references hold canonical 18-char ids.
 
@@ -560,7 +779,7 @@ def _type_mismatch(target: _Resolved, literal: Literal) -> SoqlProblem:
 
 
 def _picklist_items(value: str | None) -> list[str]:
-    return sorted({item.strip().lower() for item in (value or "").split(";") if item.strip()})
+    return sorted({item.strip().casefold() for item in (value or "").split(";") if item.strip()})
 
 
 def _like_escape(text: str) -> str:

@@ -12,14 +12,16 @@ from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 
 GRAMMAR = r"""
-start: _SELECT select_list _FROM object where? order_by? limit? offset?
+start: _SELECT select_list _FROM object where? group_by? having? order_by? limit? offset?
 
 select_list: count_all | _select_item ("," _select_item)*
 count_all: COUNT "(" ")"
-_select_item: field_path | fields_call | count_field
+_select_item: field_path | fields_call | aggregate_call | aliased
+aliased: (field_path | aggregate_call) NAME
 fields_call: FIELDS "(" NAME ")"
-count_field: COUNT "(" field_path ")"
+aggregate_call: (COUNT | COUNT_DISTINCT | MIN | MAX | SUM | AVG) "(" field_path ")"
 field_path: NAME ("." NAME)*
+_operand: field_path | aggregate_call
 object: NAME
 
 where: _WHERE _condition
@@ -28,16 +30,18 @@ or_: _unary (_OR _unary)+
 and_: _unary (_AND _unary)+
 _unary: not_ | "(" _condition ")" | comparison
 not_: NOT _unary
-comparison: field_path OPERATOR value                            -> compare
-          | field_path LIKE value                                -> like
-          | field_path set_operator "(" value ("," value)* ")"   -> value_set
-          | field_path set_operator "(" subquery ")"             -> semi_join
+comparison: _operand OPERATOR value                            -> compare
+          | _operand LIKE value                                -> like
+          | _operand set_operator "(" value ("," value)* ")"   -> value_set
+          | _operand set_operator "(" subquery ")"             -> semi_join
 set_operator: IN | NOT IN | INCLUDES | EXCLUDES
 subquery: _SELECT field_path _FROM object where?
 value: STRING | DQ_STRING | NUMBER | DATE | DATETIME | TRUE | FALSE | NULL | RELATIVE_DATE | NAME
 
+group_by: _GROUP _BY field_path ("," field_path)*
+having: _HAVING _condition
 order_by: _ORDER _BY order_item ("," order_item)*
-order_item: field_path [ASC | DESC] [_NULLS (FIRST | LAST)]
+order_item: _operand [ASC | DESC] [_NULLS (FIRST | LAST)]
 limit: _LIMIT INTEGER
 offset: _OFFSET INTEGER
 
@@ -46,6 +50,8 @@ _FROM: "from"i
 _WHERE: "where"i
 _AND: "and"i
 _OR: "or"i
+_GROUP: "group"i
+_HAVING: "having"i
 _ORDER: "order"i
 _BY: "by"i
 _NULLS: "nulls"i
@@ -61,6 +67,11 @@ DESC: "desc"i
 FIRST: "first"i
 LAST: "last"i
 COUNT: "count"i
+COUNT_DISTINCT: "count_distinct"i
+MIN: "min"i
+MAX: "max"i
+SUM: "sum"i
+AVG: "avg"i
 FIELDS: "fields"i
 TRUE: "true"i
 FALSE: "false"i
@@ -132,9 +143,32 @@ class FieldsCall:
 
 @dataclass(frozen=True)
 class CountCall:
-    """COUNT() when `path` is None, else COUNT(path)."""
+    """COUNT(): the number of matching rows, the query's only select item."""
 
-    path: FieldPath | None
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class AggregateCall:
+    """COUNT(path), COUNT_DISTINCT, MIN, MAX, SUM or AVG of a field; `function` upper-cased."""
+
+    function: str
+    path: FieldPath
+    line: int
+    column: int
+
+    @property
+    def text(self) -> str:
+        return f"{self.function}({self.path.text})"
+
+
+@dataclass(frozen=True)
+class Aliased:
+    """A select item with an alias (`COUNT(Id) total`), which names its key in an AggregateResult."""
+
+    item: FieldPath | AggregateCall
+    alias: str
     line: int
     column: int
 
@@ -148,9 +182,11 @@ class SubQuery:
 
 @dataclass(frozen=True)
 class Comparison:
-    """`path operator value(s)`; operator normalised to = != < <= > >= LIKE IN NOT IN INCLUDES EXCLUDES."""
+    """`path operator value(s)`; operator normalised to = != < <= > >= LIKE IN NOT IN INCLUDES EXCLUDES.
 
-    path: FieldPath
+    `path` is an aggregate only in HAVING."""
+
+    path: FieldPath | AggregateCall
     operator: str
     values: tuple[Literal, ...]
     subquery: SubQuery | None = None
@@ -168,12 +204,12 @@ class Negation:
 
 
 Condition = Union[Comparison, Junction, Negation]
-SelectItem = Union[FieldPath, FieldsCall, CountCall]
+SelectItem = Union[FieldPath, FieldsCall, CountCall, AggregateCall, Aliased]
 
 
 @dataclass(frozen=True)
 class OrderItem:
-    path: FieldPath
+    path: FieldPath | AggregateCall
     descending: bool
     nulls_last: bool | None  # None: the default for the direction
 
@@ -186,6 +222,8 @@ class Query:
     order_by: tuple[OrderItem, ...]
     limit: Literal | None
     offset: Literal | None
+    group_by: tuple[FieldPath, ...] = ()
+    having: Condition | None = None
 
 
 class _ToAst(Transformer):
@@ -195,16 +233,21 @@ class _ToAst(Transformer):
         select, obj, *clauses = items
         tagged = dict(clauses)
         return Query(tuple(select), obj, tagged.get("where"), tagged.get("order_by", ()), tagged.get("limit"),
-                     tagged.get("offset"))
+                     tagged.get("offset"), tagged.get("group_by", ()), tagged.get("having"))
 
     def select_list(self, items: list) -> list:
         return items
 
     def count_all(self, items: list) -> CountCall:
-        return CountCall(None, items[0].line, items[0].column)
+        return CountCall(items[0].line, items[0].column)
 
-    def count_field(self, items: list) -> CountCall:
-        return CountCall(items[1], items[0].line, items[0].column)
+    def aggregate_call(self, items: list) -> AggregateCall:
+        function, path = items
+        return AggregateCall(function.upper(), path, function.line, function.column)
+
+    def aliased(self, items: list) -> Aliased:
+        item, alias = items
+        return Aliased(item, str(alias), alias.line, alias.column)
 
     def fields_call(self, items: list) -> FieldsCall:
         keyword, scope = items
@@ -258,6 +301,12 @@ class _ToAst(Transformer):
                               token.line, token.column)
         kind = "RELATIVE_DATE" if token.type == "NAME" else token.type
         return Literal(kind, str(token), token.line, token.column)
+
+    def group_by(self, items: list) -> tuple:
+        return ("group_by", tuple(items))
+
+    def having(self, items: list) -> tuple:
+        return ("having", items[0])
 
     def order_by(self, items: list) -> tuple:
         return ("order_by", tuple(items))

@@ -290,7 +290,7 @@ class Org(OrgClock, TokenStore, ApiUsage, FaultStore, RecordStore, LeadConversio
     def change_schema(self, op: dict[str, Any]) -> None:
         """Delete a field, rename one, or add a custom field; existing data follows the change.
         Ops: {"op": "delete_field", "object", "field"}, {"op": "rename_field", "object", "field", "new_name"},
-        {"op": "add_field", "object", "field", "type", "label"?, "length"?}."""
+        {"op": "add_field", "object", "field", "type", "label"?, "length"?, "values"? (picklist), "restricted"?}."""
         with self.write(records=True) as conn:
             schema = self._schema
             obj = schema.object(op.get("object", ""))
@@ -347,5 +347,6 @@ def _apply_schema_op(schema: OrgSchema, op: dict[str, Any]) -> None:
             op["field"], ftype, op.get("label", ""), length=int(op.get("length", 255 if ftype != "boolean" else 0)),
             custom=op["field"].endswith("__c"), nillable=ftype != "boolean",
             default=False if ftype == "boolean" else None,
-            precision=18 if ftype in ("double", "currency", "percent") else 0)]
+            precision=18 if ftype in ("double", "currency", "percent") else 0,
+            picklist=tuple(op.get("values", ())), restricted_picklist=bool(op.get("restricted")))]
     schema.replace_object(ObjectDef(obj.name, obj.label_plural, fields))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from salesforce_sync.emulator.clock import iso_to_ms
-from salesforce_sync.emulator.errors import SalesforceApiError, not_found
+from salesforce_sync.emulator.errors import SalesforceApiError, invalid_type, not_found
 from salesforce_sync.emulator.ids import OBJECT_BY_PREFIX, canonical_id, make_id, normalize_id
 from salesforce_sync.emulator.schema import FieldDef, ObjectDef, label_for
 from salesforce_sync.emulator.write_rules import Change, duplicate_error, field_label, rules_for
@@ -41,9 +41,38 @@ class WriteOptions:
 DEFAULT_WRITE = WriteOptions()
 
 
+@dataclass(frozen=True)
+class _CreatePlan:
+    """What every insert of an object needs from its fields, worked out once per schema version."""
+
+    stored: tuple[FieldDef, ...]
+    defaults: tuple[FieldDef, ...]  # createable fields with a default value
+    required: tuple[str, ...]  # not nillable, createable, no default (OwnerId defaults to the writer)
+    booleans: tuple[FieldDef, ...]
+
+
+_plans: dict[int, tuple[ObjectDef, _CreatePlan]] = {}
+
+
+def _create_plan(obj: ObjectDef) -> _CreatePlan:
+    cached = _plans.get(id(obj))
+    if cached is not None and cached[0] is obj:
+        return cached[1]
+    stored = tuple(obj.stored_fields)
+    plan = _CreatePlan(
+        stored, tuple(f for f in stored if f.default is not None and f.createable),
+        tuple(f.name for f in stored if not f.nillable and f.createable and f.type != "boolean"
+              and f.default is None and f.name != "OwnerId"),
+        tuple(f for f in stored if f.type == "boolean"))
+    _plans[id(obj)] = (obj, plan)
+    return plan
+
+
 class RecordStore:
     """Mixin of `Org`: record reads and writes, each write one transaction that rolls back whole, or a
     savepoint inside the caller's `transaction()`."""
+
+    _batch_context: tuple[int, str, dict[str, str]] | None = None  # (stamp, user, duplicate rules) of a DML batch
 
     def count(self, object_name: str, *, include_deleted: bool = False) -> int:
         obj = self.object(object_name)
@@ -156,15 +185,20 @@ class RecordStore:
         results: list[dict[str, Any]] = []
         with self.transaction() as conn:
             conn.execute("SAVEPOINT dml_batch")
-            for op, object_name, payload in operations:
-                try:
-                    if locked.get(object_name):
-                        locked[object_name] -= 1
-                        raise row_lock_error(_payload_id(payload))
-                    with self._savepoint():
-                        results.append(self._dml_one(op, object_name, payload, options))
-                except SalesforceApiError as err:
-                    results.append({"success": False, "errors": [err.record_error()]})
+            outer, self._batch_context = self._batch_context, None
+            self._batch_context = (*self._stamp_and_user(conn, None), self.settings.duplicate_rules)
+            try:
+                for op, object_name, payload in operations:
+                    try:
+                        if locked.get(object_name):
+                            locked[object_name] -= 1
+                            raise row_lock_error(_payload_id(payload))
+                        with self._savepoint():
+                            results.append(self._dml_one(op, object_name, payload, options))
+                    except SalesforceApiError as err:
+                        results.append({"success": False, "errors": [err.record_error()]})
+            finally:
+                self._batch_context = outer
             failed = any(not r["success"] for r in results)
             if failed and all_or_none:
                 conn.execute("ROLLBACK TO dml_batch")
@@ -177,7 +211,9 @@ class RecordStore:
         conn = self._conn
         if op == "delete":
             return {"id": self._delete_by_id(conn, payload), "success": True, "errors": []}
-        obj = self.object(object_name)
+        obj = self._schema.object(object_name)  # the batch's transaction has refreshed the schema
+        if obj is None:
+            raise invalid_type(object_name)
         if op == "create":
             return {"id": self._create(conn, obj, payload, None, options), "success": True, "errors": []}
         if op == "update":
@@ -212,8 +248,10 @@ class RecordStore:
 
     # ---- write internals (run inside a write transaction) ---------------------------------------
 
-    def _stored(self, conn: sqlite3.Connection, obj: ObjectDef, record_id: Any) -> dict[str, Any] | None:
-        canonical = canonical_id(record_id) if isinstance(record_id, str) else None
+    def _stored(self, conn: sqlite3.Connection, obj: ObjectDef, record_id: Any, *,
+                stored_id: bool = False) -> dict[str, Any] | None:
+        """The stored row of `record_id` (`stored_id`: already the stored form, read from the table), or None."""
+        canonical = record_id if stored_id else canonical_id(record_id) if isinstance(record_id, str) else None
         if canonical is None:
             raise SalesforceApiError(400, "MALFORMED_ID", f"{obj.name} ID: id value of incorrect type: {record_id}")
         cur = conn.execute(f'SELECT * FROM "{obj.name}" WHERE "Id" = ?', (canonical,))
@@ -291,7 +329,7 @@ class RecordStore:
             check(conn, change)
         self._check_unique(conn, obj, changes, change.own_id)
         rule = rules.duplicate_rule
-        action = self.settings.duplicate_rules.get(obj.name) if rule else None
+        action = self._duplicate_rules().get(obj.name) if rule else None
         if rule is None or action is None or (action == "Alert" and options.allow_save):
             return
         if change.creating or set(rule.keys) & change.changed:
@@ -301,26 +339,24 @@ class RecordStore:
 
     def _create(self, conn: sqlite3.Connection, obj: ObjectDef, values: dict[str, Any], stamp_ms: int | None,
                 options: WriteOptions = DEFAULT_WRITE) -> str:
+        plan = _create_plan(obj)
         stored = self._convert_values(obj, values, creating=True)
         changed = frozenset(stored)
-        for f in obj.stored_fields:
-            if f.name not in stored and f.default is not None and f.createable:
+        for f in plan.defaults:
+            if f.name not in stored:
                 stored[f.name] = to_storage(f, f.default)
-        missing = [f.name for f in obj.stored_fields
-                   if not f.nillable and f.createable and f.type != "boolean" and stored.get(f.name) is None
-                   and f.name != "OwnerId"]
+        missing = [name for name in plan.required if stored.get(name) is None]
         rules = rules_for(obj.name)
         if rules.required_one_of and not any(stored.get(n) for n in rules.required_one_of):
             missing.append(rules.required_one_of[0])
         if missing:
             raise SalesforceApiError(400, "REQUIRED_FIELD_MISSING",
                                      f"Required fields are missing: [{', '.join(missing)}]", missing)
-        for f in obj.stored_fields:
-            if f.type == "boolean" and stored.get(f.name) is None:
+        for f in plan.booleans:
+            if stored.get(f.name) is None:
                 stored[f.name] = 1 if f.default is True else 0
-        self._check_record(conn, Change(obj, stored, changed, True, None), stored, options)
-        user = self._integration_user(conn)
-        stamp = stamp_ms if stamp_ms is not None else self.now_ms()
+        self._check_record(conn, Change(obj, stored, changed, True, None), {k: stored[k] for k in changed}, options)
+        stamp, user = self._stamp_and_user(conn, stamp_ms)
         number = (conn.execute(f'SELECT MAX(rowid) FROM "{obj.name}"').fetchone()[0] or 0) + 1
         record_id = make_id(obj.key_prefix, number, pod="5h")
         while conn.execute(f'SELECT 1 FROM "{obj.name}" WHERE "Id" = ?', (record_id,)).fetchone():
@@ -338,16 +374,23 @@ class RecordStore:
         self._insert_rows(conn, obj.name, [stored])
         return record_id
 
-    def _integration_user(self, conn: sqlite3.Connection) -> str:
+    def _stamp_and_user(self, conn: sqlite3.Connection, stamp_ms: int | None) -> tuple[int, str]:
+        """The time a write is stamped with and the user it is made as: fixed for a whole DML batch."""
+        if self._batch_context is not None:
+            stamp, user, _ = self._batch_context
+            return (stamp if stamp_ms is None else stamp_ms), user
         row = conn.execute('SELECT "Id" FROM "User" WHERE "Username" = ?', (self.settings.username,)).fetchone()
-        return row[0] if row else make_id("005", 1)
+        return (stamp_ms if stamp_ms is not None else self.now_ms()), (row[0] if row else make_id("005", 1))
+
+    def _duplicate_rules(self) -> dict[str, str]:
+        return self._batch_context[2] if self._batch_context is not None else self.settings.duplicate_rules
 
     def _update(self, conn: sqlite3.Connection, obj: ObjectDef, record_id: str, values: dict[str, Any],
                 stamp_ms: int | None, options: WriteOptions = DEFAULT_WRITE, *, system: bool = False,
-                missing_code: str = "NOT_FOUND") -> None:
+                missing_code: str = "NOT_FOUND", stored_id: bool = False) -> None:
         """Update one record. `system` is the org itself writing (a conversion): read-only fields and a
         read-only record may be set. `missing_code` is how a missing record is reported (REST: NOT_FOUND)."""
-        current = self._stored(conn, obj, record_id)
+        current = self._stored(conn, obj, record_id, stored_id=stored_id)
         if current is None:
             if missing_code == "NOT_FOUND":
                 raise not_found()
@@ -366,9 +409,8 @@ class RecordStore:
                                      f"Required fields are missing: [{', '.join(cleared)}]", cleared)
         self._check_record(conn, Change(obj, {**current, **changes}, frozenset(changes), False, current["Id"]),
                            changes, options)
-        stamp = stamp_ms if stamp_ms is not None else self.now_ms()
-        changes.update({"LastModifiedDate": stamp, "SystemModstamp": stamp,
-                        "LastModifiedById": self._integration_user(conn)})
+        stamp, user = self._stamp_and_user(conn, stamp_ms)
+        changes.update({"LastModifiedDate": stamp, "SystemModstamp": stamp, "LastModifiedById": user})
         if obj.field("Name") and obj.field("LastName") and ({"FirstName", "LastName"} & changes.keys()):
             merged = {**current, **changes}
             changes["Name"] = " ".join(p for p in (merged.get("FirstName"), merged.get("LastName")) if p)
@@ -413,7 +455,7 @@ class RecordStore:
         if len(rows) > 1:
             raise SalesforceApiError(300, "MULTIPLE_CHOICES", f"more than one record found for {f.name}={value}")
         if rows:
-            self._update(conn, obj, rows[0][0], body, None, options)
+            self._update(conn, obj, rows[0][0], body, None, options, stored_id=True)
             return rows[0][0], False
         if f.name == "Id":
             raise not_found()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +14,6 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceOperationError
 
 from salesforce_sync.emulator import EmulatedOrg
-
-
-@pytest.fixture(scope="module")
-def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedOrg]:
-    with EmulatedOrg(counts={"Lead": 40, "Contact": 10, "CampaignMember": 5},
-                     tls_dir=tmp_path_factory.mktemp("tls")) as emulated:
-        yield emulated
-
-
-@pytest.fixture
-def sf(org: EmulatedOrg) -> Salesforce:
-    return org.simple_salesforce()
 
 
 def csv_rows(text: str) -> list[dict[str, str]]:

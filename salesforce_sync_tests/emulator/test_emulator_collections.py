@@ -4,7 +4,6 @@ subrequests, and each request counted as one API call."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,18 +15,6 @@ from salesforce_sync.emulator.ids import make_id
 
 HALTED = [{"errorCode": "PROCESSING_HALTED",
            "message": "The transaction was rolled back since another operation in the same transaction failed."}]
-
-
-@pytest.fixture(scope="module")
-def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedOrg]:
-    with EmulatedOrg(counts={"Lead": 40, "Contact": 20, "CampaignMember": 5},
-                     tls_dir=tmp_path_factory.mktemp("tls")) as emulated:
-        yield emulated
-
-
-@pytest.fixture
-def sf(org: EmulatedOrg) -> Salesforce:
-    return org.simple_salesforce()
 
 
 def rec(object_name: str, **values: Any) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -22,16 +21,10 @@ TODAY = dt.datetime(2031, 6, 3, 9, 30, tzinfo=dt.timezone.utc)
 
 
 @pytest.fixture(scope="module")
-def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedOrg]:
-    with EmulatedOrg(counts={"Lead": 30, "Contact": 10, "CampaignMember": 5},
-                     tls_dir=tmp_path_factory.mktemp("tls")) as emulated:
-        emulated.control.set_clock(TODAY, freeze=True)
-        yield emulated
-
-
-@pytest.fixture
-def sf(org: EmulatedOrg) -> Salesforce:
-    return org.simple_salesforce()
+def org(org: EmulatedOrg) -> EmulatedOrg:
+    """The module's org (conftest), its clock held on one day so ConvertedDate is known."""
+    org.control.set_clock(TODAY, freeze=True)
+    return org
 
 
 def envelope(session_id: str, converts: list[list[tuple[str, str]]]) -> str:
@@ -112,6 +105,10 @@ def test_a_converted_lead_is_read_only(sf: Salesforce) -> None:
         sf.Lead.update(lead_id, {"Title": "Changed"})
     assert caught.value.content == [{"message": "cannot reference converted lead",
                                      "errorCode": "CANNOT_UPDATE_CONVERTED_LEAD"}]
+    campaign_id = sf.Campaign.create({"Name": "After Conversion"})["id"]
+    with pytest.raises(SalesforceMalformedRequest) as joining:
+        sf.CampaignMember.create({"CampaignId": campaign_id, "LeadId": lead_id})
+    assert joining.value.content[0]["errorCode"] == "CANNOT_UPDATE_CONVERTED_LEAD"
     (again,) = convert(sf, basic(lead_id))
     assert again["success"] == "false" and again["errors"][0]["statusCode"] == "CANNOT_UPDATE_CONVERTED_LEAD"
     assert sf.query(f"SELECT COUNT() FROM Opportunity WHERE AccountId = '{result['accountId']}'")["totalSize"] == 1

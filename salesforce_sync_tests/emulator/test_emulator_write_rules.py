@@ -16,13 +16,11 @@ ALLOW_SAVE = {"Sforce-Duplicate-Rule-Header": "allowSave=true; includeRecordDeta
 
 
 @pytest.fixture(scope="module")
-def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedOrg]:
-    with EmulatedOrg(counts={"Lead": 60, "Contact": 30, "CampaignMember": 10},
-                     tls_dir=tmp_path_factory.mktemp("tls")) as emulated:
-        emulated.control.add_field("Lead", "Segment__c", "picklist", "Segment", values=("SMB", "Enterprise"),
-                                   restricted=True)
-        emulated.control.add_field("Lead", "Channel__c", "picklist", "Channel", values=("Web", "Event"))
-        yield emulated
+def org(org: EmulatedOrg) -> EmulatedOrg:
+    """The module's org (conftest) with a restricted and an unrestricted custom picklist on Lead."""
+    org.control.add_field("Lead", "Segment__c", "picklist", "Segment", values=("SMB", "Enterprise"), restricted=True)
+    org.control.add_field("Lead", "Channel__c", "picklist", "Channel", values=("Web", "Event"))
+    return org
 
 
 @pytest.fixture

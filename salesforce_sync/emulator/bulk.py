@@ -17,9 +17,9 @@ from salesforce_sync.emulator.ids import KEY_PREFIXES, make_id
 from salesforce_sync.emulator.clock import ms_to_iso
 from salesforce_sync.emulator.render import COLUMN_DELIMITERS as DELIMITERS
 from salesforce_sync.emulator.render import LINE_ENDINGS
-from salesforce_sync.emulator.records import WriteOptions
+from salesforce_sync.emulator.records import WriteOptions, foreign_key
 from salesforce_sync.emulator.rest import QueryCursor, fetch_page, run_query
-from salesforce_sync.emulator.schema import ObjectDef
+from salesforce_sync.emulator.schema import ObjectDef, OrgSchema
 from salesforce_sync.emulator.core import DATA, Request, Response, Router
 
 DEFAULT_MAX_RECORDS = 100_000
@@ -246,9 +246,16 @@ def _fail_job(job: Job, rows: list[list[str]], message: str) -> None:
     job.unprocessed = rows
 
 
-def _header_problem(obj: ObjectDef, operation: str, header: list[str], external_field: str | None) -> str | None:
+def _header_problem(schema: OrgSchema, obj: ObjectDef, operation: str, header: list[str],
+                    external_field: str | None) -> str | None:
     """Why the CSV header fails the whole job, in Salesforce's words; None when it is fine."""
     for name in header:
+        if "." in name:
+            try:
+                foreign_key(schema, obj, name)
+            except SalesforceApiError as err:
+                return f"InvalidBatch : {err.message}"
+            continue
         f = obj.field(name)
         if f is None or f.storage is None:
             return f"InvalidBatch : Field name not found : {name}"
@@ -274,7 +281,7 @@ def _process_ingest(request: Request, job: Job) -> None:
     job.header = header
     operation, obj = job.info["operation"], request.org.object(job.info["object"])
     failure = request.org.take_job_failure(obj.name, "V2Ingest") or \
-        _header_problem(obj, operation, header, job.info.get("externalIdFieldName"))
+        _header_problem(request.org.schema, obj, operation, header, job.info.get("externalIdFieldName"))
     if failure:
         _fail_job(job, rows, failure)
         return

@@ -285,6 +285,40 @@ class RecordStore:
                 check_value(obj, obj.field(name), value)
         return out
 
+    def _resolve_foreign_keys(self, conn: sqlite3.Connection, obj: ObjectDef, values: dict[str, Any]) -> dict[str, Any]:
+        """References given by the parent's external id, as the parent's Id: `{"Account": {"Ext__c": "X"}}` in
+        JSON, `Account.Ext__c` or (polymorphic) `Who:Lead.Ext__c` columns in Bulk CSV."""
+        if not any("." in name or isinstance(value, dict) for name, value in values.items()):
+            return values
+        out: dict[str, Any] = {}
+        for name, value in values.items():
+            if name != "attributes" and isinstance(value, dict):
+                keys = [(k, v) for k, v in value.items() if k != "attributes"]
+                if len(keys) != 1:
+                    raise SalesforceApiError(400, "INVALID_FIELD", f"{name}: give exactly one external id field")
+                target_type = (value.get("attributes") or {}).get("type")
+                column = f"{name}:{target_type}.{keys[0][0]}" if target_type else f"{name}.{keys[0][0]}"
+                key = keys[0][1]
+            elif "." in name:
+                column, key = name, value
+            else:
+                out[name] = value
+                continue
+            ref, target, target_field = foreign_key(self._schema, obj, column)
+            if key is None:
+                out[ref.name] = None
+                continue
+            live = ' AND "IsDeleted" = 0' if target.field("IsDeleted") else ""
+            ids = conn.execute(f'SELECT "Id" FROM "{target.name}" WHERE "{target_field.name}" = ? COLLATE NOCASE{live}',
+                               (key,)).fetchall()
+            if len(ids) != 1:
+                problem = "not found" if not ids else "matched more than one record"
+                raise SalesforceApiError(400, "INVALID_FIELD" if not ids else "DUPLICATE_EXTERNAL_ID",
+                                         f"Foreign key external ID: {key} {problem} for field {target_field.name} in "
+                                         f"entity {target.name}", [])
+            out[ref.name] = ids[0][0]
+        return out
+
     def _check_references(self, conn: sqlite3.Connection, obj: ObjectDef, changes: dict[str, Any]) -> None:
         """Each reference set by the write names a live record of a type the field points to; owners are active."""
         for name, value in changes.items():
@@ -340,7 +374,7 @@ class RecordStore:
     def _create(self, conn: sqlite3.Connection, obj: ObjectDef, values: dict[str, Any], stamp_ms: int | None,
                 options: WriteOptions = DEFAULT_WRITE) -> str:
         plan = _create_plan(obj)
-        stored = self._convert_values(obj, values, creating=True)
+        stored = self._convert_values(obj, self._resolve_foreign_keys(conn, obj, values), creating=True)
         changed = frozenset(stored)
         for f in plan.defaults:
             if f.name not in stored:
@@ -401,7 +435,8 @@ class RecordStore:
         if rules.read_only_flag and not system and current.get(rules.read_only_flag[0]):
             _, code, message = rules.read_only_flag
             raise SalesforceApiError(400, code, message)
-        changes = self._convert_values(obj, values, creating=False, system=system)
+        changes = self._convert_values(obj, self._resolve_foreign_keys(conn, obj, values), creating=False,
+                                       system=system)
         cleared = [n for n, v in changes.items()
                    if v is None and not obj.field(n).nillable and obj.field(n).type != "boolean"]
         if cleared:
@@ -460,6 +495,29 @@ class RecordStore:
         if f.name == "Id":
             raise not_found()
         return self._create(conn, obj, {**body, f.name: value}, None, options), True
+
+
+def foreign_key(schema: Any, obj: ObjectDef, column: str) -> tuple[FieldDef, ObjectDef, FieldDef]:
+    """(reference field, parent object, parent's external id field) a `Relationship[:Type].Field` column names;
+    a column that names none is INVALID_FIELD."""
+    relationship, _, field_name = column.partition(".")
+    relationship, _, target_type = relationship.partition(":")
+    ref = obj.relationship(relationship)
+    if ref is None:
+        raise SalesforceApiError(400, "INVALID_FIELD", f"Field name not found : {column}", [column])
+    if target_type and not ref.polymorphic:
+        raise SalesforceApiError(400, "INVALID_FIELD", "type is not needed for non polymorphic foreign key "
+                                 f"references: {relationship}", [column])
+    if not target_type and ref.polymorphic:
+        raise SalesforceApiError(400, "INVALID_FIELD", f"type is needed for polymorphic foreign key references: "
+                                 f"{relationship}, as {relationship}:{ref.reference_to[0]}.{field_name}", [column])
+    target = schema.object(target_type or ref.reference_to[0])
+    if target is None or target.name not in ref.reference_to:
+        raise SalesforceApiError(400, "INVALID_FIELD", f"Field name not found : {column}", [column])
+    target_field = target.field(field_name)
+    if target_field is None or not (target_field.external_id or target_field.id_lookup):
+        raise SalesforceApiError(400, "INVALID_FIELD", f"Field name not found : {column}", [column])
+    return ref, target, target_field
 
 
 def _payload_id(payload: Any) -> str:

@@ -108,3 +108,22 @@ def test_ingest_counts_one_bulk_batch_per_10000_records(sf: Salesforce) -> None:
     assert (result["numberRecordsProcessed"], result["numberRecordsFailed"]) == (10_001, 0)
     assert sf.limits()["DailyBulkApiBatches"]["Remaining"] == before - 2
     assert lead_by_key(sf, "BI-BATCH-10000")["LastName"] == "Batch 10000"
+
+
+def test_relationship_columns_name_the_parent_by_its_external_id(sf: Salesforce) -> None:
+    lead_id = sf.Lead.create({"LastName": "Parent", "Company": "P", "External_Key__c": "BI-PARENT"})["id"]
+    campaign_id = sf.Campaign.create({"Name": "Bulk Relationship Campaign"})["id"]
+    (result,) = sf.bulk2.CampaignMember.insert(records=[
+        {"CampaignId": campaign_id, "Lead.External_Key__c": "BI-PARENT"},
+        {"CampaignId": campaign_id, "Lead.External_Key__c": "BI-NOBODY"}], wait=0)
+    (failed,) = csv_rows(sf.bulk2.CampaignMember.get_failed_records(result["job_id"]))
+    assert failed["sf__Error"] == ("INVALID_FIELD:Foreign key external ID: BI-NOBODY not found for field "
+                                   "External_Key__c in entity Lead:--")
+    (member,) = sf.query(f"SELECT LeadId FROM CampaignMember WHERE CampaignId = '{campaign_id}'")["records"]
+    assert member["LeadId"] == lead_id
+    with pytest.raises(SalesforceOperationError,
+                       match="InvalidBatch : type is not needed for non polymorphic foreign key references: Lead"):
+        sf.bulk2.CampaignMember.insert(records=[{"CampaignId": campaign_id, "Lead:Lead.External_Key__c": "BI-PARENT"}],
+                                       wait=0)
+    task = sf.Task.create({"Subject": "Call", "Who": {"attributes": {"type": "Lead"}, "External_Key__c": "BI-PARENT"}})
+    assert sf.Task.get(task["id"])["WhoId"] == lead_id

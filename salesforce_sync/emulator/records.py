@@ -185,7 +185,7 @@ class RecordStore:
         results: list[dict[str, Any]] = []
         with self.transaction() as conn:
             conn.execute("SAVEPOINT dml_batch")
-            outer, self._batch_context = self._batch_context, None
+            outer = self._batch_context
             self._batch_context = (*self._stamp_and_user(conn, None), self.settings.duplicate_rules)
             try:
                 for op, object_name, payload in operations:
@@ -210,7 +210,7 @@ class RecordStore:
     def _dml_one(self, op: str, object_name: str, payload: Any, options: WriteOptions) -> dict[str, Any]:
         conn = self._conn
         if op == "delete":
-            return {"id": self._delete_by_id(conn, payload), "success": True, "errors": []}
+            return {"id": self._delete_by_id(conn, payload, object_name), "success": True, "errors": []}
         obj = self._schema.object(object_name)  # the batch's transaction has refreshed the schema
         if obj is None:
             raise invalid_type(object_name)
@@ -235,14 +235,17 @@ class RecordStore:
             return {"id": record_id, "success": True, "errors": [], "created": created}
         raise ValueError(f"unknown DML operation {op!r}")
 
-    def _delete_by_id(self, conn: sqlite3.Connection, record_id: Any) -> str:
-        """A delete naming only an Id (Collections, Bulk): the object follows from the key prefix."""
+    def _delete_by_id(self, conn: sqlite3.Connection, record_id: Any, object_name: str) -> str:
+        """A delete naming only an Id (Collections, Bulk): the object follows from the key prefix, and must be
+        `object_name` when one is given (a Bulk job's object)."""
         canonical = canonical_id(record_id) if isinstance(record_id, str) else None
         if canonical is None:
             raise SalesforceApiError(400, "MALFORMED_ID", f"malformed id {record_id}")
-        obj = self.schema.object(OBJECT_BY_PREFIX.get(canonical[:3], ""))
+        obj = self._schema.object(OBJECT_BY_PREFIX.get(canonical[:3], ""))
         if obj is None:
             raise SalesforceApiError(400, "ENTITY_IS_DELETED", "entity is deleted")
+        if object_name and obj.name.lower() != object_name.lower():
+            raise SalesforceApiError(400, "INVALID_ID_FIELD", f"Invalid {object_name} id: {canonical}", ["Id"])
         self._delete(conn, obj, canonical, None, missing_code="ENTITY_IS_DELETED")
         return canonical
 

@@ -62,8 +62,10 @@ def test_update_and_delete_failures_name_the_record(sf: Salesforce) -> None:
     (failed,) = csv_rows(sf.bulk2.Lead.get_failed_records(updated["job_id"]))
     assert (failed["sf__Id"], failed["sf__Error"]) == (gone, "ENTITY_IS_DELETED:entity is deleted:--")
     assert sf.Lead.get(lead_id)["Status"] == "Working - Contacted"
-    (deleted,) = sf.bulk2.Lead.delete(records=[{"Id": lead_id}, {"Id": gone}], wait=0)
-    assert (deleted["numberRecordsProcessed"], deleted["numberRecordsFailed"]) == (2, 1)
+    account_id = sf.Account.create({"Name": "Not a Lead"})["id"]
+    (deleted,) = sf.bulk2.Lead.delete(records=[{"Id": lead_id}, {"Id": gone}, {"Id": account_id}], wait=0)
+    assert (deleted["numberRecordsProcessed"], deleted["numberRecordsFailed"]) == (3, 2)
+    assert sf.Account.get(account_id)["Name"] == "Not a Lead"
 
 
 def test_an_unknown_column_fails_the_job_and_leaves_every_row_unprocessed(sf: Salesforce) -> None:

@@ -49,6 +49,11 @@ def test_mixed_types_in_input_order_with_each_records_own_error(sf: Salesforce) 
     assert (duplicate["statusCode"], duplicate["fields"]) == ("DUPLICATES_DETECTED", [])
     assert duplicate["duplicateResut"]["matchResults"][0]["matchRecords"][0]["record"]["Id"] == results[0]["id"]
     assert names(sf, "Email = 'col-a@collections.test'") == ["Col A"]
+    (allowed,) = sf.restful("composite/sobjects", method="POST", headers={
+        "Sforce-Duplicate-Rule-Header": "allowSave=true"}, json={"records": [
+            rec("Lead", LastName="Col E", Company="E", Email="col-a@collections.test")]})
+    assert allowed["success"]
+    assert names(sf, "Email = 'col-a@collections.test'") == ["Col A", "Col E"]
 
 
 def test_all_or_none_rolls_back_every_record(sf: Salesforce) -> None:

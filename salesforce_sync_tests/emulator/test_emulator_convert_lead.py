@@ -171,8 +171,11 @@ def test_a_duplicate_contact_fails_the_conversion_unless_bypassed(sf: Salesforce
     assert result["success"] == "true"
 
 
-def test_an_invalid_session_is_a_soap_fault(sf: Salesforce) -> None:
+def test_an_invalid_session_or_unknown_operation_is_a_soap_fault(sf: Salesforce) -> None:
     response = post_soap(sf, envelope("00Dbogus!session", [basic(new_lead(sf, LastName="Faulted"))]))
     assert response.status_code == 500
     fault = ET.fromstring(response.content).find(".//{http://schemas.xmlsoap.org/soap/envelope/}Fault")
     assert fault.findtext("faultcode") == "sf:INVALID_SESSION_ID"
+    unknown = post_soap(sf, envelope(sf.session_id, []).replace("convertLead>", "mergeEverything>"))
+    assert unknown.status_code == 500
+    assert b"No operation available for request {urn:partner.soap.sforce.com}mergeEverything" in unknown.content

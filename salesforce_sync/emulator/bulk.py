@@ -227,7 +227,9 @@ def ingest_state(request: Request) -> Response:
         job.info["state"] = "Aborted"
     elif state == "UploadComplete" and job.info["state"] == "Open":
         job.info["state"] = "UploadComplete"
+        accepted = _ingest_status(job)  # the answer shows the job queued; a poll then finds it done
         _process_ingest(request, job)
+        return Response.json(accepted)
     else:
         raise SalesforceApiError(400, "INVALIDJOBSTATE", f"Cannot change the state of job {job.info['id']} to {state}")
     return Response.json(_ingest_status(job))

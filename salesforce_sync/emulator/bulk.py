@@ -12,16 +12,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from salesforce_sync.emulator import render
-from salesforce_sync.emulator.errors import SalesforceApiError, not_found
+from salesforce_sync.emulator.errors import SalesforceApiError, bulk_error_cell, not_found
 from salesforce_sync.emulator.ids import KEY_PREFIXES, make_id
 from salesforce_sync.emulator.clock import ms_to_iso
 from salesforce_sync.emulator.render import COLUMN_DELIMITERS as DELIMITERS
 from salesforce_sync.emulator.render import LINE_ENDINGS
+from salesforce_sync.emulator.records import WriteOptions, foreign_key
 from salesforce_sync.emulator.rest import QueryCursor, fetch_page, run_query
+from salesforce_sync.emulator.schema import ObjectDef, OrgSchema
 from salesforce_sync.emulator.core import DATA, Request, Response, Router
 
 DEFAULT_MAX_RECORDS = 100_000
 INGEST_OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
+INGEST_BATCH_ROWS = 10_000  # Salesforce cuts ingest data into batches of this many records
+NULL_CELL = "#N/A"  # a cell that sets the field to null (an empty cell leaves it unchanged)
 _job_numbers = itertools.count(1)
 
 
@@ -103,6 +107,9 @@ def create_query_job(request: Request) -> Response:
     with request.server.state_lock:
         request.server.jobs[job.info["id"]] = job
     created = {k: v for k, v in job.info.items() if k != "jobType"}
+    failure = request.org.take_job_failure(job.info["object"], "V2Query")
+    if failure:  # accepted, then fails while running
+        job.info.update({"state": "Failed", "errorMessage": failure})
     return Response.json(created)
 
 
@@ -216,13 +223,13 @@ def ingest_state(request: Request) -> Response:
     job = _job(request, "V2Ingest")
     state = (request.json() or {}).get("state")
     if state == "Aborted" and job.info["state"] in ("Open", "UploadComplete"):
-        job.header, rows = _parse_upload(job)
-        job.unprocessed = rows
+        job.header, job.unprocessed = _parse_upload(job)
         job.info["state"] = "Aborted"
     elif state == "UploadComplete" and job.info["state"] == "Open":
         job.info["state"] = "UploadComplete"
+        accepted = _ingest_status(job)  # the answer shows the job queued; a poll then finds it done
         _process_ingest(request, job)
-        job.info["state"] = "JobComplete"
+        return Response.json(accepted)
     else:
         raise SalesforceApiError(400, "INVALIDJOBSTATE", f"Cannot change the state of job {job.info['id']} to {state}")
     return Response.json(_ingest_status(job))
@@ -235,27 +242,74 @@ def _parse_upload(job: Job) -> tuple[list[str], list[list[str]]]:
     return (rows[0], rows[1:]) if rows else ([], [])
 
 
+def _fail_job(job: Job, rows: list[list[str]], message: str) -> None:
+    """The job ends Failed: nothing of it is processed, every row is in unprocessedrecords."""
+    job.info.update({"state": "Failed", "errorMessage": message})
+    job.unprocessed = rows
+
+
+def _header_problem(schema: OrgSchema, obj: ObjectDef, operation: str, header: list[str],
+                    external_field: str | None) -> str | None:
+    """Why the CSV header fails the whole job, in Salesforce's words; None when it is fine."""
+    for name in header:
+        if "." in name:
+            try:
+                foreign_key(schema, obj, name)
+            except SalesforceApiError as err:
+                return f"InvalidBatch : {err.message}"
+            continue
+        f = obj.field(name)
+        if f is None or f.storage is None:
+            return f"InvalidBatch : Field name not found : {name}"
+    names = {n.lower() for n in header}
+    if operation in ("delete", "hardDelete") and names != {"id"}:
+        return "InvalidBatch : A delete file may only contain the Id column"
+    if operation == "update" and "id" not in names:
+        return "InvalidBatch : Field name not found : Id"
+    if operation == "upsert" and external_field and external_field.lower() not in names:
+        return f"InvalidBatch : Field name provided, {external_field} does not match an External ID, Salesforce Id, " \
+               f"or indexed field for {obj.name}"
+    return None
+
+
+def _row_values(header: list[str], row: list[str]) -> dict[str, Any]:
+    """A CSV row as API values: an empty cell leaves the field as it is, `#N/A` sets it to null."""
+    return {name: (None if value == NULL_CELL else value) for name, value in zip(header, row) if value != ""}
+
+
 def _process_ingest(request: Request, job: Job) -> None:
+    """Run the job's rows in batches of 10,000, each its own transaction and a DailyBulkApiBatches unit."""
     header, rows = _parse_upload(job)
     job.header = header
-    operation, object_name = job.info["operation"], job.info["object"]
-    ops: list[tuple[str, str, Any]] = []
-    for row in rows:
-        values = {name: value for name, value in zip(header, row) if value != ""}  # empty: leave as is
-        if operation in ("delete", "hardDelete"):
-            ops.append((operation, object_name, values.get("Id", "")))
-        elif operation == "upsert":
-            ops.append(("upsert", object_name, (job.info["externalIdFieldName"], values)))
-        else:
-            ops.append(("create" if operation == "insert" else "update", object_name, values))
-    results = request.org.apply_dml(ops, all_or_none=False)
-    for row, result in zip(rows, results):
-        if result["success"]:
-            job.successful.append([result["id"], "true" if result.get("created", operation == "insert") else "false", *row])
-        else:
-            err = result["errors"][0]
-            fields = ",".join(err.get("fields") or [])
-            job.failed.append(["", f"{err['statusCode']}:{err['message']}:{fields} --", *row])
+    operation, obj = job.info["operation"], request.org.object(job.info["object"])
+    failure = request.org.take_job_failure(obj.name, "V2Ingest") or \
+        _header_problem(request.org.schema, obj, operation, header, job.info.get("externalIdFieldName"))
+    if failure:
+        _fail_job(job, rows, failure)
+        return
+    job.info["state"] = "InProgress"
+    options = WriteOptions(api_version=request.version or WriteOptions.api_version)
+    for start in range(0, len(rows), INGEST_BATCH_ROWS):
+        batch = rows[start:start + INGEST_BATCH_ROWS]
+        ops: list[tuple[str, str, Any]] = []
+        for row in batch:
+            values = _row_values(header, row)
+            if operation in ("delete", "hardDelete"):
+                ops.append((operation, obj.name, values.get("Id") or ""))
+            elif operation == "upsert":
+                ops.append(("upsert", obj.name, (job.info["externalIdFieldName"], values)))
+            else:
+                ops.append(("create" if operation == "insert" else "update", obj.name, values))
+        request.org.count_bulk_batches(1)
+        results = request.org.apply_dml(ops, all_or_none=False, options=options)
+        for row, (_, _, payload), result in zip(batch, ops, results):
+            if result["success"]:
+                created = result.get("created", operation == "insert")
+                job.successful.append([result["id"], "true" if created else "false", *row])
+            else:
+                known_id = payload if isinstance(payload, str) else (payload.get("Id") if isinstance(payload, dict) else "")
+                job.failed.append([known_id or "", bulk_error_cell(result["errors"][0]), *row])
+    job.info["state"] = "JobComplete"
 
 
 def ingest_results(request: Request) -> Response:

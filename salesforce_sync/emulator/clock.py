@@ -58,6 +58,12 @@ class OrgClock:
             self._set_meta("clock_frozen_ms", str(target) if frozen else "")
             self._set_meta("clock_offset_ms", str(target - int(time.time() * 1000)))
 
+    def skew_clock(self, delta: dt.timedelta) -> None:
+        """Run the org's clock `delta` ahead of the host's (negative: behind), ticking, as a skewed org does."""
+        with self.write():
+            self._set_meta("clock_frozen_ms", "")
+            self._set_meta("clock_offset_ms", str(int(delta.total_seconds() * 1000)))
+
     def move_clock(self, delta: dt.timedelta) -> None:
         with self.write():
             frozen = self._meta("clock_frozen_ms")

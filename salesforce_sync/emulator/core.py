@@ -44,6 +44,7 @@ class Host(Protocol):
     jobs: dict[str, Any]
     state_lock: threading.Lock
     ahead: Executor
+    router: Router  # Composite runs its subrequests through the same routes
 
 
 @dataclass

@@ -1,14 +1,12 @@
 """OAuth 2.0 and identity: the token endpoint's five grants, authorize with PKCE, identity, userinfo,
-revoke, and the SOAP login simple-salesforce uses for username + password + security token."""
+revoke. (The SOAP login simple-salesforce uses for username + password + security token is in soap.py.)"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
-import html
 import time
-import xml.etree.ElementTree as ET
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -34,7 +32,6 @@ def register(router: Router) -> None:
     router.add("POST", r"/services/oauth2/revoke", "oauth.revoke", api=False)(revoke)
     router.add("GET", r"/services/oauth2/revoke", "oauth.revoke", api=False)(revoke)
     router.add("GET", r"/id/(?P<org>\w{15,18})/(?P<user>\w{15,18})", "identity", api=False)(identity)
-    router.add("POST", r"/services/Soap/u/(?P<version>\d+\.\d)(?:/\w+)?", "soap.login", api=False)(soap_login)
 
 
 def _token_response(request: Request, access: str, *, scope: str, refresh: str | None = None,
@@ -248,34 +245,6 @@ def revoke(request: Request) -> Response:
     if not request.org.revoke(value):
         return oauth_error("unsupported_token_type", "this token type is not supported")
     return Response.empty(200)
-
-
-SOAP_FAULT = """<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:sf="urn:fault.partner.soap.sforce.com" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><soapenv:Fault><faultcode>sf:{code}</faultcode><faultstring>{code}: {message}</faultstring><detail><sf:LoginFault xsi:type="sf:LoginFault"><sf:exceptionCode>{code}</sf:exceptionCode><sf:exceptionMessage>{message}</sf:exceptionMessage></sf:LoginFault></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>"""
-
-SOAP_LOGIN = """<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns="urn:partner.soap.sforce.com" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><loginResponse><result><metadataServerUrl>{base}/services/Soap/m/{version}/{org15}</metadataServerUrl><passwordExpired>false</passwordExpired><sandbox>false</sandbox><serverUrl>{base}/services/Soap/u/{version}/{org15}</serverUrl><sessionId>{session}</sessionId><userId>{user}</userId><userInfo><organizationId>{org}</organizationId><organizationName>{org_name}</organizationName><sessionSecondsValid>{seconds}</sessionSecondsValid><userEmail>{username}</userEmail><userFullName>Integration User</userFullName><userId>{user}</userId><userName>{username}</userName><userTimeZone>America/Los_Angeles</userTimeZone><userType>Standard</userType></userInfo></result></loginResponse></soapenv:Body></soapenv:Envelope>"""
-
-
-def soap_login(request: Request) -> Response:
-    settings = request.org.settings
-    try:
-        root = ET.fromstring(request.body)
-    except ET.ParseError:
-        return _soap_fault("INVALID_LOGIN", "Invalid username, password, security token; or user locked out.")
-    found = {el.tag.rsplit("}", 1)[-1]: (el.text or "") for el in root.iter()}
-    if found.get("username") != settings.username or \
-            found.get("password") != settings.password + settings.security_token:
-        return _soap_fault("INVALID_LOGIN", "Invalid username, password, security token; or user locked out.")
-    session = request.org.issue_access_token(scope="api")
-    body = SOAP_LOGIN.format(
-        base=request.server.base_url, version=request.params["version"], org15=settings.org_id[:15],
-        session=session, user=request.org.integration_user_id, org=settings.org_id,
-        org_name=html.escape(settings.organization_name), seconds=settings.access_token_seconds,
-        username=html.escape(settings.username))
-    return Response(200, body.encode(), {"Content-Type": "text/xml;charset=UTF-8"})
-
-
-def _soap_fault(code: str, message: str) -> Response:
-    return Response(500, SOAP_FAULT.format(code=code, message=message).encode(), {"Content-Type": "text/xml;charset=UTF-8"})
 
 
 __all__ = ["register"]

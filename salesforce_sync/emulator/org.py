@@ -2,7 +2,7 @@
 
 In memory by default; given a file path, several processes (Dagster runs, a CLI server) share one org.
 The rest of its state is split by responsibility into mixins: the clock (clock.py), tokens (tokens.py),
-API usage (usage.py), injected faults (faults.py) and records (records.py).
+API usage (usage.py), injected faults (faults.py), records (records.py) and lead conversion (conversion.py).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from salesforce_sync.emulator.clock import OrgClock
+from salesforce_sync.emulator.conversion import LeadConversion
 from salesforce_sync.emulator.errors import SalesforceApiError, invalid_type
 from salesforce_sync.emulator.faults import FaultStore
 from salesforce_sync.emulator.ids import make_id
@@ -29,6 +30,7 @@ from salesforce_sync.emulator.schema import FieldDef, ObjectDef, OrgSchema, labe
 from salesforce_sync.emulator.soql import register_functions
 from salesforce_sync.emulator.tokens import TokenStore
 from salesforce_sync.emulator.usage import ApiUsage
+from salesforce_sync.emulator.write_rules import STANDARD_DUPLICATE_RULES, rules_for
 
 NAN_NULL = float("nan")  # SQLite stores a bound NaN as NULL
 
@@ -52,6 +54,8 @@ class OrgSettings:
     daily_api_max: int = 15000
     jwt_public_key_pem: str = ""
     counts: dict[str, int] = field(default_factory=dict)
+    # Active duplicate rules, object -> "Block" or "Alert" (an object left out has none): org configuration.
+    duplicate_rules: dict[str, str] = field(default_factory=lambda: dict(STANDARD_DUPLICATE_RULES))
 
     @classmethod
     def for_seed(cls, seed: int, **overrides: Any) -> OrgSettings:
@@ -75,7 +79,7 @@ class OrgSettings:
         return cls(**data)
 
 
-class Org(OrgClock, TokenStore, ApiUsage, FaultStore, RecordStore):
+class Org(OrgClock, TokenStore, ApiUsage, FaultStore, RecordStore, LeadConversion):
     """One emulated org. Thread-safe: one SQLite connection guarded by a lock (file mode adds WAL for
     other processes)."""
 
@@ -125,7 +129,7 @@ class Org(OrgClock, TokenStore, ApiUsage, FaultStore, RecordStore):
         conn.execute(
             "CREATE TABLE _faults (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, path_pattern TEXT NOT NULL, "
             "method TEXT, status INTEGER, error_code TEXT, message TEXT, remaining INTEGER NOT NULL, "
-            "latency_ms INTEGER)")
+            "latency_ms INTEGER, after INTEGER NOT NULL DEFAULT 0)")
         for key, value in (("settings", settings.to_json()), ("clock_offset_ms", "0"),
                            ("clock_frozen_ms", ""), ("schema_ops", "[]"), ("schema_version", "0")):
             conn.execute("INSERT INTO _meta VALUES (?, ?)", (key, value))
@@ -153,6 +157,10 @@ class Org(OrgClock, TokenStore, ApiUsage, FaultStore, RecordStore):
         if obj.name == "CampaignMember":
             for ref in ("LeadId", "ContactId"):
                 conn.execute(f'CREATE INDEX "CampaignMember_{ref}" ON "CampaignMember" ("{ref}")')
+        # Every write looks up unique values and its duplicate rule's keys, case-insensitively.
+        looked_up = [f.name for f in obj.stored_fields if f.unique or f.external_id] + list(rules_for(obj.name).indexed)
+        for name in dict.fromkeys(looked_up):
+            conn.execute(f'CREATE INDEX "{obj.name}_{name}" ON "{obj.name}" ("{name}" COLLATE NOCASE)')
 
     def _load_generated(self, conn: sqlite3.Connection, counts: dict[str, int]) -> None:
         """Fill a new org with the deterministic generated data for its seed."""
@@ -201,6 +209,13 @@ class Org(OrgClock, TokenStore, ApiUsage, FaultStore, RecordStore):
         """A write transaction; rolled back on any error so a failed write leaves nothing behind.
         `records` marks a change to records or schema, which `records_version` counts."""
         with self._lock:
+            if self._conn.in_transaction:
+                # Inside this org's own open transaction (Composite, convertLead): join it, so it commits or
+                # rolls back whole.
+                yield self._conn
+                if records:
+                    self._record_writes += 1
+                return
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 self._refresh_schema()
@@ -277,7 +292,7 @@ class Org(OrgClock, TokenStore, ApiUsage, FaultStore, RecordStore):
     def change_schema(self, op: dict[str, Any]) -> None:
         """Delete a field, rename one, or add a custom field; existing data follows the change.
         Ops: {"op": "delete_field", "object", "field"}, {"op": "rename_field", "object", "field", "new_name"},
-        {"op": "add_field", "object", "field", "type", "label"?, "length"?}."""
+        {"op": "add_field", "object", "field", "type", "label"?, "length"?, "values"? (picklist), "restricted"?}."""
         with self.write(records=True) as conn:
             schema = self._schema
             obj = schema.object(op.get("object", ""))
@@ -334,5 +349,6 @@ def _apply_schema_op(schema: OrgSchema, op: dict[str, Any]) -> None:
             op["field"], ftype, op.get("label", ""), length=int(op.get("length", 255 if ftype != "boolean" else 0)),
             custom=op["field"].endswith("__c"), nillable=ftype != "boolean",
             default=False if ftype == "boolean" else None,
-            precision=18 if ftype in ("double", "currency", "percent") else 0)]
+            precision=18 if ftype in ("double", "currency", "percent") else 0,
+            picklist=tuple(op.get("values", ())), restricted_picklist=bool(op.get("restricted")))]
     schema.replace_object(ObjectDef(obj.name, obj.label_plural, fields))

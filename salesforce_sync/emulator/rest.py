@@ -16,9 +16,10 @@ from typing import Any, TypeVar
 
 from salesforce_sync.emulator import render
 from salesforce_sync.emulator.errors import SalesforceApiError, not_found
-from salesforce_sync.emulator.ids import KEY_PREFIXES, make_id
+from salesforce_sync.emulator.ids import KEY_PREFIXES, OBJECT_BY_PREFIX, make_id
 from salesforce_sync.emulator.clock import iso_to_ms, ms_to_iso
 from salesforce_sync.emulator.org import Org
+from salesforce_sync.emulator.records import WriteOptions
 from salesforce_sync.emulator.core import API_VERSIONS, DATA, Handler, Request, Response, Router, json_bytes
 from salesforce_sync.emulator.soql import CompiledQuery, SoqlError, compile_query
 
@@ -97,7 +98,7 @@ def limits(request: Request) -> Response:
     used, maximum = request.org.api_usage()
     calls = request.org.api_calls()
     bulk_jobs = sum(n for name, n in calls.items() if name == "bulk2.query.create")
-    bulk_batches = sum(n for name, n in calls.items() if name.startswith("bulk2.ingest.upload"))
+    bulk_batches = request.org.bulk_batches()
 
     def entry(limit: int, used_now: int) -> dict[str, int]:
         return {"Max": limit, "Remaining": max(0, limit - used_now)}
@@ -327,13 +328,30 @@ def read_by_external_id(request: Request) -> Response:
     return _single_record(request, _record_soql(request, obj.name, f"Id = '{ids[0]}'"))
 
 
+def write_options(request: Request) -> WriteOptions:
+    """What the request's headers say about its writes (`Sforce-Duplicate-Rule-Header: allowSave=true`)."""
+    header = request.headers.get("Sforce-Duplicate-Rule-Header", "")
+    allow_save = bool(re.search(r"allowSave\s*=\s*true", header, re.IGNORECASE))
+    return WriteOptions(allow_save=allow_save, api_version=request.version or WriteOptions.api_version)
+
+
+def _record_body(request: Request) -> dict[str, Any]:
+    body = request.json()
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise SalesforceApiError(400, "JSON_PARSER_ERROR", "Cannot deserialize instance of sObject from a non-object")
+    return body
+
+
 def create_record(request: Request) -> Response:
-    record_id = request.org.create(request.params["object"], request.json() or {})
+    record_id = request.org.create(request.params["object"], _record_body(request), options=write_options(request))
     return Response.json({"id": record_id, "success": True, "errors": []}, 201)
 
 
 def update_record(request: Request) -> Response:
-    request.org.update(request.params["object"], request.params["id"], request.json() or {})
+    request.org.update(request.params["object"], request.params["id"], _record_body(request),
+                       options=write_options(request))
     return Response.empty(204)
 
 
@@ -344,7 +362,8 @@ def delete_record(request: Request) -> Response:
 
 def upsert_record(request: Request) -> Response:
     record_id, created = request.org.upsert(request.params["object"], request.params["field"],
-                                            request.params["value"], request.json() or {})
+                                            request.params["value"], _record_body(request),
+                                            options=write_options(request))
     body = {"id": record_id, "success": True, "errors": [], "created": created}
     if float(request.version) < 46:
         return Response.empty(201 if created else 204)
@@ -398,7 +417,9 @@ def get_deleted(request: Request) -> Response:
 
 # ---- sObject Collections -----------------------------------------------------------------------------
 
-def _collection_records(request: Request) -> tuple[list[dict[str, Any]], bool]:
+def _collection_records(request: Request, *, with_id: bool | None) -> tuple[list[dict[str, Any]], bool]:
+    """The records of a Collections request, and allOrNone. `with_id`: True = every record needs an id (update),
+    False = none may have one (create, upsert), None = either."""
     body = request.json()
     if not isinstance(body, dict) or not isinstance(body.get("records"), list):
         raise SalesforceApiError(400, "JSON_PARSER_ERROR", "The request body must contain a records array")
@@ -409,6 +430,10 @@ def _collection_records(request: Request) -> tuple[list[dict[str, Any]], bool]:
     for record in records:
         if not isinstance(record, dict) or not (record.get("attributes") or {}).get("type"):
             raise SalesforceApiError(400, "INVALID_FIELD", "No type specified in the attributes of a record")
+        has_id = bool(record.get("id") or record.get("Id"))
+        if with_id is False and has_id:
+            raise SalesforceApiError(400, "INVALID_FIELD", "Record ids are not accepted in this call: "
+                                     f"{record.get('id') or record.get('Id')}")
     return records, bool(body.get("allOrNone"))
 
 
@@ -416,23 +441,29 @@ def _without_attributes(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k != "attributes"}
 
 
+def _apply(request: Request, ops: list[tuple[str, str, Any]], all_or_none: bool) -> Response:
+    """Collections answer 200 with one result per record in input order, whatever failed."""
+    return Response.json(request.org.apply_dml(ops, all_or_none=all_or_none, options=write_options(request)))
+
+
 def collection_create(request: Request) -> Response:
-    records, all_or_none = _collection_records(request)
-    ops = [("create", r["attributes"]["type"], _without_attributes(r)) for r in records]
-    return Response.json(request.org.apply_dml(ops, all_or_none=all_or_none))
+    records, all_or_none = _collection_records(request, with_id=False)
+    return _apply(request, [("create", r["attributes"]["type"], _without_attributes(r)) for r in records], all_or_none)
 
 
 def collection_update(request: Request) -> Response:
-    records, all_or_none = _collection_records(request)
-    ops = [("update", r["attributes"]["type"], _without_attributes(r)) for r in records]
-    return Response.json(request.org.apply_dml(ops, all_or_none=all_or_none))
+    records, all_or_none = _collection_records(request, with_id=None)
+    return _apply(request, [("update", r["attributes"]["type"], _without_attributes(r)) for r in records], all_or_none)
 
 
 def collection_upsert(request: Request) -> Response:
-    records, all_or_none = _collection_records(request)
-    field = request.params["field"]
-    ops = [("upsert", request.params["object"], (field, _without_attributes(r))) for r in records]
-    return Response.json(request.org.apply_dml(ops, all_or_none=all_or_none))
+    records, all_or_none = _collection_records(request, with_id=False)
+    obj, field = request.org.object(request.params["object"]), request.params["field"]
+    for record in records:
+        if record["attributes"]["type"].lower() != obj.name.lower():
+            raise SalesforceApiError(400, "INVALID_FIELD", f"Every record of this upsert must be a {obj.name}, not "
+                                     f"{record['attributes']['type']}")
+    return _apply(request, [("upsert", obj.name, (field, _without_attributes(r))) for r in records], all_or_none)
 
 
 def _id_list(request: Request) -> list[str]:
@@ -444,11 +475,8 @@ def _id_list(request: Request) -> list[str]:
 
 
 def collection_delete(request: Request) -> Response:
-    from salesforce_sync.emulator.ids import OBJECT_BY_PREFIX
-
-    ids = _id_list(request)
-    ops = [("delete", OBJECT_BY_PREFIX.get(i[:3], "Unknown"), i) for i in ids]
-    return Response.json(request.org.apply_dml(ops, all_or_none=request.query.get("allOrNone") == "true"))
+    ops = [("delete", OBJECT_BY_PREFIX.get(i[:3], ""), i) for i in _id_list(request)]
+    return _apply(request, ops, request.query.get("allOrNone", "").lower() == "true")
 
 
 def collection_retrieve(request: Request) -> Response:

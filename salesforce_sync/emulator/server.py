@@ -1,6 +1,6 @@
 """The emulator's HTTPS transport: TLS, dispatch to the handlers' routes, sessions, API usage, faults.
 
-Handlers live in oauth.py, rest.py, bulk.py and control.py; each registers its routes on a `Router`
+Handlers live in oauth.py, soap.py, rest.py, composite.py, bulk.py and control.py; each registers its routes on a `Router`
 (core.py) and none imports this module.
 """
 
@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import trustme
 
-from salesforce_sync.emulator import bulk, control, oauth, rest
+from salesforce_sync.emulator import bulk, composite, control, oauth, rest, soap
 from salesforce_sync.emulator.core import API_VERSIONS, CONTROL_PREFIX, VERSION_PREFIX, Request, Response, Route, Router
 from salesforce_sync.emulator.errors import SalesforceApiError, not_found
 from salesforce_sync.emulator.org import Org
@@ -30,7 +30,7 @@ TLS_NAMES = ("127.0.0.1", "localhost", "login.salesforce.com", "test.salesforce.
 
 def _build_router() -> Router:
     router = Router()
-    for module in (oauth, rest, bulk, control):
+    for module in (oauth, soap, rest, composite, bulk, control):
         module.register(router)
     return router
 

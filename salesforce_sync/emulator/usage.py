@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 OTHER_INTEGRATIONS = "(other integrations)"  # API usage staged by exhaust_api_limit, not calls made here
+BULK_BATCHES = "(bulk batches)"  # DailyBulkApiBatches: 10,000-record ingest batches, not API requests
 
 
 class ApiUsage:
@@ -25,15 +26,28 @@ class ApiUsage:
     def api_usage(self) -> tuple[int, int]:
         """(DailyApiRequests used today, Max)."""
         with self.read() as conn:
-            used = conn.execute("SELECT COALESCE(SUM(count), 0) FROM _api_calls WHERE day = ?",
-                                (self._today(),)).fetchone()[0]
+            used = conn.execute("SELECT COALESCE(SUM(count), 0) FROM _api_calls WHERE day = ? AND endpoint != ?",
+                                (self._today(), BULK_BATCHES)).fetchone()[0]
         return used, self.settings.daily_api_max
+
+    def count_bulk_batches(self, batches: int) -> None:
+        """Count Bulk ingest batches against today's DailyBulkApiBatches."""
+        with self.write() as conn:
+            conn.execute("INSERT INTO _api_calls VALUES (?, ?, ?) ON CONFLICT (day, endpoint) "
+                         "DO UPDATE SET count = count + excluded.count", (self._today(), BULK_BATCHES, batches))
+
+    def bulk_batches(self) -> int:
+        """Bulk ingest batches used today."""
+        with self.read() as conn:
+            row = conn.execute("SELECT count FROM _api_calls WHERE day = ? AND endpoint = ?",
+                               (self._today(), BULK_BATCHES)).fetchone()
+        return row[0] if row else 0
 
     def api_calls(self) -> dict[str, int]:
         """Calls made to this emulator so far, per endpoint (all days)."""
         with self.read() as conn:
-            rows = conn.execute("SELECT endpoint, SUM(count) FROM _api_calls WHERE endpoint != ? GROUP BY endpoint",
-                                (OTHER_INTEGRATIONS,)).fetchall()
+            rows = conn.execute("SELECT endpoint, SUM(count) FROM _api_calls WHERE endpoint NOT IN (?, ?) "
+                                "GROUP BY endpoint", (OTHER_INTEGRATIONS, BULK_BATCHES)).fetchall()
         return {endpoint: count for endpoint, count in rows}
 
     def reset_api_calls(self) -> None:
@@ -45,7 +59,8 @@ class ApiUsage:
         the org clock starts afresh."""
         day = self._today()
         with self.write() as conn:
-            used = conn.execute("SELECT COALESCE(SUM(count), 0) FROM _api_calls WHERE day = ?", (day,)).fetchone()[0]
+            used = conn.execute("SELECT COALESCE(SUM(count), 0) FROM _api_calls WHERE day = ? AND endpoint != ?",
+                                (day, BULK_BATCHES)).fetchone()[0]
             conn.execute("INSERT INTO _api_calls VALUES (?, ?, ?) ON CONFLICT (day, endpoint) "
                          "DO UPDATE SET count = count + excluded.count",
                          (day, OTHER_INTEGRATIONS, max(0, self.settings.daily_api_max - used)))

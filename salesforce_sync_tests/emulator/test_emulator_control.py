@@ -1,5 +1,6 @@
-"""The test-control knobs (clock, faults, sessions, limits, schema, hard deletes, late commits, API-call counts)
-and the Salesforce errors they stage, as simple-salesforce sees them."""
+"""The test-control knobs (clock and its skew, faults after N requests, failed Bulk jobs, sessions, limits, schema,
+users, record updates, hard deletes, late commits, API-call counts) and the Salesforce errors they stage, as
+simple-salesforce sees them."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import pytest
 import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
-    SalesforceExpiredSession, SalesforceGeneralError, SalesforceMalformedRequest, SalesforceRefusedRequest,
-    SalesforceResourceNotFound,
+    SalesforceExpiredSession, SalesforceGeneralError, SalesforceMalformedRequest, SalesforceOperationError,
+    SalesforceRefusedRequest, SalesforceResourceNotFound,
 )
 
 from salesforce_sync.emulator import EmulatedOrg
@@ -277,3 +278,64 @@ def test_a_late_commit_is_visible_now_but_stamped_in_the_past(org: EmulatedOrg) 
     assert records == {created: "2031-01-15T11:57:00.000+0000", existing: "2031-01-15T11:57:00.000+0000"}
     assert sf.Lead.get(existing)["Title"] == "Touched late"
     assert sf.query(f"SELECT Id FROM Lead WHERE LastModifiedDate > {NOON.isoformat()}")["totalSize"] == 0
+
+
+# ---- sharper faults, users, formula inputs and clock skew --------------------------------------------------------
+
+def test_a_cut_after_two_matching_requests_hits_page_3_of_a_bulk_result(org: EmulatedOrg) -> None:
+    sf = org.simple_salesforce()
+    org.control.cut_connection(r"/jobs/query/750\w+/results", after=2)
+    pages = sf.bulk2.Lead.query("SELECT Id FROM Lead ORDER BY Id", max_records=100, wait=0)
+    assert [len(next(pages).splitlines()) for _ in range(2)] == [101, 101]
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        next(pages)
+    rows = sum(len(page.splitlines()) - 1 for page in sf.bulk2.Lead.query("SELECT Id FROM Lead", max_records=100,
+                                                                           wait=0))
+    assert rows == org.org.count("Lead")
+
+
+def test_the_next_bulk_job_of_an_object_ends_failed(org: EmulatedOrg) -> None:
+    sf = org.simple_salesforce()
+    org.control.fail_bulk_jobs("Lead", "InternalServerError : query timed out", job_type="V2Query")
+    with pytest.raises(SalesforceOperationError, match="InternalServerError : query timed out"):
+        next(sf.bulk2.Lead.query("SELECT Id FROM Lead", wait=0))
+    assert len(next(sf.bulk2.Lead.query("SELECT Id FROM Lead", wait=0)).splitlines()) == org.org.count("Lead") + 1
+
+
+def test_a_deactivated_user_can_no_longer_own_records(org: EmulatedOrg) -> None:
+    sf = org.simple_salesforce()
+    user_id = sf.query("SELECT Id FROM User WHERE IsActive = true AND Alias != 'integ' LIMIT 1")["records"][0]["Id"]
+    lead_id = sf.query("SELECT Id FROM Lead LIMIT 1")["records"][0]["Id"]
+    org.control.deactivate_user(user_id)
+    assert sf.User.get(user_id)["IsActive"] is False
+    with pytest.raises(SalesforceMalformedRequest) as caught:
+        sf.Lead.update(lead_id, {"OwnerId": user_id})
+    assert error_code(caught) == "INACTIVE_OWNER_OR_USER"
+
+
+def test_updating_a_parent_leaves_its_childrens_stamps(org: EmulatedOrg) -> None:
+    """How a test changes a formula's input: the parent's stamps move, the child's (whose formula reads the
+    parent) do not."""
+    org.control.set_clock(NOON, freeze=True)
+    sf = org.simple_salesforce()  # after the clock moves: a token issued before it would have expired
+    account_id = sf.Account.create({"Name": "Formula Parent", "Industry": "Retail"})["id"]
+    contact_id = sf.Contact.create({"LastName": "Formula Child", "AccountId": account_id})["id"]
+    org.control.move_clock(dt.timedelta(hours=1))
+    org.control.update_record("Account", account_id, {"Industry": "Banking"})
+    (child,) = sf.query(f"SELECT SystemModstamp, Account.Industry FROM Contact WHERE Id = '{contact_id}'")["records"]
+    assert (child["Account"]["Industry"], child["SystemModstamp"]) == ("Banking", "2031-01-15T12:00:00.000+0000")
+    assert sf.Account.get(account_id)["SystemModstamp"] == "2031-01-15T13:00:00.000+0000"
+
+
+def test_the_org_clock_can_run_behind_or_ahead_of_the_host(org: EmulatedOrg) -> None:
+    for skew in (dt.timedelta(hours=-3), dt.timedelta(minutes=7)):
+        org.control.skew_clock(skew)
+        first = org.control.now()
+        host = dt.datetime.now(dt.timezone.utc)
+        assert abs((first - host) - skew) < dt.timedelta(seconds=5)
+        time.sleep(0.05)
+        assert org.control.now() > first  # running, not frozen
+        created = org.simple_salesforce().Lead.create({"LastName": "Skewed", "Company": "S"})["id"]
+        stamp = dt.datetime.strptime(org.simple_salesforce().Lead.get(created)["CreatedDate"],
+                                     "%Y-%m-%dT%H:%M:%S.%f%z")
+        assert abs((stamp - host) - skew) < dt.timedelta(seconds=5)

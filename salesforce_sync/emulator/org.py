@@ -151,6 +151,9 @@ class Org(OrgClock, TokenStore, ApiUsage, FaultStore, RecordStore):
         if obj.name == "CampaignMember":
             for ref in ("LeadId", "ContactId"):
                 conn.execute(f'CREATE INDEX "CampaignMember_{ref}" ON "CampaignMember" ("{ref}")')
+        for f in obj.stored_fields:  # external ids and unique fields: upserts and duplicate checks look them up
+            if f.external_id or f.unique:
+                conn.execute(f'CREATE INDEX "{obj.name}_{f.name}" ON "{obj.name}" ("{f.name}" COLLATE NOCASE)')
 
     def _load_generated(self, conn: sqlite3.Connection, counts: dict[str, int]) -> None:
         """Fill a new org with the deterministic generated data for its seed."""
@@ -285,10 +288,10 @@ class Org(OrgClock, TokenStore, ApiUsage, FaultStore, RecordStore):
             kind = op.get("op")
             if kind in ("delete_field", "rename_field") and existing is None:
                 raise SalesforceApiError(400, "INVALID_FIELD", f"No such field {op.get('field')} on {obj.name}")
-            if kind == "delete_field" and existing.storage:
+            if kind == "delete_field" and existing.stored:
                 conn.execute(f'ALTER TABLE "{obj.name}" DROP COLUMN "{existing.name}"')
             elif kind == "rename_field":
-                if existing.storage:
+                if existing.stored:
                     conn.execute(f'ALTER TABLE "{obj.name}" RENAME COLUMN "{existing.name}" TO "{op["new_name"]}"')
             elif kind == "add_field":
                 if existing is not None:
@@ -333,4 +336,4 @@ def _apply_schema_op(schema: OrgSchema, op: dict[str, Any]) -> None:
             custom=op["field"].endswith("__c"), nillable=ftype != "boolean",
             default=False if ftype == "boolean" else None,
             precision=18 if ftype in ("double", "currency", "percent") else 0)]
-    schema.replace_object(ObjectDef(obj.name, obj.label_plural, fields))
+    schema.replace_object(replace(obj, fields=fields))

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from salesforce_sync.emulator.generate import (
-    BATCH_SIZE, GENERATED_OBJECTS, INTEGRATION_USER_ID, INTEGRATION_USERNAME, _ids, default_counts, generate_org,
+    BATCH_SIZE, GENERATED_OBJECTS, INTEGRATION_USER_ID, INTEGRATION_USERNAME, default_counts, generate_org,
     integration_user_id,
 )
+from salesforce_sync.emulator.generate.draws import record_ids
 from salesforce_sync.emulator.ids import KEY_PREFIXES, is_valid_id, make_id
 from salesforce_sync.emulator.schema import OrgSchema
 
@@ -116,15 +117,15 @@ def test_ids_are_the_deterministic_checksummed_ids_of_record_numbers(org: Rows) 
 
 def test_vectorised_ids_match_make_id_across_the_record_number_range() -> None:
     numbers = [1, 61, 62, 62**5 - 1, 62**5, 916_132_831, 62**9 - 1]
-    assert _ids("Lead", np.array(numbers) - 1).tolist() == [make_id("00Q", n) for n in numbers]
+    assert record_ids("Lead", np.array(numbers) - 1).tolist() == [make_id("00Q", n) for n in numbers]
     with pytest.raises(ValueError, match="does not fit"):
-        _ids("Lead", np.array([62**9 - 1]))
+        record_ids("Lead", np.array([62**9 - 1]))
 
 
 def test_default_counts_follow_the_main_counts() -> None:
     assert default_counts({"Lead": 1000, "Contact": 500, "CampaignMember": 2000}) == {
         "Account": 100, "Contact": 500, "Lead": 1000, "Campaign": 10, "CampaignMember": 2000,
-        "Opportunity": 50, "Task": 75}
+        "Opportunity": 50, "Task": 75, "Event": 37}
     assert default_counts({"Lead": 10, "CampaignMember": 400})["Campaign"] == 80
     assert default_counts({"Opportunity": 3})["Account"] == 1
 

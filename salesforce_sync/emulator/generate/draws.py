@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -166,8 +166,17 @@ def object_array(*values: Any) -> np.ndarray:
     return out
 
 
+def sparse(present: np.ndarray, make: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """`make(present)` (values for the present rows only) where present, None elsewhere: for rare values too
+    costly to build for every record of a million."""
+    out = np.full(len(present), None, dtype=object)
+    if present.any():
+        out[present] = make(present)
+    return out
+
 
 def external_keys(draws: Draws, prefix: str, share: float) -> np.ndarray:
     """Keys an outside system stamped on the share of records it wrote ('aud-3F2A...'); None on the rest."""
-    keys = (draws.bits(f"{prefix}Key") >> np.uint64(1)).astype(np.int64)
-    return maybe(draws.chance(f"Has{prefix}Key", share), prefix + "-" + ascii_strings(fixed_digits(keys, HEX, 16)))
+    bits = draws.bits(f"{prefix}Key")
+    return sparse(draws.chance(f"Has{prefix}Key", share), lambda rows: prefix + "-" + ascii_strings(
+        fixed_digits((bits[rows] >> np.uint64(1)).astype(np.int64), HEX, 16)))

@@ -18,6 +18,7 @@ from salesforce_sync.emulator.generate.draws import (
     fixed_digits,
     maybe,
     record_ids,
+    sparse,
 )
 from salesforce_sync.emulator.generate.plan import DAY, Stamps, audit_columns, timeline
 from salesforce_sync.emulator.generate.pools import (
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from salesforce_sync.emulator.generate.plan import Plan
 
 OPEN_LEAD_STATUSES = np.array([s for s in LEAD_STATUSES if s != LEAD_CONVERTED_STATUS], dtype=object)
+
 
 def lead_stamps(plan: Plan, idx: np.ndarray) -> Stamps:
     """Lead stamps; a converted Lead was created before, and last modified at, its Contact's creation."""
@@ -147,7 +149,6 @@ def contact_accounts(plan: Plan, idx: np.ndarray) -> np.ndarray:
     return np.where(private, -1, account)
 
 
-
 def lead_companies(plan: Plan, idx: np.ndarray) -> np.ndarray:
     """A Lead's Company; a Lead who is also a Contact works at that Contact's Account."""
     d = Draws(plan, "Lead", idx)
@@ -157,7 +158,6 @@ def lead_companies(plan: Plan, idx: np.ndarray) -> np.ndarray:
     if linked.any():
         company[linked] = account_names(plan, contact_accounts(plan, plan.contacts.index(rank[linked])))
     return company
-
 
 
 def bounces(d: Draws, email: np.ndarray, stamps: Stamps) -> tuple[np.ndarray, np.ndarray]:
@@ -227,7 +227,7 @@ def lead_columns(plan: Plan, idx: np.ndarray) -> Columns:
                                         "HasOptedOutOfEmail", "DoNotCall", "HasOptedOutOfFax")},
         **_unknown_geocodes(""),
         **_person_extras(plan, d, "Lead", stamps),
-        "CompanyDunsNumber": maybe(d.chance("Duns", 0.02), (100_000_000 + idx).astype(str).astype(object)),
+        "CompanyDunsNumber": sparse(d.chance("Duns", 0.02), lambda rows: (100_000_000 + idx[rows]).astype(str)),
         **person_details(plan, "Lead", idx),
         "EmailBouncedReason": maybe(bounced, BOUNCE_REASON), "EmailBouncedDate": bounced_at,
         "Company": lead_companies(plan, idx),
@@ -252,7 +252,6 @@ def lead_columns(plan: Plan, idx: np.ndarray) -> Columns:
     return columns
 
 
-
 def _unknown_geocodes(*prefixes: str) -> Columns:
     """Latitude, Longitude and GeocodeAccuracy: filled only by a geocoding clean rule, which this org has not run."""
     return {f"{prefix}{key}": None for prefix in prefixes for key in ("Latitude", "Longitude", "GeocodeAccuracy")}
@@ -263,6 +262,7 @@ def _person_extras(plan: Plan, d: Draws, object_name: str, stamps: Stamps) -> Co
     shuffle = plan.leads if object_name == "Lead" else plan.contacts
     survivor = shuffle.index(d.below("MergedInto", max(shuffle.live, 1)))
     return {
-        "MasterRecordId": maybe(stamps.deleted & d.chance("Merged", 0.3), record_ids(object_name, survivor)),
+        "MasterRecordId": sparse(stamps.deleted & d.chance("Merged", 0.3),
+                                 lambda rows: record_ids(object_name, survivor[rows])),
         "PhotoUrl": None, "Jigsaw": None, "CleanStatus": maybe(d.chance("Cleaned", 0.1), "Pending"),
     }

@@ -18,6 +18,7 @@ from salesforce_sync.emulator.schema import STANDARD_OBJECTS
 
 OBJECTS = {o.name: o for o in STANDARD_OBJECTS}
 
+
 def ascii_fold(text: str) -> str:
     """A lower-case ASCII form of a Latin-script name for email local parts: 'Sørensen' -> 'sorensen'."""
     special = str.maketrans({"ß": "ss", "ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "ł": "l", "Ł": "L",
@@ -245,7 +246,6 @@ USERS = (
     ("Seán", "O'Brien", "sean.obrien", "sobri", "Europe/London", "en_GB", "en_US", "Account Executive", False),
     ("Amélie", "Lefèvre", "amelie.lefevre", "alefe", "Europe/Paris", "fr_FR", "fr", "Responsable Marketing", True),
 )
-
 
 
 def fill_pattern(rng: random.Random, pattern: str) -> str:

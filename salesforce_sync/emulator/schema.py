@@ -11,7 +11,7 @@ import copy
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from salesforce_sync.emulator.ids import KEY_PREFIXES
+from salesforce_sync.emulator.ids import KEY_PREFIXES, make_id
 
 TEXT_TYPES = frozenset(
     {"string", "picklist", "multipicklist", "email", "phone", "url", "textarea", "combobox",
@@ -224,18 +224,51 @@ class ObjectDef:
             "extendsInterfaces": None, "fields": [f.describe() for f in self.fields],
             "implementedBy": None, "implementsInterfaces": None, "listviewable": None,
             "lookupLayoutable": None, "namedLayoutInfos": [], "networkScopeFieldName": None,
-            "recordTypeInfos": [{
-                "active": True, "available": True, "defaultRecordTypeMapping": True,
-                "developerName": "Master", "master": True, "name": "Master",
-                "recordTypeId": "012000000000000AAA",
-                "urls": {"layout": f"/services/data/v{version}/sobjects/{self.name}/describe/layouts/012000000000000AAA"},
-            }],
+            "recordTypeInfos": self.record_type_infos(version),
             "searchLayoutable": True, "sobjectDescribeOption": "FULL", "supportedScopes": [
                 {"label": "All " + self.label_plural.lower(), "name": "everything"},
                 {"label": "My " + self.label_plural.lower(), "name": "mine"},
             ],
         })
         return entry
+
+    def record_type_infos(self, version: str) -> list[dict[str, Any]]:
+        """The object's record types the org is set up with (the first active one the default), then Master."""
+        own = [(record_type_id(n), rt) for n, rt in enumerate(RECORD_TYPES) if rt.object_name == self.name]
+        default = next((rt_id for rt_id, rt in own if rt.active), MASTER_RECORD_TYPE_ID)
+        entries = [(rt_id, rt.name, rt.developer_name, rt.active, False) for rt_id, rt in own]
+        entries.append((MASTER_RECORD_TYPE_ID, "Master", "Master", True, True))
+        layouts = f"/services/data/v{version}/sobjects/{self.name}/describe/layouts/"
+        return [{"active": active, "available": active, "defaultRecordTypeMapping": rt_id == default,
+                 "developerName": developer_name, "master": master, "name": name, "recordTypeId": rt_id,
+                 "urls": {"layout": layouts + rt_id}}
+                for rt_id, name, developer_name, active, master in entries]
+
+
+@dataclass(frozen=True)
+class RecordTypeDef:
+    """A record type the org is set up with; the n-th of RECORD_TYPES is the org's n-th RecordType record."""
+
+    object_name: str
+    name: str
+    developer_name: str
+    description: str | None
+    active: bool
+
+
+MASTER_RECORD_TYPE_ID = "012000000000000AAA"
+RECORD_TYPES = (
+    RecordTypeDef("Account", "Customer", "Customer", "Companies that buy from us", True),
+    RecordTypeDef("Account", "Partner", "Partner", "Resellers and referral partners", True),
+    RecordTypeDef("Opportunity", "New Business", "New_Business", "A first sale to a new customer", True),
+    RecordTypeDef("Opportunity", "Renewal", "Renewal", None, True),
+    RecordTypeDef("Opportunity", "Legacy Deal", "Legacy_Deal", "Imported from the old CRM; no longer used", False),
+)
+
+
+def record_type_id(index: int) -> str:
+    """Id of the org's RecordType record for RECORD_TYPES[index]."""
+    return make_id(KEY_PREFIXES["RecordType"], index + 1)
 
 
 def label_for(api_name: str) -> str:
@@ -357,7 +390,7 @@ def _name_parts() -> list[FieldDef]:
     ]
 
 
-def _person(address_prefix: str) -> list[FieldDef]:
+def _person(address_prefix: str, fax_label: str = "Fax") -> list[FieldDef]:
     """The fields Leads and Contacts share, in describe order: name, title, address, phones, email, opt-outs."""
     return [
         *_name_parts(),
@@ -365,7 +398,7 @@ def _person(address_prefix: str) -> list[FieldDef]:
         *_address(address_prefix),
         FieldDef("Email", "email", length=80, id_lookup=True),
         FieldDef("Phone", "phone", length=40),
-        FieldDef("Fax", "phone", "Business Fax", length=40),
+        FieldDef("Fax", "phone", fax_label, length=40),
         FieldDef("MobilePhone", "phone", "Mobile Phone", length=40),
         _text("Description"),
         _pick("LeadSource", *_LEAD_SOURCES),
@@ -458,7 +491,7 @@ CONTACT = ObjectDef("Contact", "Contacts", [
     _bool("IsDeleted", "Deleted", createable=False, updateable=False),
     _master_record("Contact"),
     _ref("AccountId", "Account"),
-    *[f for f in _person("Mailing") if f.name not in ("Title", "Description", "LeadSource")],
+    *[f for f in _person("Mailing", "Business Fax") if f.name not in ("Title", "Description", "LeadSource")],
     *_address("Other"),
     FieldDef("HomePhone", "phone", "Home Phone", length=40),
     FieldDef("OtherPhone", "phone", "Other Phone", length=40),

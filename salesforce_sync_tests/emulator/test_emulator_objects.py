@@ -217,6 +217,14 @@ def test_record_types_are_referenced_by_accounts_and_opportunities(sf: Salesforc
     assert {a["RecordType"]["DeveloperName"] for a in accounts} == {"Customer", "Partner"}
     opportunities = sf.query_all("SELECT RecordTypeId FROM Opportunity")["records"]
     assert {active[o["RecordTypeId"]]["SobjectType"] for o in opportunities} == {"Opportunity"}
+    infos = {i["developerName"]: i for i in sf.Account.describe()["recordTypeInfos"]}
+    assert infos.keys() == {"Customer", "Partner", "Master"} and infos["Master"]["master"]
+    assert [name for name, i in infos.items() if i["defaultRecordTypeMapping"]] == ["Customer"]
+    assert {infos[t["DeveloperName"]]["recordTypeId"] for t in types if t["SobjectType"] == "Account"} <= active.keys()
+    legacy = next(i for i in sf.Opportunity.describe()["recordTypeInfos"] if i["developerName"] == "Legacy_Deal")
+    assert not legacy["active"] and not legacy["available"]
+    lead_types = sf.Lead.describe()["recordTypeInfos"]
+    assert [(i["recordTypeId"], i["defaultRecordTypeMapping"]) for i in lead_types] == [("012000000000000AAA", True)]
 
 
 def test_events_obey_the_who_what_rules_and_their_duration(sf: Salesforce) -> None:
@@ -270,6 +278,9 @@ def test_audience_id_is_an_external_id_a_write_back_upserts_by(emulated_org: Emu
     rows = sf.query("SELECT FirstName, LastName FROM Contact WHERE Audience_Id__c = 'aud-test-1'")["records"]
     assert [(r["FirstName"], r["LastName"]) for r in rows] == [("Grace", "Hopper")]
     assert sf.Contact.get_by_custom_id("Audience_Id__c", "aud-test-1")["LastName"] == "Hopper"
+    with pytest.raises(SalesforceMalformedRequest) as duplicate:
+        sf.Contact.create({"LastName": "Hopper", "Audience_Id__c": "AUD-TEST-1"})  # unique ignores case
+    assert duplicate.value.content[0]["errorCode"] == "DUPLICATE_VALUE"
 
 
 # ---- the formula field -------------------------------------------------------------------------

@@ -9,25 +9,22 @@ import numpy as np
 from salesforce_sync.emulator.generate.draws import Columns, object_array, record_ids
 from salesforce_sync.emulator.generate.plan import DAY, HISTORY_SECONDS
 from salesforce_sync.emulator.generate.users import ADMIN
-from salesforce_sync.emulator.schema import LEAD_CONVERTED_STATUS, LEAD_DEFAULT_STATUS, LEAD_STATUSES
+from salesforce_sync.emulator.schema import (
+    LEAD_CONVERTED_STATUS,
+    LEAD_DEFAULT_STATUS,
+    LEAD_STATUSES,
+    RECORD_TYPES,
+    record_type_id,
+)
 
 if TYPE_CHECKING:
     from salesforce_sync.emulator.generate.plan import Plan
 
-RECORD_TYPES = (
-    # object, name, developer name, description, active
-    ("Account", "Customer", "Customer", "Companies that buy from us", True),
-    ("Account", "Partner", "Partner", "Resellers and referral partners", True),
-    ("Opportunity", "New Business", "New_Business", "A first sale to a new customer", True),
-    ("Opportunity", "Renewal", "Renewal", None, True),
-    ("Opportunity", "Legacy Deal", "Legacy_Deal", "Imported from the old CRM; no longer used", False),
-)
-
 
 def active_record_type_ids(object_name: str) -> np.ndarray:
     """Ids of the object's active record types, for records to draw from."""
-    numbers = [n for n, (obj, *_rest, active) in enumerate(RECORD_TYPES) if obj == object_name and active]
-    return record_ids("RecordType", np.array(numbers, dtype=np.int64))
+    return object_array(*(record_type_id(n) for n, rt in enumerate(RECORD_TYPES)
+                          if rt.object_name == object_name and rt.active))
 
 
 def _configured(plan: Plan) -> Columns:
@@ -39,11 +36,13 @@ def _configured(plan: Plan) -> Columns:
 
 
 def record_type_columns(plan: Plan) -> Columns:
-    objects, names, developer_names, descriptions, active = (object_array(*v) for v in zip(*RECORD_TYPES))
     return {
-        "Id": record_ids("RecordType", np.arange(len(RECORD_TYPES))), "Name": names,
-        "DeveloperName": developer_names, "NamespacePrefix": None, "Description": descriptions,
-        "SobjectType": objects, "IsActive": active.astype(bool), **_configured(plan),
+        "Id": record_ids("RecordType", np.arange(len(RECORD_TYPES))),
+        "Name": object_array(*(rt.name for rt in RECORD_TYPES)),
+        "DeveloperName": object_array(*(rt.developer_name for rt in RECORD_TYPES)), "NamespacePrefix": None,
+        "Description": object_array(*(rt.description for rt in RECORD_TYPES)),
+        "SobjectType": object_array(*(rt.object_name for rt in RECORD_TYPES)),
+        "IsActive": np.array([rt.active for rt in RECORD_TYPES]), **_configured(plan),
     }
 
 

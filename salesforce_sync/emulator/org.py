@@ -302,10 +302,10 @@ class Org(OrgClock, TokenStore, ApiUsage, FaultStore, RecordStore, LeadConversio
             kind = op.get("op")
             if kind in ("delete_field", "rename_field") and existing is None:
                 raise SalesforceApiError(400, "INVALID_FIELD", f"No such field {op.get('field')} on {obj.name}")
-            if kind == "delete_field" and existing.storage:
+            if kind == "delete_field" and existing.stored:
                 conn.execute(f'ALTER TABLE "{obj.name}" DROP COLUMN "{existing.name}"')
             elif kind == "rename_field":
-                if existing.storage:
+                if existing.stored:
                     conn.execute(f'ALTER TABLE "{obj.name}" RENAME COLUMN "{existing.name}" TO "{op["new_name"]}"')
             elif kind == "add_field":
                 if existing is not None:
@@ -351,4 +351,4 @@ def _apply_schema_op(schema: OrgSchema, op: dict[str, Any]) -> None:
             default=False if ftype == "boolean" else None,
             precision=18 if ftype in ("double", "currency", "percent") else 0,
             picklist=tuple(op.get("values", ())), restricted_picklist=bool(op.get("restricted")))]
-    schema.replace_object(ObjectDef(obj.name, obj.label_plural, fields))
+    schema.replace_object(replace(obj, fields=fields))

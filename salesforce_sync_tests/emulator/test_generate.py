@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from salesforce_sync.emulator.generate import (
-    BATCH_SIZE, GENERATED_OBJECTS, INTEGRATION_USER_ID, INTEGRATION_USERNAME, _ids, default_counts, generate_org,
+    BATCH_SIZE, GENERATED_OBJECTS, INTEGRATION_USER_ID, INTEGRATION_USERNAME, default_counts, generate_org,
     integration_user_id,
 )
+from salesforce_sync.emulator.generate.draws import record_ids
 from salesforce_sync.emulator.ids import KEY_PREFIXES, is_valid_id, make_id
 from salesforce_sync.emulator.schema import OrgSchema
 
@@ -116,15 +117,15 @@ def test_ids_are_the_deterministic_checksummed_ids_of_record_numbers(org: Rows) 
 
 def test_vectorised_ids_match_make_id_across_the_record_number_range() -> None:
     numbers = [1, 61, 62, 62**5 - 1, 62**5, 916_132_831, 62**9 - 1]
-    assert _ids("Lead", np.array(numbers) - 1).tolist() == [make_id("00Q", n) for n in numbers]
+    assert record_ids("Lead", np.array(numbers) - 1).tolist() == [make_id("00Q", n) for n in numbers]
     with pytest.raises(ValueError, match="does not fit"):
-        _ids("Lead", np.array([62**9 - 1]))
+        record_ids("Lead", np.array([62**9 - 1]))
 
 
 def test_default_counts_follow_the_main_counts() -> None:
     assert default_counts({"Lead": 1000, "Contact": 500, "CampaignMember": 2000}) == {
         "Account": 100, "Contact": 500, "Lead": 1000, "Campaign": 10, "CampaignMember": 2000,
-        "Opportunity": 50, "Task": 75}
+        "Opportunity": 50, "Task": 75, "Event": 37}
     assert default_counts({"Lead": 10, "CampaignMember": 400})["Campaign"] == 80
     assert default_counts({"Opportunity": 3})["Account"] == 1
 
@@ -284,13 +285,65 @@ def test_campaign_members_mirror_their_lead_or_contact(org: Rows, by_id: dict) -
         assert m["CreatedDate"] >= max(person["CreatedDate"], by_id[m["CampaignId"]]["CreatedDate"])
 
 
-def test_campaign_roll_ups_count_their_members(org: Rows) -> None:
+def test_campaign_roll_ups_count_their_members_and_opportunities(org: Rows, by_id: dict) -> None:
     counted = collections.Counter((m["CampaignId"], m["Type"]) for m in org["CampaignMember"])
+    responses = collections.Counter(m["CampaignId"] for m in org["CampaignMember"] if m["HasResponded"])
+    converted = collections.Counter(m["CampaignId"] for m in org["CampaignMember"]
+                                    if m["LeadId"] and by_id[m["LeadId"]]["IsConverted"])
+    deals = [o for o in org["Opportunity"] if o["CampaignId"] and not o["IsDeleted"]]
+    won = [o for o in deals if o["IsWon"]]
+    assert deals and won and sum(converted.values())
     for campaign in org["Campaign"]:
         assert campaign["NumberOfLeads"] == counted[(campaign["Id"], "Lead")]
         assert campaign["NumberOfContacts"] == counted[(campaign["Id"], "Contact")]
+        assert campaign["NumberOfResponses"] == responses[campaign["Id"]]
+        assert campaign["NumberOfConvertedLeads"] == converted[campaign["Id"]]
+        assert campaign["NumberOfOpportunities"] == sum(o["CampaignId"] == campaign["Id"] for o in deals)
+        assert campaign["NumberOfWonOpportunities"] == sum(o["CampaignId"] == campaign["Id"] for o in won)
+        assert campaign["AmountWonOpportunities"] == pytest.approx(
+            sum(o["Amount"] or 0 for o in won if o["CampaignId"] == campaign["Id"]))
         if campaign["EndDate"]:
             assert campaign["StartDate"] <= campaign["EndDate"]
+
+
+def test_every_campaign_has_its_member_statuses(org: Rows) -> None:
+    statuses = collections.defaultdict(dict)
+    for status in org["CampaignMemberStatus"]:
+        statuses[status["CampaignId"]][status["Label"]] = (status["IsDefault"], status["HasResponded"])
+    assert statuses.keys() == {c["Id"] for c in org["Campaign"]}
+    assert all(labels == {"Sent": (1, 0), "Responded": (0, 1)} for labels in statuses.values())
+    assert {m["Status"] for m in org["CampaignMember"]} == {"Sent", "Responded"}
+
+
+def test_opportunities_follow_their_stage(org: Rows, by_id: dict) -> None:
+    categories = {"Pipeline": "Pipeline", "Closed": "Closed", "Omitted": "Omitted"}
+    for o in org["Opportunity"]:
+        assert o["ForecastCategory"] == categories[o["ForecastCategoryName"]]
+        assert (o["ForecastCategoryName"] == "Closed") == (o["IsWon"] == 1)
+        assert o["IsClosed"] == (o["StageName"] in ("Closed Won", "Closed Lost"))
+        if o["Amount"] is not None:
+            assert o["ExpectedRevenue"] == pytest.approx(o["Amount"] * o["Probability"] / 100, abs=0.01)
+        assert o["Fiscal"] == f"{o['FiscalYear']} {o['FiscalQuarter']}" and o["CloseDate"].startswith(str(o["FiscalYear"]))
+        if o["ContactId"]:
+            assert by_id[o["ContactId"]]["AccountId"] == o["AccountId"]
+    assert sum(o["ContactId"] is not None for o in org["Opportunity"]) > 50
+
+
+def test_events_have_a_consistent_time_and_follow_the_who_what_rules(org: Rows, by_id: dict) -> None:
+    events = org["Event"]
+    assert any(e["IsAllDayEvent"] for e in events) and any(e["Activity_Key__c"] for e in events)
+    for e in events:
+        if e["WhoId"] and e["WhoId"].startswith("00Q"):
+            assert e["WhatId"] is None and e["AccountId"] is None
+        elif e["WhatId"] and e["WhatId"].startswith("006"):
+            assert e["AccountId"] == by_id[e["WhatId"]]["AccountId"]
+        elif e["WhoId"] and not e["WhatId"]:
+            assert e["AccountId"] == by_id[e["WhoId"]]["AccountId"]
+        assert e["ActivityDateTime"] == e["StartDateTime"]
+        if not e["IsAllDayEvent"]:
+            assert e["EndDateTime"] - e["StartDateTime"] == e["DurationInMinutes"] * 60_000
+    keys = [row["Activity_Key__c"] for row in events + org["Task"] if row["Activity_Key__c"]]
+    assert len(keys) == len(set(keys))
 
 
 # ---- timestamps and deletes --------------------------------------------------------------------

@@ -416,7 +416,8 @@ def test_fields_function(org):
     standard = compile_query("SELECT FIELDS(STANDARD) FROM Lead", schema, include_deleted=False, now=NOW)
     assert standard.column_names == tuple(f.name for f in lead.fields if not f.custom)
     custom = compile_query("SELECT Id, FIELDS(CUSTOM) FROM Lead LIMIT 200", schema, include_deleted=False, now=NOW)
-    assert custom.column_names == ("Id", "Lead_Score__c", "Interests__c", "External_Key__c", "Newsletter_Signup__c")
+    assert custom.column_names == ("Id", "Lead_Score__c", "Interests__c", "External_Key__c", "Newsletter_Signup__c",
+                                   "Audience_Id__c")
     every = compile_query("SELECT FIELDS(ALL) FROM Lead LIMIT 10", schema, include_deleted=False, now=NOW)
     assert every.column_names == tuple(f.name for f in lead.fields)
     assert every.bulk_unsupported_reason() == "Selecting compound data not supported in Bulk Query"

@@ -198,7 +198,7 @@ class _Scope:
             if found is None:
                 raise SoqlProblem("INVALID_FIELD", _NO_SUCH_COLUMN.format(name=name, entity=self.object.name),
                                   path.line, path.column)
-            return self.own_field(found)
+            return self.own_field(found, used)
         node: _Relationship | None = relationship
         while node is not None:
             used.add(node)
@@ -213,7 +213,11 @@ class _Scope:
         return _Resolved(sql, found, ".".join((*relationship.names, found.name)), relationship, having[0][0],
                          having[0][1])
 
-    def own_field(self, f: FieldDef) -> _Resolved:
+    def own_field(self, f: FieldDef, used: set[_Relationship]) -> _Resolved:
+        """A field of the FROM object; a formula reading a parent's field compiles to that field's join."""
+        if f.formula_path is not None:
+            source = self.resolve(FieldPath(f.formula_path, 0, 0), used)
+            return _Resolved(source.sql, f, f.name, None, self.object, self.alias)
         return _Resolved(f"{self.alias}.{quote(f.name)}", f, f.name, None, self.object, self.alias)
 
     def _join(self, parent: _Relationship | None, name: str, path: FieldPath) -> _Relationship:
@@ -434,7 +438,7 @@ class _Compiler:
                                       f"{FIELDS_FUNCTION_MAX_LIMIT}", item.line, item.column)
                 for f in scope.object.fields:
                     if item.scope == "ALL" or f.custom == (item.scope == "CUSTOM"):
-                        selection.add(scope.own_field(f), None)
+                        selection.add(scope.own_field(f, selection.used), None)
             elif isinstance(item, FieldPath):
                 selection.add(scope.resolve(item, selection.used), item)
         selection.id_slot = selection.slot(f'{scope.alias}."Id"')

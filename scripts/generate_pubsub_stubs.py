@@ -30,8 +30,9 @@ def main() -> int:
     if status:
         return status
     stub = out / "pubsub_api_pb2_grpc.py"
-    # protoc writes a top-level import; the stubs live inside a package.
-    stub.write_text(stub.read_text().replace("import pubsub_api_pb2 as", "from . import pubsub_api_pb2 as"))
+    # protoc writes a top-level import (the stubs live inside a package) and one it never uses.
+    text = stub.read_text().replace("import pubsub_api_pb2 as", "from . import pubsub_api_pb2 as")
+    stub.write_text(text.replace("import warnings\n", ""))
     for copy in COPIES[1:]:
         for name in ("pubsub_api.proto", "pubsub_api_pb2.py", "pubsub_api_pb2_grpc.py"):
             shutil.copyfile(out / name, copy / name)

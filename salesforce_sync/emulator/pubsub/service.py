@@ -197,7 +197,7 @@ class PubSubService(pb_grpc.PubSubServicer):
             if pending:
                 found, position = changes.read_changes(self.org, position, pending, entity)
                 if found:
-                    events = [self._consumer_event(change) for change in found]
+                    events = self._consumer_events(found)
                     with credit.cond:
                         credit.pending -= len(events)
                         pending = credit.pending
@@ -212,12 +212,17 @@ class PubSubService(pb_grpc.PubSubServicer):
             with credit.cond:
                 credit.cond.wait(POLL_SECONDS)
 
-    def _consumer_event(self, change: changes.StoredChange) -> pb.ConsumerEvent:
-        schema = self._schema(change.entity)
-        event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.org.settings.org_id}/{change.replay_id}"))
-        return pb.ConsumerEvent(
-            event=pb.ProducerEvent(id=event_id, schema_id=schema.schema_id, payload=schema.encode(change)),
-            replay_id=replay_id_bytes(change.replay_id))
+    def _consumer_events(self, found: list[changes.StoredChange]) -> list[pb.ConsumerEvent]:
+        org_id = self.org.settings.org_id
+        schemas = {entity: self._schema(entity) for entity in {change.entity for change in found}}
+        events = []
+        for change in found:
+            schema = schemas[change.entity]
+            event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{org_id}/{change.replay_id}"))  # the same on every replay
+            events.append(pb.ConsumerEvent(
+                event=pb.ProducerEvent(id=event_id, schema_id=schema.schema_id, payload=schema.encode(change)),
+                replay_id=replay_id_bytes(change.replay_id)))
+        return events
 
 
 def _wake(credit: _Credit) -> None:

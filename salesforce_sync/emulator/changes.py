@@ -7,8 +7,8 @@ autoincrement id. A record write is an UPDATE that sets SystemModstamp: the copi
 fields (CampaignMember's Lead/Contact fields) move without it, and formula fields are not stored, so neither
 emits. A hard delete of a live row emits DELETE; purging an already soft-deleted row emits nothing.
 
-One event per record (Salesforce sometimes merges identical changes of one transaction into one event with
-several recordIds; this org does not). Gap and overflow events are forced through test control.
+Identical changes to several records of one transaction (within a second) are delivered as one event with several
+recordIds, as Salesforce does. Gap and overflow events are forced through test control.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from salesforce_sync.emulator.core import CONTROL_PREFIX, Request, Response, Router
@@ -250,19 +250,56 @@ def replay_id_retained(org: Org, replay_id: int) -> bool:
     return row is not None and row[0] >= _retention_cutoff(org)
 
 
+def _merge_key(change: StoredChange) -> tuple[Any, ...] | None:
+    """Changes that Salesforce sends as one event with several recordIds: the same UPDATE (same fields, same new
+    values) or a DELETE, made to records of one object in one transaction within one second. LastModifiedDate is
+    left out of the comparison: Salesforce stamps a transaction once, this org each record as it writes it."""
+    if change.change_type == "UPDATE":
+        values = tuple(change.values.get(c) for c in change.changed if c != "LastModifiedDate")
+        return (change.transaction_key, change.entity, "UPDATE", change.commit_ms // 1000, tuple(change.changed),
+                values)
+    if change.change_type == "DELETE":
+        return (change.transaction_key, change.entity, "DELETE", change.commit_ms // 1000)
+    return None
+
+
+def _stored_change(row: tuple[Any, ...]) -> StoredChange:
+    return StoredChange(row[0], row[1], json.loads(row[2]), row[3], json.loads(row[4]), json.loads(row[5] or "{}"),
+                        row[6], row[7], row[8], row[9], row[10] or "")
+
+
 def read_changes(org: Org, after: int, limit: int, entity: str | None) -> tuple[list[StoredChange], int]:
-    """Up to `limit` events after `after` (of one entity, or all); and the position read up to, which moves past
-    other entities' events so a per-object channel's latest replay id keeps up with the log."""
+    """Up to `limit` events after `after` (of one entity, or all), consecutive identical changes merged into one
+    event (replay id: its last row's); and the position read up to, which moves past other entities' events so a
+    per-object channel's latest replay id keeps up with the log."""
+    events: list[StoredChange] = []
+    keys: list[tuple[Any, ...] | None] = []
     with org.read() as conn:
         high = conn.execute("SELECT coalesce(max(replay_id), 0) FROM _change_events").fetchone()[0]
         where = "replay_id > ? AND replay_id <= ?" + (" AND entity = ?" if entity else "")
-        args: tuple[Any, ...] = (after, high, entity) if entity else (after, high)
-        rows = conn.execute(f"SELECT * FROM _change_events WHERE {where} ORDER BY replay_id LIMIT ?",
-                            (*args, limit)).fetchall()
-    changes = [StoredChange(r[0], r[1], json.loads(r[2]), r[3], json.loads(r[4]), json.loads(r[5] or "{}"), r[6],
-                            r[7], r[8], r[9], r[10] or "") for r in rows]
-    reached = changes[-1].replay_id if len(changes) == limit else max(high, after)
-    return changes, reached
+        cursor = after
+        # One event more than asked for shows that the last one asked for is complete.
+        while len(events) <= limit:
+            args = (cursor, high, entity) if entity else (cursor, high)
+            wanted = limit + 1 - len(events)  # rows that may still merge into the last event come in bigger steps
+            rows = conn.execute(f"SELECT * FROM _change_events WHERE {where} ORDER BY replay_id LIMIT ?",
+                                (*args, max(wanted, 500) if keys and keys[-1] else wanted)).fetchall()
+            if not rows:
+                break
+            for row in rows:
+                change = _stored_change(row)
+                key = _merge_key(change)
+                if key is not None and events and keys[-1] == key and events[-1].replay_id + 1 == change.replay_id:
+                    events[-1] = replace(events[-1], replay_id=change.replay_id,
+                                         record_ids=events[-1].record_ids + change.record_ids)
+                else:
+                    events.append(change)
+                    keys.append(key)
+            cursor = rows[-1][0]
+    if len(events) > limit:
+        del events[limit:]
+        return events, events[-1].replay_id
+    return events, max(high, after)
 
 
 def purge_expired(org: Org) -> int:

@@ -149,3 +149,21 @@ def test_parent_change_and_mirrored_fields_emit_nothing_for_the_child(emulated_o
         events = collect(sub, 1)
     assert sf.CampaignMember.get(member)["Email"] == "new@gamma.test"
     assert brief(events) == [("Lead", "UPDATE", [lead])]
+
+
+def test_identical_changes_of_one_transaction_arrive_as_one_event(emulated_org_factory: Any) -> None:
+    org = emulated_org_factory(counts=COUNTS, settings=SETTINGS)
+    org.control.freeze_clock()  # one transaction, one second
+    sf = org.simple_salesforce()
+    leads = [sf.Lead.create({"LastName": f"Same {i}", "Company": "Delta"})["id"] for i in range(4)]
+    with pubsub_client(org) as client, client.subscribe("/data/LeadChangeEvent") as sub:
+        assert collect(sub, 0, quiet_seconds=0.3) == []
+        sf.restful("composite/sobjects", method="PATCH", json={"allOrNone": True, "records": [
+            {"attributes": {"type": "Lead"}, "Id": lead, "Status": "Working - Contacted"} for lead in leads[:3]]
+            + [{"attributes": {"type": "Lead"}, "Id": leads[3], "Status": "Closed - Not Converted"}]})
+        sf.restful("composite/sobjects", method="DELETE", params={"ids": ",".join(leads[:2]), "allOrNone": "true"})
+        events = collect(sub, 3)
+    assert brief(events) == [("Lead", "UPDATE", leads[:3]), ("Lead", "UPDATE", [leads[3]]),
+                             ("Lead", "DELETE", leads[:2])]
+    assert events[0].values["Status"] == "Working - Contacted"
+    assert events[0].transaction_key == events[1].transaction_key != events[2].transaction_key

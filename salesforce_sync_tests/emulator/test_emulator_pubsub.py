@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -186,3 +188,26 @@ def _raw_events(org: EmulatedOrg, topic: str) -> list[Any]:
                 responses.cancel()
                 return list(reversed(response.events))
     return []
+
+
+def test_cli_server_publishes_writes_made_through_another_process(emulated_org_factory: Any, tmp_path: Path) -> None:
+    """`emulator serve` prints its pubsub_url; events of writes made through another server on the same state
+    file reach its subscribers."""
+    state = tmp_path / "org.sqlite"
+    writer = emulated_org_factory(counts=COUNTS, state_file=state)
+    command = [sys.executable, "-m", "salesforce_sync.cli", "emulator", "serve", "--port", "0", "--state-file",
+               str(state), "--tls-dir", str(tmp_path / "tls")]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(server.stdout.readline())
+        assert info["pubsub_url"].startswith("127.0.0.1:")
+        lead = writer.simple_salesforce().Lead.create({"LastName": "Elsewhere", "Company": "Other process"})["id"]
+        with PubSubClient(info["pubsub_url"], access_token=writer.access_token(), instance_url=info["instance_url"],
+                          tenant_id=info["org_id"], ca_file=info["ca_file"]) as client, \
+                client.subscribe("/data/LeadChangeEvent", replay_preset="EARLIEST") as sub:
+            event = next(sub.events())  # the first response carries it (the CLI's keepalive is Salesforce's 270 s)
+        assert (event.change_type, event.record_ids, event.values["Name"]["LastName"]) == \
+            ("CREATE", [lead], "Elsewhere")
+    finally:
+        server.terminate()
+        assert server.wait(timeout=10) == 0

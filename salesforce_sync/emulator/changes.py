@@ -8,7 +8,9 @@ fields (CampaignMember's Lead/Contact fields) move without it, and formula field
 emits. A hard delete of a live row emits DELETE; purging an already soft-deleted row emits nothing.
 
 Identical changes to several records of one transaction (within a second) are delivered as one event with several
-recordIds, as Salesforce does. Gap and overflow events are forced through test control.
+recordIds, as Salesforce does. Past a number of changes in one transaction (OrgSettings.change_event_overflow_changes,
+Salesforce's 100,000) the rest become one GAP_OVERFLOW event per object. Test control forces gap and overflow
+events too.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from salesforce_sync.emulator.core import CONTROL_PREFIX, Request, Response, Router
@@ -43,6 +45,8 @@ _CLOCK_SQL = ("(SELECT CASE WHEN f.value != '' THEN CAST(f.value AS INTEGER) "
               "FROM _meta f, _meta o WHERE f.key = 'clock_frozen_ms' AND o.key = 'clock_offset_ms')")
 _USER_SQL = ("(SELECT \"Id\" FROM \"User\" WHERE \"Username\" = "
              "(SELECT json_extract(value, '$.username') FROM _meta WHERE key = 'settings'))")
+_OVERFLOW_LIMIT_SQL = ("(SELECT coalesce(json_extract(value, '$.change_event_overflow_changes'), 100000) "
+                       "FROM _meta WHERE key = 'settings')")
 _INSERT_SQL = ("INSERT INTO _change_events (entity, record_ids, change_type, changed, vals, commit_ms, "
                "transaction_key, sequence, origin, commit_user) ")
 _CUTS_KEY = "pubsub_stream_cuts"
@@ -118,31 +122,62 @@ def call_origin(request: Request) -> Iterator[None]:
         _call.origin = ""
 
 
+@dataclass
+class _Transaction:
+    """Change-event state of one database transaction: its key, event sequence and change count."""
+
+    key: str = field(default_factory=lambda: str(uuid.uuid4()))
+    sequence: int = 0
+    changes: int = 0
+    overflow_due: str | None = None  # an object whose first change past the limit needs its GAP_OVERFLOW event
+    overflowed: set[str] = field(default_factory=set)
+
+
 class ChangeCaptureConnection(sqlite3.Connection):
-    """The org's SQLite connection: each BEGIN starts a new change-event transaction (transactionKey and
-    sequenceNumber), whichever code opens it; the triggers read both, and the call's origin, through SQL functions."""
+    """The org's SQLite connection: each BEGIN starts a new change-event transaction, whichever code opens it; the
+    triggers reach its state (transactionKey, sequenceNumber, the overflow count) and the call's origin through
+    SQL functions."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._transaction_key = ""
-        self._sequence = 0
-        self.create_function("cdc_transaction_key", 0, self._current_transaction_key)
+        self._transaction: _Transaction | None = None
+        self.create_function("cdc_transaction_key", 0, lambda: self._current().key)
         self.create_function("cdc_sequence", 0, self._next_sequence)
+        self.create_function("cdc_admit", 3, self._admit)
+        self.create_function("cdc_overflow", 1, self._overflow)
         self.create_function("cdc_origin", 0, current_origin)
 
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
         if sql.startswith("BEGIN"):
-            self._transaction_key = ""
+            self._transaction = None
         return super().execute(sql, parameters)
 
-    def _current_transaction_key(self) -> str:
-        if not self._transaction_key:
-            self._transaction_key, self._sequence = str(uuid.uuid4()), 0
-        return self._transaction_key
+    def _current(self) -> _Transaction:
+        if self._transaction is None:
+            self._transaction = _Transaction()
+        return self._transaction
 
     def _next_sequence(self) -> int:
-        self._sequence += 1
-        return self._sequence
+        transaction = self._current()
+        transaction.sequence += 1
+        return transaction.sequence
+
+    def _admit(self, entity: str, changes: int, limit: int) -> int:
+        """Count a record's changes (1, or an update's changed fields); past `limit` in one transaction the rest
+        become one GAP_OVERFLOW event per object, as Salesforce does after 100,000 changes."""
+        transaction = self._current()
+        transaction.changes += changes
+        if transaction.changes <= limit:
+            return 1
+        if entity not in transaction.overflowed:
+            transaction.overflowed.add(entity)
+            transaction.overflow_due = entity
+        return 0
+
+    def _overflow(self, entity: str) -> int:
+        transaction = self._current()
+        due, transaction.overflow_due = transaction.overflow_due, None
+        return int(due == entity)
 
 
 def _json_object_sql(columns: list[str], row: str) -> str:
@@ -157,6 +192,7 @@ def _trigger_sql(obj: ObjectDef) -> list[str]:
     columns = [c for ef in event_fields(obj) for c in ef.columns]
     name, table = obj.name, f'"{obj.name}"'
     tail = f"{_CLOCK_SQL}, cdc_transaction_key(), cdc_sequence(), cdc_origin(), {_USER_SQL}"
+    overflow = f"{_INSERT_SQL} SELECT '{name}', '[]', 'GAP_OVERFLOW', '[]', NULL, {tail} WHERE cdc_overflow('{name}');"
     differs = [f'OLD."{c}" IS NOT NEW."{c}"' for c in columns]
     changed = ("'[' || substr(" + " || ".join(f"CASE WHEN OLD.\"{c}\" IS NOT NEW.\"{c}\" THEN ',\"{c}\"' ELSE '' END"
                                                 for c in columns) + ", 2) || ']'")
@@ -165,18 +201,22 @@ def _trigger_sql(obj: ObjectDef) -> list[str]:
             "WHEN OLD.\"IsDeleted\" = 1 AND NEW.\"IsDeleted\" = 0 THEN 'UNDELETE' ELSE 'UPDATE' END"
             if deleted else "'UPDATE'")
     when_changed = " OR ".join((['OLD."IsDeleted" IS NOT NEW."IsDeleted"'] if deleted else []) + differs)
+    counted = " + ".join(f"({d})" for d in differs)  # an update counts each changed field towards the overflow
     return [
         f'CREATE TRIGGER "_cdc_{name}_insert" AFTER INSERT ON {table} BEGIN {_INSERT_SQL}'
-        f"VALUES ('{name}', json_array(NEW.\"Id\"), 'CREATE', '[]', {_json_object_sql(columns, 'NEW')}, {tail}); END",
+        f"SELECT '{name}', json_array(NEW.\"Id\"), 'CREATE', '[]', {_json_object_sql(columns, 'NEW')}, {tail} "
+        f"WHERE cdc_admit('{name}', 1, {_OVERFLOW_LIMIT_SQL}); {overflow} END",
         # Only writes set SystemModstamp; the org's copies of a parent's fields do not.
         f'CREATE TRIGGER "_cdc_{name}_update" AFTER UPDATE OF "SystemModstamp" ON {table} WHEN {when_changed} '
         f"BEGIN {_INSERT_SQL} SELECT '{name}', json_array(NEW.\"Id\"), kind, "
         f"CASE kind WHEN 'UPDATE' THEN {changed} ELSE '[]' END, "
         f"CASE kind WHEN 'DELETE' THEN NULL ELSE {_json_object_sql(columns, 'NEW')} END, {tail} "
-        f"FROM (SELECT {kind} AS kind); END",
+        f"FROM (SELECT {kind} AS kind) WHERE cdc_admit('{name}', CASE kind WHEN 'UPDATE' THEN {counted} ELSE 1 END, "
+        f"{_OVERFLOW_LIMIT_SQL}); {overflow} END",
         f'CREATE TRIGGER "_cdc_{name}_delete" AFTER DELETE ON {table} '
         + ('WHEN OLD."IsDeleted" = 0 ' if deleted else "")
-        + f"BEGIN {_INSERT_SQL} VALUES ('{name}', json_array(OLD.\"Id\"), 'DELETE', '[]', NULL, {tail}); END",
+        + f"BEGIN {_INSERT_SQL} SELECT '{name}', json_array(OLD.\"Id\"), 'DELETE', '[]', NULL, {tail} "
+        f"WHERE cdc_admit('{name}', 1, {_OVERFLOW_LIMIT_SQL}); {overflow} END",
     ]
 
 

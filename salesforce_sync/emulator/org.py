@@ -53,6 +53,7 @@ class OrgSettings:
     jwt_public_key_pem: str = ""
     counts: dict[str, int] = field(default_factory=dict)
     change_event_retention_hours: float = 72.0  # older replay ids give replayid.corrupted
+    change_event_overflow_changes: int = 100_000  # changes of one transaction past this become GAP_OVERFLOW events
     pubsub_keepalive_seconds: float = 270.0  # an idle Pub/Sub stream gets an empty FetchResponse this often
 
     @classmethod

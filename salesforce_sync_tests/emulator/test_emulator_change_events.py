@@ -167,3 +167,21 @@ def test_identical_changes_of_one_transaction_arrive_as_one_event(emulated_org_f
                              ("Lead", "DELETE", leads[:2])]
     assert events[0].values["Status"] == "Working - Contacted"
     assert events[0].transaction_key == events[1].transaction_key != events[2].transaction_key
+
+
+def test_a_transaction_past_the_change_limit_ends_in_one_overflow_event(emulated_org_factory: Any) -> None:
+    """Salesforce: the first 100,000 changes of a transaction become events, the rest one GAP_OVERFLOW per object
+    (here the limit is 5)."""
+    org = emulated_org_factory(counts=COUNTS, settings={**SETTINGS, "change_event_overflow_changes": 5})
+    sf = org.simple_salesforce()
+    with pubsub_client(org) as client, client.subscribe("/data/ChangeEvents") as sub:
+        assert collect(sub, 0, quiet_seconds=0.3) == []
+        (job,) = sf.bulk2.Lead.insert(records=[{"LastName": f"Many {i}", "Company": "Epsilon"} for i in range(8)],
+                                      wait=0.1)
+        created = sf.Lead.create({"LastName": "Next transaction", "Company": "Epsilon"})["id"]
+        events = collect(sub, 7)
+    assert job["numberRecordsProcessed"] == 8
+    assert [(e.change_type, len(e.record_ids)) for e in events] == [("CREATE", 1)] * 5 + [("GAP_OVERFLOW", 0),
+                                                                                           ("CREATE", 1)]
+    assert events[5].entity == "Lead" and events[5].transaction_key == events[0].transaction_key
+    assert events[6].record_ids == [created]

@@ -2,7 +2,7 @@
 
 Writes pubsub_api_pb2.py and pubsub_api_pb2_grpc.py beside the proto and, identical, into the product's copy
 (salesforce_sync/salesforce/pubsub_proto/): the product may not import the emulator, and two identical copies
-of one proto file share Python's descriptor pool without conflict.
+of one proto file share Python's descriptor pool without conflict (a test checks they stay identical).
 
 Run with a grpcio-tools whose protobuf matches the project's runtime (protobuf 6.x: grpcio-tools 1.80.0), in a
 throwaway venv so the project's own protobuf stays put:
@@ -34,7 +34,7 @@ def main() -> int:
     text = stub.read_text().replace("import pubsub_api_pb2 as", "from . import pubsub_api_pb2 as")
     stub.write_text(text.replace("import warnings\n", ""))
     for copy in COPIES[1:]:
-        for name in ("pubsub_api.proto", "pubsub_api_pb2.py", "pubsub_api_pb2_grpc.py"):
+        for name in ("pubsub_api_pb2.py", "pubsub_api_pb2_grpc.py"):
             shutil.copyfile(out / name, copy / name)
     return 0
 

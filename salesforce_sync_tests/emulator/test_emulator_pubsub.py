@@ -211,3 +211,11 @@ def test_cli_server_publishes_writes_made_through_another_process(emulated_org_f
     finally:
         server.terminate()
         assert server.wait(timeout=10) == 0
+
+
+def test_product_stubs_are_the_emulators() -> None:
+    """Both copies register one proto file in Python's descriptor pool: they must stay identical."""
+    root = Path(__file__).resolve().parents[2] / "salesforce_sync"
+    for name in ("pubsub_api_pb2.py", "pubsub_api_pb2_grpc.py"):
+        assert (root / "salesforce" / "pubsub_proto" / name).read_bytes() == \
+            (root / "emulator" / "pubsub" / name).read_bytes(), f"{name}: rerun scripts/generate_pubsub_stubs.py"

@@ -185,3 +185,34 @@ def test_a_transaction_past_the_change_limit_ends_in_one_overflow_event(emulated
                                                                                            ("CREATE", 1)]
     assert events[5].entity == "Lead" and events[5].transaction_key == events[0].transaction_key
     assert events[6].record_ids == [created]
+
+
+def test_undelete_carries_the_restored_record(emulated_org_factory: Any) -> None:
+    """The org has no undelete call yet; restoring from the recycle bin writes IsDeleted back to false with a new
+    stamp, which is what the capture sees."""
+    org = emulated_org_factory(counts=COUNTS, settings=SETTINGS)
+    sf = org.simple_salesforce()
+    lead = sf.Lead.create({"LastName": "Back", "Company": "Zeta", "Title": "Returns"})["id"]
+    sf.Lead.delete(lead)
+    with org.org.write(records=True) as conn:
+        conn.execute('UPDATE "Lead" SET "IsDeleted" = 0, "SystemModstamp" = "SystemModstamp" + 1 WHERE "Id" = ?',
+                     (lead,))
+    with pubsub_client(org) as client, client.subscribe("/data/LeadChangeEvent", replay_preset="EARLIEST") as sub:
+        events = collect(sub, 3)
+    assert brief(events) == [("Lead", "CREATE", [lead]), ("Lead", "DELETE", [lead]), ("Lead", "UNDELETE", [lead])]
+    assert events[2].values["Title"] == "Returns" and events[2].values["Company"] == "Zeta"
+
+
+def test_a_new_field_appears_under_a_new_schema_id(emulated_org_factory: Any) -> None:
+    org = emulated_org_factory(counts=COUNTS, settings=SETTINGS)
+    sf = org.simple_salesforce()
+    with pubsub_client(org) as client:
+        before = client.get_topic("/data/ContactChangeEvent").schema_id
+        org.control.add_field("Contact", "Segment__c", "string", "Segment")
+        org.control.delete_field("Contact", "Department")
+        after = client.get_topic("/data/ContactChangeEvent").schema_id
+        contact = sf.Contact.create({"LastName": "Schema", "Segment__c": "B2B"})["id"]
+        with client.subscribe("/data/ContactChangeEvent", replay_preset="EARLIEST") as sub:
+            (event,) = collect(sub, 1)
+    assert before != after
+    assert event.record_ids == [contact] and event.values["Segment__c"] == "B2B" and "Department" not in event.values

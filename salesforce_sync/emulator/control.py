@@ -322,3 +322,15 @@ class EmulatorControl:
 
     def reset_api_calls(self) -> None:
         self._call("DELETE", "/api-calls")
+
+    def force_gap_event(self, object_name: str, ids: list[str], change_type: str = "GAP_UPDATE") -> int:
+        """Emit a GAP_* change event for these records; returns its replay id (an int)."""
+        body = {"object": object_name, "ids": ids, "change_type": change_type}
+        return self._call("POST", "/change-events/gap", body)["replay_id"]
+
+    def force_overflow_event(self, object_name: str) -> int:
+        return self._call("POST", "/change-events/overflow", {"object": object_name})["replay_id"]
+
+    def cut_pubsub_streams(self) -> None:
+        """End every open Pub/Sub Subscribe stream (UNAVAILABLE, as when Salesforce drops one)."""
+        self._call("POST", "/pubsub/cut")

@@ -13,6 +13,7 @@ from requests.adapters import HTTPAdapter
 
 from salesforce_sync.emulator.control import EmulatorControl, client_session, connection_info
 from salesforce_sync.emulator.org import Org, OrgSettings
+from salesforce_sync.emulator.pubsub.service import PubSubServer
 from salesforce_sync.emulator.server import EmulatorServer
 
 DEFAULT_COUNTS = {"Lead": 200, "Contact": 100, "CampaignMember": 50}
@@ -58,6 +59,7 @@ class EmulatedOrg:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.org: Org | None = None
         self.server: EmulatorServer | None = None
+        self.pubsub: PubSubServer | None = None
 
     def start(self) -> EmulatedOrg:
         if self._tls_dir is None:
@@ -65,9 +67,12 @@ class EmulatedOrg:
             self._tls_dir = self._tmp.name
         self.org = Org.open_or_create(self.state_file, OrgSettings.for_seed(self.seed, **self._settings), self.counts)
         self.server = EmulatorServer(self.org, port=self.port, tls_dir=self._tls_dir, http_port=self.http_port).start()
+        self.pubsub = PubSubServer.for_certificate(self.org, self.server.tls_cert).start()
         return self
 
     def stop(self) -> None:
+        if self.pubsub:
+            self.pubsub.stop()
         if self.server:
             self.server.stop()
         if self.org:
@@ -89,8 +94,13 @@ class EmulatedOrg:
     def ca_file(self) -> str:
         return self.server.ca_file
 
+    @property
+    def pubsub_url(self) -> str:
+        """The Pub/Sub API's gRPC target (host:port), TLS verified by `ca_file`."""
+        return self.pubsub.url
+
     def connection_info(self) -> dict[str, Any]:
-        return connection_info(self.server)
+        return {**connection_info(self.server), "pubsub_url": self.pubsub_url}
 
     @property
     def control(self) -> EmulatorControl:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from salesforce_sync.emulator.changes import ChangeCaptureConnection, drop_change_triggers, install_change_capture
 from salesforce_sync.emulator.clock import OrgClock
 from salesforce_sync.emulator.conversion import LeadConversion
 from salesforce_sync.emulator.errors import SalesforceApiError, invalid_type
@@ -56,6 +57,9 @@ class OrgSettings:
     counts: dict[str, int] = field(default_factory=dict)
     # Active duplicate rules, object -> "Block" or "Alert" (an object left out has none): org configuration.
     duplicate_rules: dict[str, str] = field(default_factory=lambda: dict(STANDARD_DUPLICATE_RULES))
+    change_event_retention_hours: float = 72.0  # older replay ids give replayid.corrupted
+    change_event_overflow_changes: int = 100_000  # changes of one transaction past this become GAP_OVERFLOW events
+    pubsub_keepalive_seconds: float = 270.0  # an idle Pub/Sub stream gets an empty FetchResponse this often
 
     @classmethod
     def for_seed(cls, seed: int, **overrides: Any) -> OrgSettings:
@@ -87,7 +91,8 @@ class Org(OrgClock, TokenStore, ApiUsage, FaultStore, RecordStore, LeadConversio
         self.path = str(path) if path else ":memory:"
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30,
+                                     factory=ChangeCaptureConnection)
         self._conn.execute("PRAGMA busy_timeout = 30000")
         if path:
             self._conn.execute("PRAGMA journal_mode = WAL")
@@ -116,6 +121,7 @@ class Org(OrgClock, TokenStore, ApiUsage, FaultStore, RecordStore, LeadConversio
                 org._load_generated(conn, counts)
                 for obj in org._schema.objects.values():
                     org._create_indexes(conn, obj)  # after the load: building an index once is cheaper
+            install_change_capture(conn, org._schema)  # after the load too: generated data emits no events
         return org
 
     def _initialize(self, conn: sqlite3.Connection, settings: OrgSettings) -> None:
@@ -294,6 +300,7 @@ class Org(OrgClock, TokenStore, ApiUsage, FaultStore, RecordStore, LeadConversio
         Ops: {"op": "delete_field", "object", "field"}, {"op": "rename_field", "object", "field", "new_name"},
         {"op": "add_field", "object", "field", "type", "label"?, "length"?, "values"? (picklist), "restricted"?}."""
         with self.write(records=True) as conn:
+            drop_change_triggers(conn)
             schema = self._schema
             obj = schema.object(op.get("object", ""))
             if obj is None:
@@ -323,6 +330,7 @@ class Org(OrgClock, TokenStore, ApiUsage, FaultStore, RecordStore, LeadConversio
             self._set_meta("schema_ops", json.dumps(ops))
             self._set_meta("schema_version", str(int(self._meta("schema_version")) + 1))
             self._refresh_schema()
+            install_change_capture(conn, self._schema)
 
 def _bindable_column(column: Any, size: int) -> Iterable[Any]:
     """One generated column as values sqlite3 binds fast: booleans as 0/1, None as NaN (stored as NULL)."""

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import trustme
 
-from salesforce_sync.emulator import bulk, composite, control, oauth, rest, soap
+from salesforce_sync.emulator import bulk, changes, composite, control, oauth, rest, soap
 from salesforce_sync.emulator.core import API_VERSIONS, CONTROL_PREFIX, VERSION_PREFIX, Request, Response, Route, Router
 from salesforce_sync.emulator.errors import SalesforceApiError, not_found
 from salesforce_sync.emulator.org import Org
@@ -30,7 +30,7 @@ TLS_NAMES = ("127.0.0.1", "localhost", "login.salesforce.com", "test.salesforce.
 
 def _build_router() -> Router:
     router = Router()
-    for module in (oauth, soap, rest, composite, bulk, control):
+    for module in (oauth, soap, rest, composite, bulk, control, changes):
         module.register(router)
     return router
 
@@ -63,6 +63,7 @@ class EmulatorServer:
         self.ahead = ThreadPoolExecutor(max_workers=2, thread_name_prefix="emulator-ahead")
         ca = trustme.CA(organization_name="salesforce-sync emulator")
         cert = ca.issue_cert(*TLS_NAMES)
+        self.tls_cert = cert  # the Pub/Sub server serves the same certificate
         tls_dir = Path(tls_dir)
         tls_dir.mkdir(parents=True, exist_ok=True)
         self.ca_file = str(tls_dir / "emulator-ca.pem")
@@ -158,7 +159,8 @@ class EmulatorServer:
         else:
             used, maximum = self.org.count_call(route.name)
             try:
-                response = route.handler(request)
+                with changes.call_origin(request):
+                    response = route.handler(request)
             except SalesforceApiError as err:
                 response = Response.json(err.body(), err.status)
         response.headers["Sforce-Limit-Info"] = f"api-usage={used}/{maximum}"

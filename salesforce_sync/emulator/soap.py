@@ -8,6 +8,7 @@ import html
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from salesforce_sync.emulator.changes import call_origin
 from salesforce_sync.emulator.conversion import LeadConvert
 from salesforce_sync.emulator.core import Request, Response, Router
 
@@ -55,7 +56,8 @@ def soap(request: Request) -> Response:
     if used >= maximum:
         return soap_fault("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
     used, maximum = request.org.count_call("soap.convertLead")
-    return convert_lead(request, operation, used, maximum)
+    with call_origin(request):  # the conversion's change events carry com/salesforce/api/soap/<ver>
+        return convert_lead(request, operation, used, maximum)
 
 
 def login(request: Request, operation: ET.Element) -> Response:

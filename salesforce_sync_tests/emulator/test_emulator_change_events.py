@@ -86,7 +86,8 @@ def test_create_update_and_delete_carry_salesforce_bodies(scripted: tuple[Emulat
     # An update carries only what changed: the unchanged Company is null although the record has one.
     assert updated.values["Title"] == "CTO" and updated.values["Company"] is None and updated.values["Email"] is None
     assert updated.values["Address"] == {"Street": None, "City": "Lyon", "State": None, "PostalCode": None,
-                                         "Country": None}
+                                         "Country": None, "Latitude": None, "Longitude": None,
+                                         "GeocodeAccuracy": None}
     assert created.transaction_key != updated.transaction_key and created.sequence_number == 1
 
 

@@ -14,6 +14,7 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from salesforce_sync.emulator import EmulatedOrg
+from salesforce_sync_tests.emulator.pubsub_support import COUNTS, SETTINGS, collect, pubsub_client
 
 PARTNER = "urn:partner.soap.sforce.com"
 NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
@@ -179,3 +180,24 @@ def test_an_invalid_session_or_unknown_operation_is_a_soap_fault(sf: Salesforce)
     unknown = post_soap(sf, envelope(sf.session_id, []).replace("convertLead>", "mergeEverything>"))
     assert unknown.status_code == 500
     assert b"No operation available for request {urn:partner.soap.sforce.com}mergeEverything" in unknown.content
+
+
+def test_a_conversion_is_one_transaction_of_change_events(emulated_org_factory: Any) -> None:
+    """Lead UPDATE plus Account, Contact and Opportunity CREATE events sharing one transactionKey, in sequence,
+    stamped with the SOAP API and the caller's client name."""
+    org = emulated_org_factory(counts=COUNTS, settings=SETTINGS)
+    sf = org.simple_salesforce()
+    lead_id = new_lead(sf, LastName="Evented", Company="Evented Corp")
+    with pubsub_client(org) as client, client.subscribe("/data/ChangeEvents") as subscription:
+        assert collect(subscription, 0, quiet_seconds=0.3) == []  # subscribed from LATEST
+        sf.session.headers["Sforce-Call-Options"] = "client=audience-writer"
+        (result,) = convert(sf, basic(lead_id))
+        events = collect(subscription, 4)
+    assert {(e.entity, e.change_type, e.record_ids[0]) for e in events} == {
+        ("Lead", "UPDATE", lead_id), ("Account", "CREATE", result["accountId"]),
+        ("Contact", "CREATE", result["contactId"]), ("Opportunity", "CREATE", result["opportunityId"])}
+    assert len({e.transaction_key for e in events}) == 1
+    assert sorted(e.sequence_number for e in events) == [1, 2, 3, 4]
+    assert {e.change_origin for e in events} == {f"com/salesforce/api/soap/{sf.sf_version};client=audience-writer"}
+    lead_update = next(e for e in events if e.entity == "Lead")
+    assert {"IsConverted", "ConvertedContactId", "Status"} <= set(lead_update.changed_fields)

@@ -149,8 +149,8 @@ def test_topic_and_schema_as_salesforce_describes_them(org: EmulatedOrg) -> None
     assert schema["fields"][0]["name"] == "ChangeEventHeader"
     assert fields["Name"] == ["null", "string"] and fields["CreatedDate"] == ["null", "long"]
     assert fields["BillingAddress"][1]["name"] == "Address"
-    assert [f["name"] for f in fields["BillingAddress"][1]["fields"]] == ["Street", "City", "State", "PostalCode",
-                                                                          "Country"]
+    assert [f["name"] for f in fields["BillingAddress"][1]["fields"]] == [
+        "Street", "City", "State", "PostalCode", "Country", "Latitude", "Longitude", "GeocodeAccuracy"]
     assert not {"Id", "IsDeleted", "SystemModstamp"} & fields.keys()
 
 

@@ -29,7 +29,8 @@ NOT_DESCRIBABLE = frozenset({"NOT_FOUND", "INVALID_TYPE"})
 
 @dataclass(frozen=True)
 class CheckOutcome:
-    """The result of one health check: passed or not, a sentence for people, numbers for the UI."""
+    """The result of one health check: passed or not, a sentence for people, numbers for the UI. `warn` shows it
+    as a warning: a pass close to a limit, or a check not run to stay within the API budget."""
 
     check: str
     passed: bool
@@ -186,12 +187,13 @@ def mapping_check_calls(integration: IntegrationConfig, object_type: str) -> int
 
 def mapping_check_within_budget(client: SalesforceClient, integration: IntegrationConfig,
                                 object_type: str) -> CheckOutcome | None:
-    """A skipped field_mappings check (warning) when its describes would pass the API budget, else None."""
+    """A field_mappings check not run (not passed, a warning) when its describes would pass the API budget,
+    else None."""
     calls = mapping_check_calls(integration, object_type)
     budget = api_budget(client, integration)
     if budget.allows(calls):
         return None
-    return CheckOutcome("field_mappings", True, f"integration {integration.id!r}, object {object_type}: not checked "
+    return CheckOutcome("field_mappings", False, f"integration {integration.id!r}, object {object_type}: not checked "
                         f"to stay within the API budget: {budget.describe(calls, 'the check')}", warn=True,
                         metadata={"used": budget.used, "max": budget.maximum, "calls_needed": calls})
 

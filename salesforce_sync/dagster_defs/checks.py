@@ -55,7 +55,7 @@ def build_integration_checks(integration: IntegrationConfig) -> dg.AssetChecksDe
                                          **outcome.metadata})
                 yield dg.AssetCheckResult(
                     asset_key=key.asset_key, check_name=outcome.check, passed=outcome.passed and not outcome.warn,
-                    severity=dg.AssetCheckSeverity.WARN if outcome.passed and outcome.warn else dg.AssetCheckSeverity.ERROR,
+                    severity=dg.AssetCheckSeverity.WARN if outcome.warn else dg.AssetCheckSeverity.ERROR,
                     description=outcome.message, metadata={"message": outcome.message, **_numeric(outcome.metadata)})
         finally:
             store.close()

@@ -45,10 +45,9 @@ def transient_cause(error: BaseException) -> str | None:
     if isinstance(error, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)):
         return f"connection lost ({type(error).__name__})"
     if isinstance(error, SalesforceRequestError):
-        if error.error_code in TRANSIENT_ERROR_CODES:
-            return error.error_code
-        if error.status in TRANSIENT_STATUSES:
-            return f"HTTP {error.status}" + (f" {error.error_code}" if error.error_code else "")
+        if error.error_code in TRANSIENT_ERROR_CODES or error.status in TRANSIENT_STATUSES:
+            return " ".join(part for part in (f"HTTP {error.status}" if error.status else "", error.error_code or "")
+                            if part)
     return None
 
 
@@ -99,8 +98,11 @@ class RetryPolicy:
         def warn(state: tenacity.RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
             wait = state.next_action.sleep if state.next_action else 0.0
-            log.warning("%s: attempt %d of %d failed (%s: %s); retrying in %.1f s", name, state.attempt_number,
-                        self.attempts, transient_cause(error) if error else "?", str(error)[:300], wait)
+            cause = transient_cause(error) if error else None
+            if not isinstance(error, SalesforceRequestError):  # a connection error: its own words say where
+                cause = f"{cause}: {str(error)[:200]}"
+            log.warning("%s: attempt %d of %d failed (%s); retrying in %.1f s", name, state.attempt_number,
+                        self.attempts, cause, wait)
 
         retrying = tenacity.Retrying(stop=tenacity.stop_after_attempt(self.attempts), wait=self._wait,
                                      retry=tenacity.retry_if_exception(self._should_retry), before_sleep=warn,

@@ -8,12 +8,21 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
+from salesforce_sync.commands.sync import run_sync
 from salesforce_sync.connection import connect
 from salesforce_sync.dagster_defs.assets import asset_key
 from salesforce_sync.dagster_defs.definitions import build_definitions
 from salesforce_sync.emulator.harness import EmulatedOrg
 from salesforce_sync.store import AudienceStore, IntegrationStatus, SyncEvent
-from salesforce_sync_tests.operations.support import OBJECTS, build_config, hours_ago, key, org_integration, range_tags, run_job
+from salesforce_sync_tests.operations.support import (
+    OBJECTS,
+    build_config,
+    hours_ago,
+    key,
+    org_integration,
+    range_tags,
+    run_job,
+)
 
 PREFLIGHT_AND_COUNT = 3  # /limits, the Lead describe and the COUNT(); the identity call is not an API call
 
@@ -80,3 +89,19 @@ def test_health_checks_near_the_budget_never_push_usage_over_it(
     skipped = evaluations[("Contact", "field_mappings")]
     assert not skipped.passed and skipped.severity == dg.AssetCheckSeverity.WARN
     assert "not checked to stay within the API budget: the check needs about 2 API calls" in skipped.description
+
+
+@pytest.mark.slow
+def test_the_sync_command_reports_a_deferred_object_and_succeeds(
+        org: EmulatedOrg, app_store_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    config = build_config(org_integration(org, objects={"Lead": OBJECTS["Lead"]}))
+    org.control.exhaust_api_limit()
+    maximum = org.control.api_calls()["max"]
+
+    assert run_sync(config, ["acme"], full=False) == 0
+
+    printed = capsys.readouterr().out
+    assert "(succeeded, run " in printed
+    assert (f"  Lead: integration 'acme': {maximum} of {maximum} daily API requests used, 0 remaining "
+            "(Salesforce refuses calls with REQUEST_LIMIT_EXCEEDED") in printed

@@ -31,10 +31,10 @@ def recorded_policy(sleeps: list[float], **settings: float) -> RetryPolicy:
 
 
 @pytest.mark.parametrize("error, cause", [
-    (SalesforceRequestError("x", status=503, error_code="SERVER_UNAVAILABLE"), "SERVER_UNAVAILABLE"),
+    (SalesforceRequestError("x", status=503, error_code="SERVER_UNAVAILABLE"), "HTTP 503 SERVER_UNAVAILABLE"),
     (SalesforceRequestError("x", status=500), "HTTP 500"),
     (SalesforceRequestError("x", status=429), "HTTP 429"),
-    (SalesforceRequestError("x", status=400, error_code="UNABLE_TO_LOCK_ROW"), "UNABLE_TO_LOCK_ROW"),
+    (SalesforceRequestError("x", status=400, error_code="UNABLE_TO_LOCK_ROW"), "HTTP 400 UNABLE_TO_LOCK_ROW"),
     (requests.exceptions.ChunkedEncodingError("cut"), "connection lost (ChunkedEncodingError)"),
     (requests.ConnectionError("reset"), "connection lost (ConnectionError)"),
     (SalesforceRequestError("x", status=400, error_code="INVALID_FIELD"), None),

@@ -4,7 +4,6 @@ the watermark untouched) and syncs exactly once the quota allows; a preview near
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
@@ -14,17 +13,16 @@ from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.connection import connect
 from salesforce_sync.emulator.harness import EmulatedOrg
 from salesforce_sync.health import SyncDeferred, preflight
-from salesforce_sync.pipeline import SyncWindow, apply_window, plan_window
+from salesforce_sync.pipeline import SyncWindow, WindowSync, apply_window, plan_window
 from salesforce_sync.preview import preview_counts
 from salesforce_sync.salesforce.client import SalesforceClient
 from salesforce_sync.store import AudienceStore
 from salesforce_sync_tests.pipeline.support import (
     HOUR,
     assert_same_rows,
-    hour_floor,
     https_integration,
+    lead_integration,
     load_config,
-    objects_config,
     oracle_rows,
     set_auth_env,
     stored_rows,
@@ -41,28 +39,16 @@ def org(emulated_org: EmulatedOrg, monkeypatch: pytest.MonkeyPatch) -> EmulatedO
     return emulated_org
 
 
-@pytest.fixture
-def store(store_url: str) -> Iterator[AudienceStore]:
-    with AudienceStore(store_url) as store:
-        yield store
-
-
-@pytest.fixture
-def start(org: EmulatedOrg) -> datetime:
-    return hour_floor(org.control.now())
-
-
 def used(org: EmulatedOrg) -> int:
     return org.control.api_calls()["used"]
 
 
 def bulk_lead_integration(org: EmulatedOrg, start: datetime) -> IntegrationConfig:
     """Leads over Bulk (create, polls, 100-record result pages, delete: several calls) with half the quota."""
-    return load_config(https_integration(org, INTEGRATION, PROJECT, start, objects={"Lead": objects_config()["Lead"]},
-                                         bulk_threshold=0, chunk_size=100, api_budget_percent=50)).integrations[0]
+    return lead_integration(org, INTEGRATION, PROJECT, start, bulk_threshold=0, api_budget_percent=50)
 
 
-def plan_leads(client: SalesforceClient, integration: IntegrationConfig, start: datetime):
+def plan_leads(client: SalesforceClient, integration: IntegrationConfig, start: datetime) -> WindowSync:
     describes = preflight(client, integration, "Lead")
     return plan_window(client, integration, "Lead", SyncWindow(start, start + HOUR, first=True), describes)
 

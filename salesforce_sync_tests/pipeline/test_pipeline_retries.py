@@ -6,7 +6,7 @@ not transient fails at once; a describe outage is never reported as a missing fi
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 
 import pytest
@@ -23,10 +23,9 @@ from salesforce_sync.store import AudienceStore
 from salesforce_sync_tests.pipeline.support import (
     HOUR,
     assert_same_rows,
-    hour_floor,
     https_integration,
+    lead_integration,
     load_config,
-    objects_config,
     oracle_rows,
     set_auth_env,
     stored_rows,
@@ -52,23 +51,6 @@ def org(emulated_org_factory: Callable[..., EmulatedOrg], monkeypatch: pytest.Mo
 @pytest.fixture
 def sf(org: EmulatedOrg) -> Salesforce:
     return org.simple_salesforce()
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[AudienceStore]:
-    with AudienceStore(store_url) as store:
-        yield store
-
-
-@pytest.fixture
-def start(org: EmulatedOrg) -> datetime:
-    return hour_floor(org.control.now())
-
-
-def lead_integration(org: EmulatedOrg, start: datetime, **settings: object) -> IntegrationConfig:
-    objects = {"Lead": objects_config()["Lead"]}
-    return load_config(https_integration(org, INTEGRATION, PROJECT, start, objects=objects, chunk_size=100,
-                                         **settings)).integrations[0]
 
 
 def sync_leads(integration: IntegrationConfig, store: AudienceStore, start: datetime,
@@ -106,7 +88,7 @@ TRANSIENT_REST_FAULTS = {  # (path, status and errorCode of an error, or None fo
 def test_transient_rest_failures_are_retried_and_the_store_is_exact(
         org: EmulatedOrg, sf: Salesforce, store: AudienceStore, start: datetime, caplog: pytest.LogCaptureFixture,
         path: str, error: tuple[int, str] | None) -> None:
-    integration = lead_integration(org, start)
+    integration = lead_integration(org, INTEGRATION, PROJECT, start)
     caplog.set_level(logging.WARNING, logger=CLIENT_LOG)
 
     def arm() -> None:
@@ -129,7 +111,7 @@ def test_transient_rest_failures_are_retried_and_the_store_is_exact(
 def test_an_expired_query_locator_restarts_after_the_last_record_read(
         org: EmulatedOrg, sf: Salesforce, store: AudienceStore, start: datetime,
         caplog: pytest.LogCaptureFixture) -> None:
-    integration = lead_integration(org, start)
+    integration = lead_integration(org, INTEGRATION, PROJECT, start)
     caplog.set_level(logging.WARNING, logger=CLIENT_LOG)
 
     def expire_the_locator_twice() -> None:
@@ -149,7 +131,7 @@ def test_an_expired_query_locator_restarts_after_the_last_record_read(
 def test_a_bulk_result_page_cut_mid_csv_is_fetched_again(
         org: EmulatedOrg, sf: Salesforce, store: AudienceStore, start: datetime,
         caplog: pytest.LogCaptureFixture) -> None:
-    integration = lead_integration(org, start, bulk_threshold=0)
+    integration = lead_integration(org, INTEGRATION, PROJECT, start, bulk_threshold=0)
     caplog.set_level(logging.WARNING, logger=CLIENT_LOG)
 
     def cut_results_and_fail_a_poll() -> None:
@@ -168,7 +150,7 @@ def test_a_bulk_result_page_cut_mid_csv_is_fetched_again(
 def test_an_error_that_is_not_transient_fails_without_a_retry(
         org: EmulatedOrg, store: AudienceStore, start: datetime, caplog: pytest.LogCaptureFixture,
         status: int, code: str) -> None:
-    integration = lead_integration(org, start)
+    integration = lead_integration(org, INTEGRATION, PROJECT, start)
     caplog.set_level(logging.WARNING, logger=CLIENT_LOG)
 
     with pytest.raises(SalesforceRequestError, match=f"HTTP {status}: {code}"):
@@ -181,7 +163,7 @@ def test_an_error_that_is_not_transient_fails_without_a_retry(
 
 def test_retries_are_bounded_and_the_last_error_surfaces(
         org: EmulatedOrg, store: AudienceStore, start: datetime, caplog: pytest.LogCaptureFixture) -> None:
-    integration = lead_integration(org, start)
+    integration = lead_integration(org, INTEGRATION, PROJECT, start)
     caplog.set_level(logging.WARNING, logger=CLIENT_LOG)
 
     with pytest.raises(SalesforceRequestError, match="HTTP 503: SERVER_UNAVAILABLE"):

@@ -15,7 +15,6 @@ from typing import Any
 from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.salesforce.auth import SalesforceAuthError
 from salesforce_sync.salesforce.client import SalesforceClient, SalesforceRequestError
-from salesforce_sync.salesforce.retries import transient_cause
 from salesforce_sync.sync.budget import ApiBudget, describe_calls
 from salesforce_sync.sync.describe import Describes, field_infos, objects_to_describe, validate_mappings
 from salesforce_sync.sync.soql import select_fields
@@ -135,7 +134,7 @@ def describe_for(client: SalesforceClient, object_type: str, paths: tuple[str, .
                 describes[name] = client.describe(name)
             except SalesforceRequestError as err:
                 # Only an object the org lacks is empty; an outage (retried already) is not "no such field".
-                if err.error_code not in NOT_DESCRIBABLE or transient_cause(err):
+                if err.error_code not in NOT_DESCRIBABLE:
                     raise
                 describes[name] = {}
     return describes

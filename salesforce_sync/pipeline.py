@@ -134,19 +134,18 @@ def plan_window(client: SalesforceClient, integration: IntegrationConfig, object
     needed = window_calls(expected, use_bulk=use_bulk, rest_page_size=rest_page_size(integration.chunk_size),
                           bulk_page_size=integration.chunk_size)
     require_budget(client, integration, needed, f"the {object_type} window of {expected} records")
-    if use_bulk:
-        return WindowSync(integration, object_type, window, soql, fields, True, expected, client, calls,
-                          usage_at_start=usage_at_start)
 
     def resume(last: dict[str, Any]) -> str:
-        stamp = pd.Timestamp(last[cursor]).to_pydatetime()
-        after = after_record_where(stamp, last["Id"], cursor_field=cursor)
+        """The window's records after `last`, in the same order."""
+        after = after_record_where(pd.Timestamp(last[cursor]).to_pydatetime(), last["Id"], cursor_field=cursor)
         rest = build_window_soql(object_type, fields, f"({where}) AND {after}" if where else after, start, end,
                                  cursor_field=cursor, related=people)
         return rest + order_by_cursor(cursor)
 
-    return WindowSync(integration, object_type, window, soql + order_by_cursor(cursor), fields, False, expected,
-                      client, calls, resume=resume, usage_at_start=usage_at_start)
+    if not use_bulk:
+        soql += order_by_cursor(cursor)
+    return WindowSync(integration, object_type, window, soql, fields, use_bulk, expected, client, calls,
+                      resume=None if use_bulk else resume, usage_at_start=usage_at_start)
 
 
 @dataclass(frozen=True)

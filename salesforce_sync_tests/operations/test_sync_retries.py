@@ -32,7 +32,7 @@ def test_a_retried_503_is_a_warning_in_the_run_log_and_the_run_succeeds(
     warnings = [entry.user_message for entry in instance.all_logs(result.run_id)
                 if entry.level == 30 and "attempt 1 of 5 failed" in entry.user_message]
     assert len(warnings) == 1
-    assert warnings[0].startswith("integration 'acme': GET queryAll: attempt 1 of 5 failed (HTTP 503 SERVER_UNAVAILABLE); "
-                                  "retrying in ")
+    assert warnings[0].startswith(
+        "integration 'acme': GET queryAll: attempt 1 of 5 failed (HTTP 503 SERVER_UNAVAILABLE); retrying in ")
     with AudienceStore(app_store_url) as store:
         assert store.get_state("acme", "Lead").last_success_window_end == hours_ago(0)

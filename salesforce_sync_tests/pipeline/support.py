@@ -180,5 +180,6 @@ def assert_same_rows(stored: dict[str, dict[str, Any]], expected: dict[str, dict
 def lead_integration(org: EmulatedOrg, integration_id: str, project: str, start: datetime,
                      **settings: Any) -> IntegrationConfig:
     """An integration of Leads only (RULES and MAPPINGS) in 100-record chunks: a window spans several pages."""
-    return load_config(https_integration(org, integration_id, project, start, objects={"Lead": objects_config()["Lead"]},
-                                         chunk_size=100, **settings)).integrations[0]
+    objects = {"Lead": objects_config()["Lead"]}
+    return load_config(https_integration(org, integration_id, project, start, objects=objects, chunk_size=100,
+                                         **settings)).integrations[0]

@@ -74,7 +74,8 @@ def test_a_window_over_the_budget_is_deferred_before_fetching_and_syncs_once_the
     sf: Salesforce = org.simple_salesforce()
     with connect(integration) as client:
         result = apply_window(store, plan_leads(client, integration, start), run_id="later")
-    assert_same_rows(stored_rows(store, PROJECT, INTEGRATION, "Lead"), oracle_rows(sf, INTEGRATION, "Lead", start + HOUR))
+    assert_same_rows(stored_rows(store, PROJECT, INTEGRATION, "Lead"),
+                     oracle_rows(sf, INTEGRATION, "Lead", start + HOUR))
     assert result.api_usage_before is not None and result.api_usage_after is not None
     assert result.api_usage_after[0] - result.api_usage_before[0] == result.api_calls  # the COUNT() and the read
     assert store.get_state(INTEGRATION, "Lead").last_success_window_end == start + HOUR

@@ -71,7 +71,8 @@ def retry_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 def assert_exact(store: AudienceStore, sf: Salesforce, start: datetime, result: WindowResult, expected: int) -> None:
     """The store equals the org, and every record was read once (none re-read, so none re-upserted)."""
-    assert_same_rows(stored_rows(store, PROJECT, INTEGRATION, "Lead"), oracle_rows(sf, INTEGRATION, "Lead", start + HOUR))
+    assert_same_rows(stored_rows(store, PROJECT, INTEGRATION, "Lead"),
+                     oracle_rows(sf, INTEGRATION, "Lead", start + HOUR))
     counts = result.counts
     assert (counts.imported + counts.deleted, counts.updated, counts.skipped) == (expected, 0, 0)
 

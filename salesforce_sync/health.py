@@ -2,7 +2,8 @@
 
 The asset checks report them; a sync runs the limits and mappings checks before it fetches anything and
 stops with the same message when one fails, so a broken mapping or an exhausted quota never moves the
-watermark.
+watermark. A sync over the integration's API budget is deferred (SyncDeferred), not failed; the checks keep
+to the same budget (a check that would pass it is skipped with a warning).
 """
 
 from __future__ import annotations
@@ -14,17 +15,21 @@ from typing import Any
 from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.salesforce.auth import SalesforceAuthError
 from salesforce_sync.salesforce.client import SalesforceClient, SalesforceRequestError
+from salesforce_sync.sync.budget import ApiBudget, describe_calls
 from salesforce_sync.sync.describe import Describes, field_infos, objects_to_describe, validate_mappings
 from salesforce_sync.sync.soql import select_fields
 
-MIN_REMAINING_SHARE = 0.10
+DEFAULT_BUDGET_PERCENT = 90
 WARN_REMAINING_SHARE = 0.25
 LIMIT_EXCEEDED = "REQUEST_LIMIT_EXCEEDED"
+#: A related object the org does not have (a polymorphic target, say) is an empty describe, not an error.
+NOT_DESCRIBABLE = frozenset({"NOT_FOUND", "INVALID_TYPE"})
 
 
 @dataclass(frozen=True)
 class CheckOutcome:
-    """The result of one health check: passed or not, a sentence for people, numbers for the UI."""
+    """The result of one health check: passed or not, a sentence for people, numbers for the UI. `warn` shows it
+    as a warning: a pass close to a limit, or a check not run to stay within the API budget."""
 
     check: str
     passed: bool
@@ -35,6 +40,28 @@ class CheckOutcome:
 
 class SyncBlocked(Exception):
     """A preflight check failed: the sync stops before fetching anything."""
+
+
+class SyncDeferred(Exception):
+    """The sync would pass the integration's API budget: it stops before fetching, without failing, and the
+    watermark stays where it was so a later run syncs the same windows."""
+
+
+def api_budget(client: SalesforceClient, integration: IntegrationConfig) -> ApiBudget:
+    """The integration's budget against the org's usage: the last Sforce-Limit-Info the client saw, else a
+    `/limits` call (one API call)."""
+    if client.api_usage is None:
+        daily = client.limits()["DailyApiRequests"]
+        client.api_usage = (int(daily["Max"]) - int(daily["Remaining"]), int(daily["Max"]))
+    used, maximum = client.api_usage
+    return ApiBudget(used, maximum, integration.api_budget_percent)
+
+
+def require_budget(client: SalesforceClient, integration: IntegrationConfig, calls: int, what: str) -> None:
+    """Raise SyncDeferred when `calls` more API calls for `what` would pass the integration's budget."""
+    budget = api_budget(client, integration)
+    if not budget.allows(calls):
+        raise SyncDeferred(f"integration {integration.id!r}: {what} deferred: {budget.describe(calls, 'it')}")
 
 
 def check_credentials(client: SalesforceClient) -> CheckOutcome:
@@ -53,30 +80,39 @@ def check_credentials(client: SalesforceClient) -> CheckOutcome:
         metadata={"org_id": identity["organization_id"], "username": identity["username"]})
 
 
-def check_api_limits(client: SalesforceClient) -> CheckOutcome:
-    """DailyApiRequests: fails at 10% remaining or less, warns at 25%.
+def check_api_limits(client: SalesforceClient, budget_percent: int = DEFAULT_BUDGET_PERCENT) -> CheckOutcome:
+    """DailyApiRequests: fails when the usage reaches the budget (by default 90% used, 10% remaining), warns at
+    25% remaining. When the client already saw the usage at the budget (Sforce-Limit-Info), it makes no call.
 
     Once the quota is used up Salesforce refuses every call, `/limits` included (403
     REQUEST_LIMIT_EXCEEDED): the usage then comes from that refusal's Sforce-Limit-Info header.
     """
+    if client.api_usage is not None and ApiBudget(*client.api_usage, budget_percent).room == 0:
+        used, maximum = client.api_usage
+        if used >= maximum:
+            return _quota_refused(client, LIMIT_EXCEEDED)
+        return _limits_outcome(client, used, maximum, budget_percent)
     try:
         daily = client.limits()["DailyApiRequests"]
     except SalesforceRequestError as err:
         if LIMIT_EXCEEDED not in str(err):
             raise
         return _quota_refused(client, err)
-    maximum, remaining = int(daily["Max"]), int(daily["Remaining"])
-    used = maximum - remaining
-    share = remaining / maximum if maximum else 0.0
+    maximum = int(daily["Max"])
+    return _limits_outcome(client, maximum - int(daily["Remaining"]), maximum, budget_percent)
+
+
+def _limits_outcome(client: SalesforceClient, used: int, maximum: int, budget_percent: int) -> CheckOutcome:
+    remaining = maximum - used
     metadata = {"used": used, "max": maximum, "remaining": remaining}
     text = f"integration {client.integration!r}: {used} of {maximum} daily API requests used, {remaining} remaining"
-    if share <= MIN_REMAINING_SHARE:
-        return CheckOutcome("api_limits", False, text + " (10% or less left: syncs wait until the quota resets)",
-                            metadata=metadata)
-    return CheckOutcome("api_limits", True, text, warn=share <= WARN_REMAINING_SHARE, metadata=metadata)
+    if not maximum or ApiBudget(used, maximum, budget_percent).room == 0:
+        return CheckOutcome("api_limits", False, text + f" ({100 - budget_percent}% or less left: syncs wait until "
+                                                        "the quota resets)", metadata=metadata)
+    return CheckOutcome("api_limits", True, text, warn=remaining / maximum <= WARN_REMAINING_SHARE, metadata=metadata)
 
 
-def _quota_refused(client: SalesforceClient, err: SalesforceRequestError) -> CheckOutcome:
+def _quota_refused(client: SalesforceClient, err: SalesforceRequestError | str) -> CheckOutcome:
     """The failed check for a call Salesforce refused over quota, with the usage it reported if any."""
     if client.api_usage is None:
         return CheckOutcome("api_limits", False, f"{err} (the daily API quota is used up: syncs wait until it resets)")
@@ -96,7 +132,10 @@ def describe_for(client: SalesforceClient, object_type: str, paths: tuple[str, .
         for name in needed:
             try:
                 describes[name] = client.describe(name)
-            except SalesforceRequestError:
+            except SalesforceRequestError as err:
+                # Only an object the org lacks is empty; an outage (retried already) is not "no such field".
+                if err.error_code not in NOT_DESCRIBABLE:
+                    raise
                 describes[name] = {}
     return describes
 
@@ -139,11 +178,33 @@ def check_staleness(integration: IntegrationConfig, last_success_at: datetime | 
                                            f"{metadata['age_minutes']} minutes ago", metadata=metadata)
 
 
+def mapping_check_calls(integration: IntegrationConfig, object_type: str) -> int:
+    """Describe calls the field_mappings check of one object makes."""
+    paths = select_fields(object_type, integration.mappings(object_type), integration.cursor_field)
+    return describe_calls(paths + integration.rule_fields(object_type))
+
+
+def mapping_check_within_budget(client: SalesforceClient, integration: IntegrationConfig,
+                                object_type: str) -> CheckOutcome | None:
+    """A field_mappings check not run (not passed, a warning) when its describes would pass the API budget,
+    else None."""
+    calls = mapping_check_calls(integration, object_type)
+    budget = api_budget(client, integration)
+    if budget.allows(calls):
+        return None
+    return CheckOutcome("field_mappings", False, f"integration {integration.id!r}, object {object_type}: not checked "
+                        f"to stay within the API budget: {budget.describe(calls, 'the check')}", warn=True,
+                        metadata={"used": budget.used, "max": budget.maximum, "calls_needed": calls})
+
+
 def preflight(client: SalesforceClient, integration: IntegrationConfig, object_type: str) -> Describes:
-    """Run the checks a sync needs to pass before it fetches anything; returns the describes it read."""
-    limits = check_api_limits(client)
+    """Run the checks a sync needs to pass before it fetches anything; returns the describes it read.
+    A quota at or past the integration's budget defers the sync (SyncDeferred) instead of failing it."""
+    limits = check_api_limits(client, integration.api_budget_percent)
     if not limits.passed:
-        raise SyncBlocked(limits.message)
+        raise SyncDeferred(limits.message)
+    require_budget(client, integration, mapping_check_calls(integration, object_type),
+                   f"checking the {object_type} mappings")
     mappings, describes = check_field_mappings(client, integration, object_type)
     if not mappings.passed:
         raise SyncBlocked(mappings.message)

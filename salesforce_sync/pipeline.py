@@ -10,16 +10,26 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 
 from salesforce_sync.config.models import IntegrationConfig
-from salesforce_sync.salesforce.client import SalesforceClient
+from salesforce_sync.health import require_budget
+from salesforce_sync.salesforce.client import ResumeQuery, SalesforceClient, rest_page_size
 from salesforce_sync.store import AudienceStore
 from salesforce_sync.store.models import SyncEvent, UpsertCounts
+from salesforce_sync.sync.budget import window_calls
 from salesforce_sync.sync.describe import Describes, field_types
 from salesforce_sync.sync.mapping import MappingWarning, map_chunk
-from salesforce_sync.sync.soql import build_count_soql, build_window_soql, rules_to_where, select_fields
+from salesforce_sync.sync.soql import (
+    after_record_where,
+    build_count_soql,
+    build_window_soql,
+    order_by_cursor,
+    rules_to_where,
+    select_fields,
+)
 from salesforce_sync.sync.windows import fetch_bounds
 
 log = logging.getLogger(__name__)
@@ -54,6 +64,8 @@ class WindowSync:
     expected: int
     client: SalesforceClient
     calls_at_start: int = 0
+    resume: ResumeQuery | None = None
+    usage_at_start: tuple[int, int] | None = None
     warnings: list[MappingWarning] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     planned_at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -62,7 +74,7 @@ class WindowSync:
         """Mapped store chunks; warnings about dropped values collect in `self.warnings`."""
         fetch = self.client.bulk_chunks if self.use_bulk else self.client.rest_chunks
         size = self.integration.chunk_size
-        kwargs = {"max_records": size} if self.use_bulk else {"chunk_rows": size}
+        kwargs: dict[str, Any] = {"max_records": size} if self.use_bulk else {"chunk_rows": size, "resume": self.resume}
         mappings = self.integration.mappings(self.object_type)
         people = PERSON_RELATIONSHIPS.get(self.object_type, ())
         # Salesforce answers in its own spelling of each field (`Company` for a mapped `company`).
@@ -97,8 +109,11 @@ def plan_window(client: SalesforceClient, integration: IntegrationConfig, object
                 describes: Describes, *, calls_at_start: int | None = None) -> WindowSync:
     """Compile the window's SOQL (rules escaped, bounds with overlap) and pick REST or Bulk by a COUNT().
 
+    The COUNT() also sizes the fetch for the API budget: a window that would pass it raises SyncDeferred
+    before fetching. A REST read is ordered by cursor and Id, so it can resume after its last record.
     `calls_at_start` is the client's API-call count when the sync began (preflight included)."""
     calls = client.api_calls if calls_at_start is None else calls_at_start
+    usage_at_start = client.api_usage
     mappings = integration.mappings(object_type)
     people = PERSON_RELATIONSHIPS.get(object_type, ())
     fields = select_fields(object_type, mappings, integration.cursor_field)
@@ -115,8 +130,22 @@ def plan_window(client: SalesforceClient, integration: IntegrationConfig, object
     cursor = integration.cursor_field
     soql = build_window_soql(object_type, fields, where, start, end, cursor_field=cursor, related=people)
     expected = client.count(build_count_soql(object_type, where, start, end, cursor_field=cursor, related=people))
-    return WindowSync(integration, object_type, window, soql, fields, expected > integration.bulk_threshold,
-                      expected, client, calls)
+    use_bulk = expected > integration.bulk_threshold
+    needed = window_calls(expected, use_bulk=use_bulk, rest_page_size=rest_page_size(integration.chunk_size),
+                          bulk_page_size=integration.chunk_size)
+    require_budget(client, integration, needed, f"the {object_type} window of {expected} records")
+
+    def resume(last: dict[str, Any]) -> str:
+        """The window's records after `last`, in the same order."""
+        after = after_record_where(pd.Timestamp(last[cursor]).to_pydatetime(), last["Id"], cursor_field=cursor)
+        rest = build_window_soql(object_type, fields, f"({where}) AND {after}" if where else after, start, end,
+                                 cursor_field=cursor, related=people)
+        return rest + order_by_cursor(cursor)
+
+    if not use_bulk:
+        soql += order_by_cursor(cursor)
+    return WindowSync(integration, object_type, window, soql, fields, use_bulk, expected, client, calls,
+                      resume=None if use_bulk else resume, usage_at_start=usage_at_start)
 
 
 @dataclass(frozen=True)
@@ -126,6 +155,9 @@ class WindowResult:
     api_calls: int
     duration_seconds: float
     warnings: int
+    #: The org's DailyApiRequests (used, max) from Sforce-Limit-Info when the sync began and when it ended.
+    api_usage_before: tuple[int, int] | None = None
+    api_usage_after: tuple[int, int] | None = None
 
 
 def apply_window(store: AudienceStore, sync: WindowSync, *, run_id: str | None) -> WindowResult:
@@ -156,4 +188,5 @@ def apply_window(store: AudienceStore, sync: WindowSync, *, run_id: str | None) 
                     details={"skipped": counts.skipped, "warnings": len(sync.warnings), "bulk": sync.use_bulk})
     store.record_success(integration.id, object_type, window_end=sync.window.end, counts=counts,
                          at=datetime.now(UTC))
-    return WindowResult(counts, scrubbed, sync.client.api_calls - sync.calls_at_start, duration, len(sync.warnings))
+    return WindowResult(counts, scrubbed, sync.client.api_calls - sync.calls_at_start, duration, len(sync.warnings),
+                        sync.usage_at_start, sync.client.api_usage)

@@ -12,9 +12,10 @@ from typing import NamedTuple
 
 from salesforce_sync.config.errors import ConfigError
 from salesforce_sync.config.models import IntegrationConfig, ObjectType
-from salesforce_sync.health import describe_for
+from salesforce_sync.health import describe_for, require_budget
 from salesforce_sync.pipeline import rules_where
 from salesforce_sync.salesforce.client import SalesforceClient
+from salesforce_sync.sync.budget import describe_calls
 from salesforce_sync.sync.soql import soql_datetime
 from salesforce_sync.sync.windows import HISTORICAL_MODES
 
@@ -39,12 +40,14 @@ def preview_soql(integration: IntegrationConfig, object_type: ObjectType, rules_
 
 def preview_counts(client: SalesforceClient, integration: IntegrationConfig,
                    objects: Sequence[ObjectType]) -> list[PreviewCount]:
-    """Count the records the sync rules select, per object; the rule fields are typed from the org's describes."""
+    """Count the records the sync rules select, per object; the rule fields are typed from the org's describes.
+    Within the integration's API budget: a preview that would pass it raises SyncDeferred before its calls."""
     results = []
     for object_type in objects:
         if object_type not in integration.object_types:
             raise not_configured(integration, object_type)
         rule_paths = integration.rule_fields(object_type)
+        require_budget(client, integration, describe_calls(rule_paths) + 1, f"the {object_type} preview")
         where = rules_where(integration, object_type, describe_for(client, object_type, rule_paths))
         soql = preview_soql(integration, object_type, where)
         results.append(PreviewCount(object_type, soql, client.count(soql, include_deleted=False)))

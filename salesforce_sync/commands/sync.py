@@ -13,6 +13,7 @@ from salesforce_sync.config.status import missing_settings
 from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, pending_windows
 from salesforce_sync.dagster_defs.definitions import build_definitions, sync_job_name
 from salesforce_sync.home import sync_home
+from salesforce_sync.store import SyncEvent
 
 LOCAL_INSTANCE_YAML = """\
 # Local Dagster instance of salesforce-sync (SQLite storage). `dagster dev` shows its runs when
@@ -68,6 +69,7 @@ def run_sync(config: SyncConfig, integration_ids: list[str], *, full: bool) -> i
         print(f"{integration.id}: {'full re-sync' if full else 'sync'} of windows {span[0]} .. {span[1]} "
               f"({'succeeded' if result.success else 'FAILED'}, run {result.run_id})")
         _print_summary(result)
+        _print_deferrals(integration.id, result.run_id)
         failures += not result.success
     store = open_store()
     try:
@@ -77,6 +79,18 @@ def run_sync(config: SyncConfig, integration_ids: list[str], *, full: bool) -> i
         store.close()
     print(f"\naudience store {where} now holds:\n" + (counts.to_string(index=False) if len(counts) else "nobody yet"))
     return 1 if failures else 0
+
+
+def _print_deferrals(integration_id: str, run_id: str) -> None:
+    """Objects the API budget deferred in this run (not synced, not failed: a later run syncs them)."""
+    store = open_store()
+    try:
+        deferred = [entry for entry in store.sync_log(integration_id, SyncEvent.SYNC_DEFERRED, limit=50)
+                    if entry.run_id == run_id]
+    finally:
+        store.close()
+    for entry in deferred:
+        print(f"  {entry.object_type}: {entry.message}")
 
 
 def _print_summary(result: dg.ExecuteInProcessResult) -> None:

@@ -415,6 +415,9 @@ class IntegrationConfig(_Model):
     bulk_threshold: int = Field(10_000, ge=0)
     chunk_size: int = Field(50_000, ge=100, le=1_000_000)
     alerts: AlertsConfig | None = None
+    #: The share of the org's DailyApiRequests this integration's syncs, checks and previews may bring the
+    #: org's usage to; a sync that would pass it is deferred (see `sync.budget`).
+    api_budget_percent: int = Field(90, ge=1, le=100)
 
     _resolve_ca_file = field_validator("ca_file")(_resolve_path)
 

@@ -1,11 +1,13 @@
 """One asset per (integration, object), partitioned by sync window."""
 
+from collections.abc import Iterator
+
 import dagster as dg
 
 from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.config.status import missing_settings
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource, SalesforceResource
-from salesforce_sync.health import SyncBlocked, preflight
+from salesforce_sync.health import SyncBlocked, SyncDeferred, preflight
 from salesforce_sync.pipeline import SyncWindow, WindowSync, plan_window
 from salesforce_sync.store import AudienceStore, OrgAlreadyRegisteredError, SyncEvent
 
@@ -85,6 +87,7 @@ def build_object_asset(integration: IntegrationConfig, object_type: str,
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         io_manager_key="audience_store_io",
+        output_required=False,  # a sync deferred by the API budget materializes nothing
         kinds={"salesforce", "python"},
         pool=f"salesforce_{integration.id}",
         tags={INTEGRATION_TAG: integration.id},
@@ -93,7 +96,7 @@ def build_object_asset(integration: IntegrationConfig, object_type: str,
                   "frequency_minutes": integration.window_minutes, "history": integration.history},
     )
     def sync_object(context: dg.AssetExecutionContext, salesforce: SalesforceResource,
-                    audience_store: AudienceStoreResource) -> WindowSync:
+                    audience_store: AudienceStoreResource) -> Iterator[dg.Output[WindowSync]]:
         if missing:
             raise dg.Failure(f"integration {integration.id!r} is Incomplete and does not sync: " + "; ".join(missing))
         if not integration.active:
@@ -109,7 +112,10 @@ def build_object_asset(integration: IntegrationConfig, object_type: str,
             _refuse_another_org(store, integration, org_id)
             store.register_org(org_id, integration.project, integration.id)
             describes = preflight(client, integration, object_type)
-            return plan_window(client, integration, object_type, window, describes, calls_at_start=calls_at_start)
+            plan = plan_window(client, integration, object_type, window, describes, calls_at_start=calls_at_start)
+        except SyncDeferred as err:
+            _record_deferral(context, store, integration, object_type, window, str(err))
+            return
         except (SyncBlocked, OrgAlreadyRegisteredError) as err:
             _record_failure(store, integration, object_type, window, context.run_id, str(err))
             raise dg.Failure(str(err)) from None
@@ -118,8 +124,18 @@ def build_object_asset(integration: IntegrationConfig, object_type: str,
             raise
         finally:
             store.close()
+        yield dg.Output(plan)
 
     return sync_object
+
+
+def _record_deferral(context: dg.AssetExecutionContext, store: AudienceStore, integration: IntegrationConfig,
+                     object_type: str, window: SyncWindow, reason: str) -> None:
+    """A deferred sync is neither success nor failure: a `sync_deferred` entry and a warning, the watermark
+    and the status untouched; the sensor's next request (its range then ends at a newer window) retries it."""
+    context.log.warning(reason)
+    store.log_event(integration.project, integration.id, SyncEvent.SYNC_DEFERRED, object_type=object_type,
+                    window_start=window.start, window_end=window.end, run_id=context.run_id, message=reason)
 
 
 def _refuse_another_org(store: AudienceStore, integration: IntegrationConfig, org_id: str) -> None:

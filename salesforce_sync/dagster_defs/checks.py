@@ -19,6 +19,7 @@ from salesforce_sync.health import (
     check_credentials,
     check_field_mappings,
     check_staleness,
+    mapping_check_within_budget,
 )
 from salesforce_sync.preview import preview_counts
 from salesforce_sync.salesforce.auth import SalesforceAuthError
@@ -54,7 +55,7 @@ def build_integration_checks(integration: IntegrationConfig) -> dg.AssetChecksDe
                                          **outcome.metadata})
                 yield dg.AssetCheckResult(
                     asset_key=key.asset_key, check_name=outcome.check, passed=outcome.passed and not outcome.warn,
-                    severity=dg.AssetCheckSeverity.WARN if outcome.passed and outcome.warn else dg.AssetCheckSeverity.ERROR,
+                    severity=dg.AssetCheckSeverity.WARN if outcome.warn else dg.AssetCheckSeverity.ERROR,
                     description=outcome.message, metadata={"message": outcome.message, **_numeric(outcome.metadata)})
         finally:
             store.close()
@@ -84,7 +85,7 @@ def _outcomes(integration: IntegrationConfig, salesforce: SalesforceResource, st
         credentials = _guarded(integration, "credentials", lambda: check_credentials(client))
     connected = credentials is None or credentials.passed
     if connected and "api_limits" in wanted:
-        limits = _guarded(integration, "api_limits", lambda: check_api_limits(client))
+        limits = _guarded(integration, "api_limits", lambda: check_api_limits(client, integration.api_budget_percent))
     now = datetime.now(UTC)
     for object_type in integration.object_types:
         if credentials is not None:
@@ -93,8 +94,9 @@ def _outcomes(integration: IntegrationConfig, salesforce: SalesforceResource, st
             yield object_type, limits or _skipped("api_limits", credentials)
         if "field_mappings" in wanted:
             if connected:
-                yield object_type, _guarded(integration, "field_mappings",
-                                            lambda: check_field_mappings(client, integration, object_type)[0])
+                yield object_type, _guarded(integration, "field_mappings", lambda: (
+                    mapping_check_within_budget(client, integration, object_type)
+                    or check_field_mappings(client, integration, object_type)[0]))
             else:
                 yield object_type, _skipped("field_mappings", credentials)
         if "staleness" in wanted:

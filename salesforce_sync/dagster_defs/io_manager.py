@@ -36,6 +36,7 @@ class AudienceStoreIOManager(dg.ConfigurableIOManager):
             "records_skipped": result.counts.skipped,
             "records_expected": obj.expected,
             "api_calls": result.api_calls,
+            **_usage_metadata(result.api_usage_before, result.api_usage_after),
             "duration_seconds": round(result.duration_seconds, 3),
             "warnings": result.warnings,
             "window_start": dg.MetadataValue.timestamp(obj.window.start),
@@ -55,3 +56,13 @@ class AudienceStoreIOManager(dg.ConfigurableIOManager):
             store.close()
         rows = counts[(counts["integration_id"] == key[1]) & (counts["object_type"] == key[2])]
         return rows.to_dict("records")[0] if len(rows) else {}
+
+
+def _usage_metadata(before: tuple[int, int] | None, after: tuple[int, int] | None) -> dict[str, int]:
+    """The org's DailyApiRequests used before and after the sync, and its max (from Sforce-Limit-Info)."""
+    out = {}
+    if before:
+        out["api_usage_before"] = before[0]
+    if after:
+        out["api_usage_after"], out["api_max"] = after
+    return out

@@ -2,6 +2,7 @@
 
 import contextlib
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from pydantic import PrivateAttr
@@ -22,10 +23,12 @@ class SalesforceResource(dg.ConfigurableResource):
 
     _stack: contextlib.ExitStack | None = PrivateAttr(default=None)
     _clients: dict[str, SalesforceClient] = PrivateAttr(default_factory=dict)
+    _log: Any = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._stack = contextlib.ExitStack()
         self._clients = {}
+        self._log = context.log  # retry warnings go to the run's log
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._stack is not None:
@@ -36,7 +39,10 @@ class SalesforceResource(dg.ConfigurableResource):
             if self._stack is None:
                 self._stack = contextlib.ExitStack()
             home = Path(self.home) if self.home else sync_home()
-            self._clients[integration.id] = self._stack.enter_context(connect(integration, home=home))
+            client = self._stack.enter_context(connect(integration, home=home))
+            if self._log is not None:
+                client.log = self._log
+            self._clients[integration.id] = client
         return self._clients[integration.id]
 
 

@@ -1,5 +1,6 @@
 """One authenticated connection to an org: REST through simple-salesforce, Bulk API 2.0 streamed chunk by
-chunk, a token refresh on every 401 (Bulk included), and a count of the API calls made.
+chunk, a token refresh on every 401 (Bulk included), transient failures retried (`retries`), and a count of
+the API calls made with the org's usage from each response's Sforce-Limit-Info.
 
 Records come out as pandas DataFrames of text in Bulk-CSV form (None or str), whichever API read them,
 so the mapping layer has one input format.
@@ -8,6 +9,7 @@ so the mapping layer has one input format.
 from __future__ import annotations
 
 import io
+import logging
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -16,35 +18,51 @@ from typing import Any, TypeVar
 import pandas as pd
 import requests
 from simple_salesforce import Salesforce
-from simple_salesforce.exceptions import SalesforceExpiredSession
+from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
 
 from salesforce_sync.config.secrets import Credentials
 from salesforce_sync.salesforce.auth import Token, obtain_token, with_rotated_refresh_token
 from salesforce_sync.salesforce.http import make_session
+from salesforce_sync.salesforce.retries import (
+    DEFAULT_RETRY_POLICY,
+    RetryPolicy,
+    SalesforceRequestError,
+    retry_after_seconds,
+)
 
 API_VERSION = "62.0"
 MIN_QUERY_BATCH, MAX_QUERY_BATCH = 200, 2000
 LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
+INVALID_QUERY_LOCATOR = "INVALID_QUERY_LOCATOR"
 T = TypeVar("T")
+#: Given the last record read (flattened), the SOQL that reads the rest of a query in the same order.
+ResumeQuery = Callable[[dict[str, Any]], str]
+__all__ = ["SalesforceClient", "SalesforceRequestError", "rest_page_size"]
 
 
-class SalesforceRequestError(Exception):
-    """A Salesforce API call failed; the message carries Salesforce's errorCode and text verbatim."""
+def rest_page_size(chunk_rows: int) -> int:
+    """The REST page size asked for a chunk size: no larger than a chunk, within Salesforce's 200..2,000."""
+    return min(max(chunk_rows, MIN_QUERY_BATCH), MAX_QUERY_BATCH)
 
 
 class SalesforceClient:
-    """Talks to one org for one integration; refreshes its session on 401 and counts API calls."""
+    """Talks to one org for one integration; refreshes its session on 401, retries transient failures by
+    `retry_policy` (each retry a warning on `log`) and counts API calls."""
 
     def __init__(self, credentials: Credentials, login_url: str, *, integration: str, ca_file: str | None = None,
-                 api_version: str = API_VERSION, http: requests.Session | None = None) -> None:
+                 api_version: str = API_VERSION, http: requests.Session | None = None,
+                 retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY, log: logging.Logger | None = None) -> None:
         self.integration = integration
         self.credentials = credentials
         self.login_url = login_url
         self.api_version = api_version
         self.http = http or make_session(ca_file)
         self.http.hooks["response"].append(self._observe)
+        self.retry_policy = retry_policy
+        self.log: logging.Logger | logging.LoggerAdapter = log or logging.getLogger(__name__)
         self.api_calls = 0
         self.api_usage: tuple[int, int] | None = None
+        self._retry_after: float | None = None
         self._token: Token | None = None
         self._sf: Salesforce | None = None
 
@@ -56,6 +74,7 @@ class SalesforceClient:
         match = LIMIT_INFO.search(response.headers.get("Sforce-Limit-Info", ""))
         if match:
             self.api_usage = (int(match.group(1)), int(match.group(2)))
+        self._retry_after = retry_after_seconds(response.headers.get("Retry-After"))
 
     def authenticate(self) -> Token:
         """Get a fresh token; keeps a rotated refresh token for the next refresh."""
@@ -75,38 +94,65 @@ class SalesforceClient:
             self.authenticate()
         return self._sf
 
-    def _with_refresh(self, call: Callable[[], T]) -> T:
-        try:
-            return call()
-        except SalesforceExpiredSession:
-            self.authenticate()
-            return call()
+    def _retrying(self, name: str, call: Callable[[], T]) -> T:
+        """`call()` under the retry policy; `name` says which call in the retry warnings."""
+        return self.retry_policy.call(f"integration {self.integration!r}: {name}", call, log=self.log)
+
+    def _simple(self, name: str, call: Callable[[], T]) -> T:
+        """A simple-salesforce call, re-authenticating once on 401 and retried when transient; its errors
+        come out as SalesforceRequestError with Salesforce's status and errorCode."""
+
+        def once() -> T:
+            try:
+                try:
+                    return call()
+                except SalesforceExpiredSession:
+                    self.authenticate()
+                    return call()
+            except SalesforceError as err:
+                code, text = _error_parts(err.content)
+                raise SalesforceRequestError(
+                    f"integration {self.integration!r}: {name} failed with HTTP {err.status}: {text}",
+                    status=err.status, error_code=code, retry_after=self._retry_after) from None
+
+        return self._retrying(name, once)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """A raw call under /services/data/vNN.N, re-authenticating once on 401."""
-        for attempt in (1, 2):
-            url = f"{self.token.instance_url}/services/data/v{self.api_version}/{path.lstrip('/')}"
-            headers = {"Authorization": f"Bearer {self.token.access_token}", **kwargs.pop("headers", {})}
-            response = self.http.request(method, url, headers=headers, timeout=300, **kwargs)
-            if response.status_code == 401 and attempt == 1:
-                self.authenticate()
-                continue
-            if response.status_code >= 400:
-                raise SalesforceRequestError(
-                    f"integration {self.integration!r}: {method} {path} failed with HTTP {response.status_code}: "
-                    f"{_error_text(response)}")
-            return response
-        raise AssertionError("unreachable")
+        """A raw call under /services/data/vNN.N, re-authenticating once on 401, retried when transient."""
+        extra_headers = kwargs.pop("headers", {})
+
+        def once() -> requests.Response:
+            for attempt in (1, 2):
+                url = f"{self.token.instance_url}/services/data/v{self.api_version}/{path.lstrip('/')}"
+                headers = {"Authorization": f"Bearer {self.token.access_token}", **extra_headers}
+                response = self.http.request(method, url, headers=headers, timeout=300, **kwargs)
+                if response.status_code == 401 and attempt == 1:
+                    self.authenticate()
+                    continue
+                if response.status_code >= 400:
+                    code, text = _error_parts(_json_or_text(response))
+                    raise SalesforceRequestError(
+                        f"integration {self.integration!r}: {method} {path} failed with HTTP {response.status_code}: "
+                        f"{text}", status=response.status_code, error_code=code,
+                        retry_after=retry_after_seconds(response.headers.get("Retry-After")))
+                return response
+            raise AssertionError("unreachable")
+
+        return self._retrying(f"{method} {path}", once)
 
     # ---- metadata and checks -------------------------------------------------------------------
 
     def identity(self) -> dict[str, Any]:
-        response = self.http.get(self.token.identity_url,
-                                 headers={"Authorization": f"Bearer {self.token.access_token}"}, timeout=60)
-        if response.status_code != 200:
-            raise SalesforceRequestError(f"integration {self.integration!r}: identity call failed with HTTP "
-                                         f"{response.status_code}: {response.text[:200]}")
-        return response.json()
+        def once() -> dict[str, Any]:
+            response = self.http.get(self.token.identity_url,
+                                     headers={"Authorization": f"Bearer {self.token.access_token}"}, timeout=60)
+            if response.status_code != 200:
+                raise SalesforceRequestError(f"integration {self.integration!r}: identity call failed with HTTP "
+                                             f"{response.status_code}: {response.text[:200]}",
+                                             status=response.status_code)
+            return response.json()
+
+        return self._retrying("identity", once)
 
     def limits(self) -> dict[str, Any]:
         return self._request("GET", "limits").json()
@@ -120,25 +166,48 @@ class SalesforceClient:
 
     # ---- reading records -----------------------------------------------------------------------
 
-    def rest_chunks(self, soql: str, *, include_deleted: bool = True, chunk_rows: int = 50_000) -> Iterator[pd.DataFrame]:
+    def rest_chunks(self, soql: str, *, include_deleted: bool = True, chunk_rows: int = 50_000,
+                    resume: ResumeQuery | None = None) -> Iterator[pd.DataFrame]:
         """Page through query/queryAll, yielding DataFrames of chunk_rows records (the last one smaller).
 
         Pages are asked no larger than a chunk (Salesforce pages hold 200 to 2,000 records), so a small
-        chunk size means small commits and bounded memory even in the middle of a page."""
-        page_size = min(max(chunk_rows, MIN_QUERY_BATCH), MAX_QUERY_BATCH)
-        headers = {"Sforce-Query-Options": f"batchSize={page_size}"}
-        result = self._with_refresh(lambda: self.sf.query(soql, include_deleted=include_deleted, headers=headers))
+        chunk size means small commits and bounded memory even in the middle of a page. When Salesforce
+        forgets the query's locator (INVALID_QUERY_LOCATOR: idle too long, too many open cursors), `resume`
+        gives the query of the records after the last one read, so nothing read is read again."""
+        headers = {"Sforce-Query-Options": f"batchSize={rest_page_size(chunk_rows)}"}
+
+        def first_page(query: str) -> dict[str, Any]:
+            return self._simple("query", lambda: self.sf.query(query, include_deleted=include_deleted,
+                                                               headers=headers))
+
+        result = first_page(soql)
         pending: list[dict[str, Any]] = []
+        last: dict[str, Any] | None = None
+        restarts = 0
         while True:
-            pending.extend(_flatten(record) for record in result["records"])
+            records = [_flatten(record) for record in result["records"]]
+            last = records[-1] if records else last
+            pending.extend(records)
             while len(pending) >= chunk_rows:
                 yield _text_frame(pending[:chunk_rows])
                 del pending[:chunk_rows]
             if result.get("done", True):
                 break
             next_url = result["nextRecordsUrl"]
-            result = self._with_refresh(lambda: self.sf.query_more(
-                next_url, identifier_is_url=True, include_deleted=include_deleted, headers=headers))
+            try:
+                result = self._simple(f"query page {next_url.rsplit('/', 1)[-1]}", lambda: self.sf.query_more(
+                    next_url, identifier_is_url=True, include_deleted=include_deleted, headers=headers))
+                restarts = 0
+            except SalesforceRequestError as err:
+                if err.error_code != INVALID_QUERY_LOCATOR or resume is None or last is None:
+                    raise
+                restarts += 1
+                if restarts >= self.retry_policy.attempts:
+                    raise
+                self.log.warning("integration %r: query locator %s is no longer valid (%s); restarting the query "
+                                 "after record %s (restart %d of %d)", self.integration, next_url, err,
+                                 last.get("Id"), restarts, self.retry_policy.attempts - 1)
+                result = first_page(resume(last))
         if pending:
             yield _text_frame(pending)
 
@@ -207,11 +276,16 @@ def _text_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records).astype(object).where(lambda df: df.notna(), None)
 
 
-def _error_text(response: requests.Response) -> str:
+def _json_or_text(response: requests.Response) -> Any:
     try:
-        body = response.json()
+        return response.json()
     except ValueError:
-        return response.text[:500]
+        return response.text
+
+
+def _error_parts(body: Any) -> tuple[str | None, str]:
+    """(first errorCode, readable text) of a Salesforce error body: a list of {errorCode, message}, or text."""
     if isinstance(body, list) and body and isinstance(body[0], dict):
-        return "; ".join(f"{e.get('errorCode')}: {e.get('message')}" for e in body)
-    return str(body)[:500]
+        return (body[0].get("errorCode"),
+                "; ".join(f"{e.get('errorCode')}: {e.get('message')}" for e in body))
+    return None, str(body)[:500]

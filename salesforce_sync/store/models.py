@@ -14,6 +14,7 @@ class SyncEvent(StrEnum):
     SYNC_STARTED = "sync_started"
     SYNC_COMPLETED = "sync_completed"
     SYNC_FAILED = "sync_failed"
+    SYNC_DEFERRED = "sync_deferred"
     RECORDS_IMPORTED = "records_imported"
     RECORDS_UPDATED = "records_updated"
     RECORDS_DELETED = "records_deleted"

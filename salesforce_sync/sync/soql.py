@@ -247,3 +247,14 @@ def _window_where(
     if rules_where:
         conditions.append(f"({rules_where})")
     return " WHERE " + " AND ".join(conditions) if conditions else ""
+
+
+def order_by_cursor(cursor_field: str = "LastModifiedDate") -> str:
+    """` ORDER BY <cursor>, Id`: a REST window read in this order can resume after any record it has read."""
+    return f" ORDER BY {cursor_field}, Id"
+
+
+def after_record_where(stamp: datetime, record_id: str, *, cursor_field: str = "LastModifiedDate") -> str:
+    """The records after (stamp, Id) in `order_by_cursor` order: where a query whose locator expired resumes."""
+    at = soql_datetime(stamp)
+    return f"({cursor_field} > {at} OR ({cursor_field} = {at} AND Id > {soql_string(record_id)}))"

@@ -123,7 +123,8 @@ def test_a_failing_integration_alerts_its_owners_once_and_once_more_when_it_reco
     tags = defs.resolve_sensor_def("schedule_acme")(context).run_requests[0].tags
     on_failure = defs.resolve_sensor_def("sync_failure_log")
     on_success = defs.resolve_sensor_def("sync_success_status")
-    org.control.inject_error(r"/queryAll$", 500, "UNKNOWN_EXCEPTION", "query backend unavailable", count=2)
+    org.control.inject_error(r"/queryAll$", 400, "QUERY_TIMEOUT", "Your query request was running for too long.",
+                             count=2)
 
     for _ in range(2):
         failed = run_job(defs, "sync_acme", instance, tags)
@@ -133,10 +134,10 @@ def test_a_failing_integration_alerts_its_owners_once_and_once_more_when_it_reco
 
     hooks = receiver.posted("/hooks/sync")
     assert [hook["state"] for hook in hooks] == ["failing"]
-    assert hooks[0]["integration"] == "acme" and "query backend unavailable" in hooks[0]["message"]
+    assert hooks[0]["integration"] == "acme" and "running for too long" in hooks[0]["message"]
     assert hooks[0]["run_id"] is not None
     [slack] = receiver.posted("/slack")
-    assert "acme is failing" in slack["text"] and "query backend unavailable" in slack["text"]
+    assert "acme is failing" in slack["text"] and "running for too long" in slack["text"]
     assert len(mail.messages) == 1 and "Subject: salesforce-sync: integration acme is failing" in mail.messages[0]
 
     for _ in range(2):

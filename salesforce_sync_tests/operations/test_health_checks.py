@@ -1,6 +1,6 @@
 """The plain-Python health checks against an emulated org reached over HTTPS, staged with its fault and
 schema controls: a revoked login, a used-up or nearly used-up API quota, deleted and renamed fields, and
-the staleness rule. The preflight a sync runs stops with the same messages."""
+the staleness rule. The preflight a sync runs stops with the same messages (a quota at the budget defers it)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.emulator.harness import EmulatedOrg
 from salesforce_sync.health import (
     SyncBlocked,
+    SyncDeferred,
     check_api_limits,
     check_credentials,
     check_field_mappings,
@@ -62,7 +63,7 @@ def test_exhausted_api_limit_fails_the_check_reporting_used_and_max(org: Emulate
     integration = integration_for(org)
     with connect(integration) as client:
         outcome = check_api_limits(client)
-        with pytest.raises(SyncBlocked) as blocked:
+        with pytest.raises(SyncDeferred) as blocked:
             preflight(client, integration, "Lead")
     assert not outcome.passed
     assert outcome.metadata == {"used": maximum, "max": maximum, "remaining": 0}
@@ -82,7 +83,7 @@ def test_api_limits_check_warns_at_a_quarter_left_and_fails_at_a_tenth(org: Emul
         preflight(client, integration, "Lead")  # a warning does not stop a sync
         spend_api_calls_until(org, client, used=89)
         exhausted = check_api_limits(client)
-        with pytest.raises(SyncBlocked, match=r"of 100 daily API requests used.*10% or less left"):
+        with pytest.raises(SyncDeferred, match=r"of 100 daily API requests used.*10% or less left"):
             preflight(client, integration, "Lead")
     assert plenty.passed and not plenty.warn
     assert low.passed and low.warn

@@ -1,4 +1,5 @@
-"""Status Error -> Active through Dagster: a sync run that fails on a Salesforce 500 records Error with the
+"""Status Error -> Active through Dagster: a sync run that fails on a Salesforce error that is not retried
+(QUERY_TIMEOUT; a 500 would be retried) records Error with the
 error verbatim (object state, sync log), the run-failure sensor marks the integration Error without
 logging the failure twice, the schedule sensor retries the range under a new run key, and the retry's
 success turns the object (record_success) and the integration (success sensor) back to Active."""
@@ -13,7 +14,8 @@ from salesforce_sync.emulator.harness import EmulatedOrg
 from salesforce_sync.store import AudienceStore, IntegrationStatus, SyncEvent
 from salesforce_sync_tests.operations.support import OBJECTS, build_config, hours_ago, org_integration, run_job
 
-QUERY_ERROR = "integration 'acme': GET queryAll failed with HTTP 500: UNKNOWN_EXCEPTION: query backend unavailable"
+QUERY_ERROR = ("integration 'acme': GET queryAll failed with HTTP 400: QUERY_TIMEOUT: Your query request was running "
+               "for too long.")
 
 
 def run_status_context(instance: dg.DagsterInstance, defs: dg.Definitions, sensor_name: str,
@@ -32,7 +34,7 @@ def test_a_failed_sync_shows_error_verbatim_until_the_next_success_turns_it_acti
                                                resources={"audience_store": defs.resources["audience_store"]})
     schedule = defs.resolve_sensor_def("schedule_acme")
     first = schedule(schedule_context).run_requests[0]
-    org.control.inject_error(r"/queryAll$", 500, "UNKNOWN_EXCEPTION", "query backend unavailable")
+    org.control.inject_error(r"/queryAll$", 400, "QUERY_TIMEOUT", "Your query request was running for too long.")
 
     failed = run_job(defs, "sync_acme", instance, first.tags)
 
@@ -85,7 +87,7 @@ def test_a_ui_materialization_that_fails_is_logged_and_badged_like_a_sync_job_ru
                                                resources={"audience_store": defs.resources["audience_store"]})
     range_tags = {k: v for k, v in defs.resolve_sensor_def("schedule_acme")(schedule_context).run_requests[0].tags.items()
                   if k.startswith("dagster/asset_partition_range")}
-    org.control.inject_error(r"/queryAll$", 500, "UNKNOWN_EXCEPTION", "query backend unavailable")
+    org.control.inject_error(r"/queryAll$", 400, "QUERY_TIMEOUT", "Your query request was running for too long.")
     lead = dg.AssetKey(["salesforce", "acme", "Lead"])
 
     failed = defs.resolve_implicit_global_asset_job_def().execute_in_process(

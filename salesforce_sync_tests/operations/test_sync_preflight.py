@@ -1,6 +1,7 @@
-"""A sync run (the `sync_<id>` job in-process) that a failing preflight check stops before it fetches:
-an org whose API quota is used up, and a mapped field renamed in the org. The sync fails with the
-check's own message, logs `sync_failed`, writes no records and leaves the watermark where it was."""
+"""A sync run (the `sync_<id>` job in-process) that a preflight check stops before it fetches: an org whose
+API quota is used up defers it (the run succeeds, logs `sync_deferred` with the check's message, leaves the
+status alone); a mapped field renamed in the org fails it with the check's own message and `sync_failed`.
+Neither writes records or moves the watermark."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def synced_store(url: str) -> None:
 
 
 @pytest.mark.slow
-def test_exhausted_api_limit_stops_the_sync_before_fetching_with_the_checks_message(
+def test_exhausted_api_limit_defers_the_sync_before_fetching_with_the_checks_message(
         org: EmulatedOrg, app_store_url: str, instance: dg.DagsterInstance) -> None:
     watermark = hours_ago(SYNCED_UP_TO)
     config = build_config(org_integration(org))
@@ -45,20 +46,21 @@ def test_exhausted_api_limit_stops_the_sync_before_fetching_with_the_checks_mess
     result = run_job(build_definitions(config), "sync_acme", instance,
                      range_tags(key(watermark), key(hours_ago(1))))
 
-    assert not result.success
+    assert result.success  # deferred, not failed
     assert result.get_asset_materialization_events() == []
     with AudienceStore(app_store_url) as store:
         states = {state.object_type: state for state in store.states("acme")}
+        deferred = store.sync_log("acme", SyncEvent.SYNC_DEFERRED)
         failed = store.sync_log("acme", SyncEvent.SYNC_FAILED)
         completed = store.sync_log("acme", SyncEvent.SYNC_COMPLETED)
         users = store.user_counts(PROJECT)
     for object_type in ("Lead", "Contact"):
         assert states[object_type].last_success_window_end == watermark
-        assert states[object_type].status == IntegrationStatus.ERROR
-        assert states[object_type].last_error == expected
-    assert sorted((entry.object_type, entry.message, entry.run_id) for entry in failed) == [
+        assert states[object_type].status != IntegrationStatus.ERROR
+        assert states[object_type].last_error is None
+    assert sorted((entry.object_type, entry.message, entry.run_id) for entry in deferred) == [
         ("Contact", expected, result.run_id), ("Lead", expected, result.run_id)]
-    assert completed == []
+    assert failed == completed == []
     assert users.empty
 
 

@@ -175,3 +175,11 @@ def assert_same_rows(stored: dict[str, dict[str, Any]], expected: dict[str, dict
     for key, row in expected.items():
         differences = {name: (stored[key][name], value) for name, value in row.items() if stored[key][name] != value}
         assert not differences, f"{key}: (stored, expected) differ: {differences}"
+
+
+def lead_integration(org: EmulatedOrg, integration_id: str, project: str, start: datetime,
+                     **settings: Any) -> IntegrationConfig:
+    """An integration of Leads only (RULES and MAPPINGS) in 100-record chunks: a window spans several pages."""
+    objects = {"Lead": objects_config()["Lead"]}
+    return load_config(https_integration(org, integration_id, project, start, objects=objects, chunk_size=100,
+                                         **settings)).integrations[0]

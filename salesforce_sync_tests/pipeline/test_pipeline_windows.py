@@ -3,7 +3,7 @@ the first sync, incremental windows, reruns, late commits, sync rules, Bulk agai
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
@@ -22,7 +22,6 @@ from salesforce_sync_tests.pipeline.support import (
     RULES,
     assert_same_rows,
     counts_of,
-    hour_floor,
     https_integration,
     load_config,
     objects_config,
@@ -48,18 +47,6 @@ def org(emulated_org_factory: Callable[..., EmulatedOrg], monkeypatch: pytest.Mo
 @pytest.fixture
 def sf(org: EmulatedOrg) -> Salesforce:
     return org.simple_salesforce()
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[AudienceStore]:
-    with AudienceStore(store_url) as store:
-        yield store
-
-
-@pytest.fixture
-def start(org: EmulatedOrg) -> datetime:
-    """The integration's start: the hour the org's data was generated in, so the first window holds all of it."""
-    return hour_floor(org.control.now())
 
 
 @pytest.fixture

@@ -32,7 +32,8 @@ _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 @dataclass(frozen=True)
 class PreparedChunk:
-    """A validated chunk: one row per external_id (its newest version), in store-ready form.
+    """A validated chunk: one row per external_id (its newest version), in store-ready form, plus each
+    row's content_hash (int64).
 
     Text columns hold str or None (Salesforce has no empty strings: "" becomes None), properties holds
     compact JSON text, unsubscribed is pandas "boolean", deleted is bool, sf_modified_at is
@@ -62,11 +63,31 @@ def prepare_chunk(integration_id: str, chunk: pd.DataFrame) -> PreparedChunk:
     rows["sf_modified_at"] = _timestamp_column(integration_id, chunk)
     _check_external_ids(integration_id, rows)
     rows["properties"] = _properties_json(integration_id, chunk)
+    rows["content_hash"] = content_hashes(rows)
 
     if rows["external_id"].duplicated().any():
         newest = rows.sort_values("sf_modified_at", kind="stable").drop_duplicates("external_id", keep="last")
         return PreparedChunk(rows=newest.reset_index(drop=True), duplicates_dropped=len(rows) - len(newest))
     return PreparedChunk(rows=rows, duplicates_dropped=0)
+
+
+_NULL_MARK = "\x00"
+"""Stands for null in hashed text: NUL never reaches the store (refused above), so no value collides with it."""
+_HASHED_TEXT_COLUMNS = (*_CONTACT_TEXT_COLUMNS, "properties")
+
+
+def content_hashes(rows: pd.DataFrame) -> pd.Series:
+    """A 64-bit hash per row of everything stored from Salesforce besides the version: contact fields,
+    properties (their JSON text, so a new or renamed property changes it), opt-out and the deleted flag.
+
+    Computed a column at a time (pandas' SipHash with its fixed key, stable across processes), so the
+    store can apply a same-version row whose content differs: a new mapping, a changed parent value.
+    """
+    hashed = pd.DataFrame({column: rows[column].fillna(_NULL_MARK) for column in _HASHED_TEXT_COLUMNS})
+    hashed["unsubscribed"] = rows["unsubscribed"].astype("Int8").fillna(-1).astype(np.int8)
+    hashed["deleted"] = rows["deleted"].astype(np.int8)
+    hashes = pd.util.hash_pandas_object(hashed, index=False).to_numpy(dtype=np.uint64)
+    return pd.Series(hashes.view(np.int64), index=rows.index)
 
 
 def _check_columns(integration_id: str, chunk: pd.DataFrame) -> None:

@@ -18,6 +18,8 @@ class SyncEvent(StrEnum):
     RECORDS_UPDATED = "records_updated"
     RECORDS_DELETED = "records_deleted"
     HEALTH_CHECK = "health_check"
+    SETTINGS_CHANGED = "settings_changed"
+    RECONCILED = "reconciled"
 
 
 class IntegrationStatus(StrEnum):
@@ -106,3 +108,15 @@ class IntegrationState:
     records_imported: int = 0
     records_updated: int = 0
     records_deleted: int = 0
+
+
+@dataclass(frozen=True)
+class ObjectSettings:
+    """Which mappings and rules (fingerprint) an object's stored rows were last fully read with, and
+    when its Ids were last reconciled with the org (hard deletes, records out of scope)."""
+
+    integration_id: str
+    object_type: str
+    fingerprint: str | None
+    fingerprint_at: datetime | None
+    reconciled_at: datetime | None

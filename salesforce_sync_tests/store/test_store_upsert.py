@@ -69,18 +69,28 @@ def test_rerunning_a_sequence_of_chunks_changes_nothing(store: AudienceStore, ma
     pd.testing.assert_frame_equal(stored(store), state)
 
 
-def test_only_strictly_newer_versions_are_applied(store: AudienceStore, make_chunk: ChunkFactory) -> None:
+def test_older_versions_never_apply_and_equal_versions_only_with_other_content(
+        store: AudienceStore, make_chunk: ChunkFactory) -> None:
     store.upsert_users(PROJECT, INTEGRATION, make_chunk(["A", "B"], modified=MAY_2, first_name="Stored"))
     first_sync = stored(store)
 
     counts = store.upsert_users(
         PROJECT,
         INTEGRATION,
-        make_chunk(["A", "B"], modified=[MAY_1, MAY_2], first_name="Incoming", deleted=True),
+        make_chunk(["A", "B"], modified=[MAY_1, MAY_2], first_name=["Incoming", "Stored"]),
     )
 
-    assert counts == UpsertCounts(skipped=2)  # older (A) and equal (B) never overwrite
+    assert counts == UpsertCounts(skipped=2)  # older (A) and equal with the same content (B) never overwrite
     pd.testing.assert_frame_equal(stored(store), first_sync)
+
+    # The same version with other content (a new mapping, a parent's new name) is applied; an older one is not.
+    counts = store.upsert_users(
+        PROJECT, INTEGRATION, make_chunk(["A", "B"], modified=[MAY_1, MAY_2], first_name="Renamed parent"))
+    assert counts == UpsertCounts(updated=1, skipped=1)
+    assert stored(store)["first_name"].to_dict() == {"A": "Stored", "B": "Renamed parent"}
+    assert store.upsert_users(PROJECT, INTEGRATION, make_chunk(["B"], modified=MAY_2, first_name="Renamed parent")) \
+        == UpsertCounts(skipped=1)
+    first_sync = stored(store)
 
     counts = store.upsert_users(PROJECT, INTEGRATION, make_chunk(["A"], modified=MAY_3, first_name="Newer"))
     users = stored(store)

@@ -391,6 +391,9 @@ class IntegrationConfig(_Model):
     cursor_field: CursorField = "LastModifiedDate"
     bulk_threshold: int = Field(10_000, ge=0)
     chunk_size: int = Field(50_000, ge=100, le=1_000_000)
+    #: Hours between Id reconciliations (hard deletes, records that left the rules without being modified);
+    #: 0 reconciles on every sync. A full re-sync always reconciles.
+    reconcile_every_hours: int = Field(24, ge=0, le=24 * 31)
 
     _resolve_ca_file = field_validator("ca_file")(_resolve_path)
 
@@ -472,6 +475,14 @@ class IntegrationConfig(_Model):
         """The field paths one object's sync rules test (none when it has no rules)."""
         rules = self.objects[object_type].sync_rules if object_type in self.objects else None
         return tuple(rule.field for rule in rules.rules) if rules else ()
+
+    def sync_rules(self, object_type: ObjectType) -> SyncRules | None:
+        """One object's sync rules (None when it has none configured)."""
+        return self.objects[object_type].sync_rules if object_type in self.objects else None
+
+    @property
+    def reconcile_every(self) -> timedelta:
+        return timedelta(hours=self.reconcile_every_hours)
 
     @property
     def window_minutes(self) -> int:

@@ -197,13 +197,16 @@ def apply_window(store: AudienceStore, sync: WindowSync, *, run_id: str | None) 
     project = integration.project
     everything = sync.window.reads_everything
     scan_id = f"{run_id or 'scan'}:{object_type}:{uuid.uuid4().hex[:8]}" if everything else None
+    synced_before = store.get_state(integration.id, object_type) is not None
     counts = store.upsert_stream(project, integration.id, sync.chunks(), scan_id=scan_id)
     scrubbed = out_of_scope = 0
     if sync.out_of_scope_soql:
         out_of_scope = mark_window_out_of_scope(store, sync.client, integration, object_type, sync.out_of_scope_soql)
     if everything or (not sync.window.first and reconciliation_due(store, integration, object_type)):
+        # Before an object's first success nothing stored can have left the rules: no listing needed.
         reconciled = reconcile(store, sync.client, integration, object_type, sync.rules_where, scan_id=scan_id,
-                               scan_started_at=sync.planned_at if everything else None, run_id=run_id)
+                               scan_started_at=sync.planned_at if everything else None, run_id=run_id,
+                               list_out_of_scope=synced_before)
         scrubbed, out_of_scope = reconciled.hard_deleted, out_of_scope + reconciled.out_of_scope
     counts += UpsertCounts(deleted=scrubbed + out_of_scope)
     if sync.window.first or everything:

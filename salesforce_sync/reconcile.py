@@ -42,12 +42,14 @@ def reconciliation_due(store: AudienceStore, integration: IntegrationConfig, obj
 
 def reconcile(store: AudienceStore, client: SalesforceClient, integration: IntegrationConfig,
               object_type: ObjectType, rules_where: str | None, *, scan_id: str | None = None,
-              scan_started_at: datetime | None = None, run_id: str | None = None) -> Reconciliation:
+              scan_started_at: datetime | None = None, run_id: str | None = None,
+              list_out_of_scope: bool = True) -> Reconciliation:
     """Mark not live every stored record of the object the org no longer lists under its rules.
 
     A full re-sync passes the scan its read already stamped (`scan_id`, started at `scan_started_at`);
-    otherwise the records matching the rules are listed by Id here. Rows modified after the listing
-    began are left alone. Logs a `reconciled` event and records when it ran.
+    otherwise the records matching the rules are listed by Id here. `list_out_of_scope` False skips
+    the listing of records outside the rules (nothing stored can have left them yet). Rows modified
+    after the listing began are left alone. Logs a `reconciled` event and records when it ran.
     """
     project = integration.project
     started = scan_started_at or datetime.now(UTC)
@@ -56,7 +58,7 @@ def reconcile(store: AudienceStore, client: SalesforceClient, integration: Integ
         for ids in listed_ids(client, integration, object_type, rules_where, include_deleted=False):
             store.mark_seen(project, integration.id, object_type, ids, scan_id)
     out_of_scope = 0
-    if rules_where:
+    if rules_where and list_out_of_scope:
         for ids in listed_ids(client, integration, object_type, f"NOT ({rules_where})", include_deleted=False):
             out_of_scope += store.mark_out_of_scope(project, integration.id, object_type, ids)
     hard_deleted = store.mark_missing_deleted(project, integration.id, object_type, scan_id=scan_id,

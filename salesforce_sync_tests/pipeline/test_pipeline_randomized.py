@@ -32,7 +32,7 @@ from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG
 from salesforce_sync.dagster_defs.definitions import build_definitions, sync_job_name
 from salesforce_sync.emulator.harness import EmulatedOrg
 from salesforce_sync.pipeline import SyncWindow
-from salesforce_sync.store import AudienceStore
+from salesforce_sync.store import AudienceStore, SyncEvent
 from salesforce_sync_tests.pipeline.support import (
     AUTH_ENV,
     HOUR,
@@ -45,7 +45,7 @@ from salesforce_sync_tests.pipeline.support import (
 )
 
 SEED = int(os.environ.get("SALESFORCE_SYNC_RANDOM_SEED", "20261202"))
-ROUNDS = int(os.environ.get("SALESFORCE_SYNC_RANDOM_ROUNDS", "6"))
+ROUNDS = int(os.environ.get("SALESFORCE_SYNC_RANDOM_ROUNDS", "5"))
 PROJECT, INTEGRATION = "acme", "crm"
 OBJECTS = ("Lead", "Contact", "CampaignMember")
 LAUNCHERS = ("pipeline", "dagster", "cli", "cli_killed")
@@ -303,16 +303,24 @@ class Launch:
         return True
 
     def cli(self, full: bool, kill_after: float | None) -> bool:
-        """`salesforce-sync sync` in a subprocess; killed with SIGKILL after kill_after seconds if still running.
-        Returns whether it completed."""
+        """`salesforce-sync sync` in a subprocess; with kill_after, SIGKILLed that many seconds after its
+        first object started syncing (if still running). Returns whether it completed."""
         command = [sys.executable, "-m", "salesforce_sync.cli", "sync", INTEGRATION] + (["--full"] if full else [])
-        process = subprocess.Popen(command, env=self.environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        try:
-            output, _ = process.communicate(timeout=kill_after if kill_after is not None else 180)
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
-            process.communicate()
-            return False
+        with AudienceStore(self.store_url) as store:
+            started_before = len(store.sync_log(INTEGRATION, event=SyncEvent.SYNC_STARTED, limit=100_000))
+            process = subprocess.Popen(command, env=self.environment, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT)
+            try:
+                if kill_after is not None:
+                    deadline = time.monotonic() + 120
+                    while (process.poll() is None and time.monotonic() < deadline and started_before == len(
+                            store.sync_log(INTEGRATION, event=SyncEvent.SYNC_STARTED, limit=100_000))):
+                        time.sleep(0.05)
+                output, _ = process.communicate(timeout=kill_after if kill_after is not None else 180)
+            except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGKILL)
+                process.communicate()
+                return False
         assert process.returncode == 0, f"the CLI sync failed:\n{output.decode()}"
         return True
 
@@ -378,7 +386,7 @@ def test_random_rounds_leave_the_store_equal_to_the_org(
                 up_to_date = all(state and state.last_success_window_end >= hour_floor(datetime.now(UTC))
                                  for state in ends)
                 completed = launch.cli(full=up_to_date or rng.random() < 0.3,
-                                       kill_after=rng.uniform(1.0, 5.0) if launcher == "cli_killed" else None)
+                                       kill_after=rng.uniform(0.0, 1.5) if launcher == "cli_killed" else None)
             history[-1] += "" if completed else " (killed)"
             if completed:
                 pending_since = None

@@ -193,3 +193,21 @@ def test_a_row_marked_gone_revives_when_listed_again_with_the_same_version(
     expected = oracle_rows(sf, INTEGRATION, "Lead", FAR_FUTURE, rules_soql="Email != null")
     assert_same_rows(stored_rows(store, PROJECT, INTEGRATION, "Lead"), expected)
     assert [e.object_type for e in store.sync_log(INTEGRATION, event=SyncEvent.SETTINGS_CHANGED)] == ["Lead"] * 3
+
+
+def test_reconciliation_follows_the_integrations_cadence(
+        org: EmulatedOrg, store: AudienceStore, sf: Salesforce, start: datetime) -> None:
+    daily = integration_with(org, start)
+    assert daily.reconcile_every_hours == 24
+    sync_window(store, daily, window(start, 0))
+    org.control.set_clock(start + HOUR + timedelta(minutes=5), freeze=True)
+    member = sf.query("SELECT Id FROM CampaignMember ORDER BY Id LIMIT 1")["records"][0]["Id"]
+    assert org.control.hard_delete("CampaignMember", [member]) == 1
+
+    sync_window(store, daily, window(start, 1))  # the first window just listed everything: not due for a day
+    assert reasons(store, "CampaignMember")[member] is None
+    assert not store.sync_log(INTEGRATION, event=SyncEvent.RECONCILED)
+
+    sync_window(store, integration_with(org, start, reconcile_every_hours=0), window(start, 1))
+    assert reasons(store, "CampaignMember")[member] == "hard_deleted"
+    assert {entry.object_type for entry in store.sync_log(INTEGRATION, event=SyncEvent.RECONCILED)} == set(OBJECTS)

@@ -403,3 +403,24 @@ def test_stream_reports_a_failing_source_after_committing_earlier_chunks(
         store.upsert_stream(PROJECT, INTEGRATION, chunks())
 
     assert list(stored(store).index) == ["A"]
+
+
+def test_rows_the_store_marked_gone_revive_when_listed_again_at_the_same_version(
+        store: AudienceStore, make_chunk: ChunkFactory) -> None:
+    store.upsert_users(PROJECT, INTEGRATION, make_chunk(["A", "B", "C"], modified=MAY_1), scan_id="scan-1")
+    started = datetime(2024, 6, 1, tzinfo=UTC)
+    assert store.mark_out_of_scope(PROJECT, INTEGRATION, "Lead", ["A", "Z"]) == 1  # Z was never stored
+    assert store.mark_out_of_scope(PROJECT, INTEGRATION, "Lead", ["A"]) == 0  # already not live
+    store.mark_seen(PROJECT, INTEGRATION, "Lead", ["A", "C"], "scan-2")
+    assert store.mark_missing_deleted(PROJECT, INTEGRATION, "Lead", scan_id="scan-2", scan_started_at=started) == 1
+    users = store.users(PROJECT, INTEGRATION, "Lead").set_index("salesforce_id")
+    assert users["deleted"].to_dict() == {"A": True, "B": True, "C": False}
+    assert users["removed_reason"].fillna("live").to_dict() == {"A": "out_of_scope", "B": "hard_deleted", "C": "live"}
+
+    # Listed again with the same LastModifiedDate and the same content: back to life.
+    counts = store.upsert_users(PROJECT, INTEGRATION, make_chunk(["A", "B", "C"], modified=MAY_1))
+    assert counts == UpsertCounts(updated=2, skipped=1)
+    users = store.users(PROJECT, INTEGRATION, "Lead").set_index("salesforce_id")
+    assert not users["deleted"].any() and users["removed_reason"].isna().all()
+    assert store.upsert_users(PROJECT, INTEGRATION, make_chunk(["A", "B", "C"], modified=MAY_1)) == \
+        UpsertCounts(skipped=3)

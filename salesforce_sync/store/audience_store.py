@@ -614,7 +614,7 @@ def _listed_keys(project: str, integration_id: str, object_type: str, salesforce
 def _add_missing_columns(connection: Connection) -> None:
     """Bring a store created by an earlier version up to date: add the audience_users columns it lacks
     (nullable, so existing rows simply have no content hash yet and are rewritten when next read), and
-    on PostgreSQL let the sync log accept the current events."""
+    let the sync log accept the current events."""
     present = {column["name"] for column in inspect(connection).get_columns(audience_users.name)}
     for column in audience_users.columns:
         if column.name not in present:
@@ -627,6 +627,16 @@ def _add_missing_columns(connection: Connection) -> None:
             check = next(c for c in sync_log.constraints if c.name == "ck_sync_log_event")
             connection.exec_driver_sql("ALTER TABLE sync_log DROP CONSTRAINT IF EXISTS ck_sync_log_event")
             connection.exec_driver_sql(f"ALTER TABLE sync_log ADD CONSTRAINT ck_sync_log_event CHECK ({check.sqltext})")
+        return
+    # SQLite cannot alter a CHECK constraint: copy the log into a freshly created table instead.
+    allowed = connection.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'sync_log'").scalar() or ""
+    if any(f"'{event.value}'" not in allowed for event in SyncEvent):
+        connection.exec_driver_sql("ALTER TABLE sync_log RENAME TO sync_log_before_upgrade")
+        for index in sync_log.indexes:
+            connection.exec_driver_sql(f"DROP INDEX IF EXISTS {index.name}")
+        sync_log.create(connection)
+        connection.exec_driver_sql("INSERT INTO sync_log SELECT * FROM sync_log_before_upgrade")
+        connection.exec_driver_sql("DROP TABLE sync_log_before_upgrade")
 
 
 def _require_name(field: str, value: object) -> None:

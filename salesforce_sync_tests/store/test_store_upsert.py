@@ -424,3 +424,32 @@ def test_rows_the_store_marked_gone_revive_when_listed_again_at_the_same_version
     assert not users["deleted"].any() and users["removed_reason"].isna().all()
     assert store.upsert_users(PROJECT, INTEGRATION, make_chunk(["A", "B", "C"], modified=MAY_1)) == \
         UpsertCounts(skipped=3)
+
+
+def test_a_store_from_before_content_hashes_is_brought_up_to_date(
+        store: AudienceStore, store_url: str, make_chunk: ChunkFactory) -> None:
+    engine = create_engine(store_url)
+    with engine.begin() as connection:
+        for column in ("content_hash", "removed_reason"):
+            connection.exec_driver_sql(f"ALTER TABLE audience_users DROP COLUMN {column}")
+        # The sync log of that version knew fewer events.
+        if engine.dialect.name == "postgresql":
+            connection.exec_driver_sql("ALTER TABLE sync_log DROP CONSTRAINT ck_sync_log_event")
+            connection.exec_driver_sql("ALTER TABLE sync_log ADD CONSTRAINT ck_sync_log_event "
+                                       "CHECK (event IN ('sync_started', 'sync_completed'))")
+        else:
+            created = connection.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'sync_log'").scalar()
+            connection.exec_driver_sql("DROP TABLE sync_log")
+            connection.exec_driver_sql(created.replace(", 'settings_changed', 'reconciled'", ""))
+    engine.dispose()
+    store.log_event(PROJECT, INTEGRATION, "sync_started", object_type="Lead")
+    with pytest.raises(DBAPIError):
+        store.log_event(PROJECT, INTEGRATION, "settings_changed", object_type="Lead")
+
+    store.create_schema()
+
+    assert store.upsert_users(PROJECT, INTEGRATION, make_chunk(["A"])) == UpsertCounts(imported=1)
+    assert store.mark_out_of_scope(PROJECT, INTEGRATION, "Lead", ["A"]) == 1
+    store.log_event(PROJECT, INTEGRATION, "settings_changed", object_type="Lead", message="re-reading")
+    assert store.users(PROJECT, INTEGRATION, "Lead")["removed_reason"].tolist() == ["out_of_scope"]
+    assert [entry.event for entry in store.sync_log(INTEGRATION)] == ["settings_changed", "sync_started"]

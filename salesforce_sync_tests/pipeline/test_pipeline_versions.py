@@ -5,10 +5,8 @@ stop being live without a full re-sync, and records that come back are live agai
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from simple_salesforce import Salesforce
 
 from salesforce_sync.emulator.harness import EmulatedOrg
@@ -19,43 +17,19 @@ from salesforce_sync_tests.pipeline.support import (
     MAPPINGS,
     OBJECTS,
     assert_same_rows,
-    hour_floor,
     https_integration,
     load_config,
     objects_config,
     oracle_rows,
-    set_auth_env,
     stored_rows,
     sync_window,
 )
 
 PROJECT = "acme"
 INTEGRATION = "crm"
+ORG_SEED = 23
 ORG_COUNTS = {"Lead": 120, "Contact": 80, "CampaignMember": 60}
 FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def org(emulated_org_factory: Callable[..., EmulatedOrg], monkeypatch: pytest.MonkeyPatch) -> EmulatedOrg:
-    org = emulated_org_factory(seed=23, counts=ORG_COUNTS)
-    set_auth_env(monkeypatch, org)
-    return org
-
-
-@pytest.fixture
-def sf(org: EmulatedOrg) -> Salesforce:
-    return org.simple_salesforce()
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[AudienceStore]:
-    with AudienceStore(store_url) as store:
-        yield store
-
-
-@pytest.fixture
-def start(org: EmulatedOrg) -> datetime:
-    return hour_floor(org.control.now())
 
 
 def window(start: datetime, index: int) -> SyncWindow:

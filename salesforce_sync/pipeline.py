@@ -110,8 +110,10 @@ def related_parents(integration: IntegrationConfig, object_type: str) -> tuple[s
     renamed Account reaches its Contacts on the next window."""
     paths = [path for mapping in integration.mappings(object_type) for path in mapping.fields]
     paths += integration.rule_fields(object_type)
-    parents = [*PERSON_RELATIONSHIPS.get(object_type, ()), *(path.split(".")[0] for path in paths if "." in path)]
-    return tuple({parent.lower(): parent for parent in reversed(parents)}.values())[::-1]
+    parents: dict[str, str] = {}
+    for parent in [*PERSON_RELATIONSHIPS.get(object_type, ()), *(path.split(".")[0] for path in paths if "." in path)]:
+        parents.setdefault(parent.lower(), parent)
+    return tuple(parents.values())
 
 
 def check_settings(store: AudienceStore, integration: IntegrationConfig, object_type: str,
@@ -159,11 +161,14 @@ def plan_window(client: SalesforceClient, integration: IntegrationConfig, object
     stamps = (f"{person}.LastModifiedDate" for person in people)
     fields += tuple(path for path in stamps if path.lower() not in selected)
     where = rules_where(integration, object_type, describes)
-    start, end = fetch_bounds(window.start, window.end, first_window=window.first or window.reads_everything,
-                              history=integration.history, overlap=integration.overlap)
+    start, end = fetch_bounds(window.start, window.end, first_window=window.first, history=integration.history,
+                              overlap=integration.overlap)
     if window.reads_everything:
-        # The reconciliation in apply_window treats every record the query does not list as gone, so a
-        # full read lists records up to now: one changed since the last window must not look deleted.
+        # Everything the integration covers, from its first window (with history, per `history`). The
+        # reconciliation in apply_window treats every record the query does not list as gone, so a full
+        # read lists records up to now: one changed since the last window must not look deleted.
+        start, _ = fetch_bounds(integration.start, window.end, first_window=True, history=integration.history,
+                                overlap=integration.overlap)
         end = None
     cursor = integration.cursor_field
     soql = build_window_soql(object_type, fields, where, start, end, cursor_field=cursor, related=related)
@@ -197,7 +202,8 @@ def apply_window(store: AudienceStore, sync: WindowSync, *, run_id: str | None) 
     project = integration.project
     everything = sync.window.reads_everything
     scan_id = f"{run_id or 'scan'}:{object_type}:{uuid.uuid4().hex[:8]}" if everything else None
-    synced_before = store.get_state(integration.id, object_type) is not None
+    state = store.get_state(integration.id, object_type)
+    synced_before = state is not None and state.last_success_at is not None
     counts = store.upsert_stream(project, integration.id, sync.chunks(), scan_id=scan_id)
     scrubbed = out_of_scope = 0
     if sync.out_of_scope_soql:

@@ -10,8 +10,11 @@ from datetime import UTC, datetime, timedelta
 from simple_salesforce import Salesforce
 
 from salesforce_sync.emulator.harness import EmulatedOrg
-from salesforce_sync.pipeline import SyncWindow
+from salesforce_sync.connection import connect
+from salesforce_sync.health import preflight
+from salesforce_sync.pipeline import SyncWindow, plan_window
 from salesforce_sync.store import AudienceStore, SyncEvent
+from salesforce_sync.sync.soql import soql_datetime
 from salesforce_sync_tests.pipeline.support import (
     HOUR,
     MAPPINGS,
@@ -185,3 +188,16 @@ def test_reconciliation_follows_the_integrations_cadence(
     sync_window(store, integration_with(org, start, reconcile_every_hours=0), window(start, 1))
     assert reasons(store, "CampaignMember")[member] == "hard_deleted"
     assert {entry.object_type for entry in store.sync_log(INTEGRATION, event=SyncEvent.RECONCILED)} == set(OBJECTS)
+
+
+def test_a_re_read_covers_what_the_integration_covers_from_its_first_window_up_to_now(
+        org: EmulatedOrg, start: datetime) -> None:
+    for history, since in (("historical_and_forward", None), ("forward_only", start - timedelta(minutes=10))):
+        integration = integration_with(org, start, history=history)
+        with connect(integration) as client:
+            describes = preflight(client, integration, "Lead")
+            sync = plan_window(client, integration, "Lead",
+                               SyncWindow(start + 2 * HOUR, start + 3 * HOUR, reread="mappings changed"), describes)
+        assert "LastModifiedDate <" not in sync.soql and sync.out_of_scope_soql is None
+        lower = f"LastModifiedDate >= {soql_datetime(since)}" if since else "LastModifiedDate >="
+        assert (lower in sync.soql) == (since is not None), sync.soql

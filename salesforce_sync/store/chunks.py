@@ -71,23 +71,29 @@ def prepare_chunk(integration_id: str, chunk: pd.DataFrame) -> PreparedChunk:
     return PreparedChunk(rows=rows, duplicates_dropped=0)
 
 
-_NULL_MARK = "\x00"
-"""Stands for null in hashed text: NUL never reaches the store (refused above), so no value collides with it."""
 _HASHED_TEXT_COLUMNS = (*_CONTACT_TEXT_COLUMNS, "properties")
+_NULL_HASH = np.uint64(np.iinfo(np.uint64).max)
+_HASH_MULTIPLIER = np.uint64(1_000_003)
 
 
 def content_hashes(rows: pd.DataFrame) -> pd.Series:
     """A 64-bit hash per row of everything stored from Salesforce besides the version: contact fields,
     properties (their JSON text, so a new or renamed property changes it), opt-out and the deleted flag.
 
-    Computed a column at a time (pandas' SipHash with its fixed key, stable across processes), so the
-    store can apply a same-version row whose content differs: a new mapping, a changed parent value.
+    Computed a column at a time (pandas' SipHash with its fixed key, stable across processes; null
+    hashed apart from any text), so the store can apply a same-version row whose content differs: a
+    new mapping, a changed parent value.
     """
-    hashed = pd.DataFrame({column: rows[column].fillna(_NULL_MARK) for column in _HASHED_TEXT_COLUMNS})
-    hashed["unsubscribed"] = rows["unsubscribed"].astype("Int8").fillna(-1).astype(np.int8)
-    hashed["deleted"] = rows["deleted"].astype(np.int8)
-    hashes = pd.util.hash_pandas_object(hashed, index=False).to_numpy(dtype=np.uint64)
-    return pd.Series(hashes.view(np.int64), index=rows.index)
+    combined = np.zeros(len(rows), dtype=np.uint64)
+    for column in _HASHED_TEXT_COLUMNS:
+        values = rows[column].to_numpy(dtype=object)
+        hashed = pd.util.hash_array(values, categorize=False)
+        hashed[pd.isna(values)] = _NULL_HASH
+        combined = combined * _HASH_MULTIPLIER ^ hashed
+    opt_out = rows["unsubscribed"].astype("Int8").fillna(-1).to_numpy(dtype=np.int64) + 1
+    flags = opt_out * 2 + rows["deleted"].to_numpy(dtype=np.int64)  # 0..5: opt-out (null, false, true) x deleted
+    combined = combined * _HASH_MULTIPLIER ^ pd.util.hash_array(flags)
+    return pd.Series(combined.view(np.int64), index=rows.index)
 
 
 def _check_columns(integration_id: str, chunk: pd.DataFrame) -> None:

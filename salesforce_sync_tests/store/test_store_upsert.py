@@ -440,7 +440,7 @@ def test_a_store_from_before_content_hashes_is_brought_up_to_date(
         else:
             created = connection.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'sync_log'").scalar()
             connection.exec_driver_sql("DROP TABLE sync_log")
-            connection.exec_driver_sql(created.replace(", 'settings_changed', 'reconciled'", ""))
+            connection.exec_driver_sql(created.replace(", 'settings_changed'", "").replace(", 'reconciled'", ""))
     engine.dispose()
     store.log_event(PROJECT, INTEGRATION, "sync_started", object_type="Lead")
     with pytest.raises(DBAPIError):

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,12 +17,13 @@ import pandas as pd
 
 from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.health import require_budget
+from salesforce_sync.reconcile import mark_window_out_of_scope, reconcile, reconciliation_due
 from salesforce_sync.salesforce.client import ResumeQuery, SalesforceClient, rest_page_size
 from salesforce_sync.store import AudienceStore
 from salesforce_sync.store.models import SyncEvent, UpsertCounts
 from salesforce_sync.sync.budget import window_calls
 from salesforce_sync.sync.describe import Describes, field_types
-from salesforce_sync.sync.mapping import MappingWarning, map_chunk
+from salesforce_sync.sync.mapping import MappingWarning, map_chunk, settings_fingerprint
 from salesforce_sync.sync.soql import (
     after_record_where,
     build_count_soql,
@@ -43,12 +45,19 @@ PERSON_RELATIONSHIPS: dict[str, tuple[str, ...]] = {"CampaignMember": ("Lead", "
 @dataclass(frozen=True)
 class SyncWindow:
     """A partition window [start, end); `first` when it starts at the integration's first window, `full`
-    when it also reaches the last complete window (a full re-sync: one query over everything)."""
+    when it also reaches the last complete window (a full re-sync: one query over everything); `reread`
+    says why an object is read in full anyway (its mappings or rules changed, see check_settings)."""
 
     start: datetime
     end: datetime
     first: bool = False
     full: bool = False
+    reread: str | None = None
+
+    @property
+    def reads_everything(self) -> bool:
+        """Whether the window reads every record up to now, then reconciles the object's Ids."""
+        return self.full or self.reread is not None
 
 
 @dataclass
@@ -66,6 +75,8 @@ class WindowSync:
     calls_at_start: int = 0
     resume: ResumeQuery | None = None
     usage_at_start: tuple[int, int] | None = None
+    rules_where: str | None = None
+    out_of_scope_soql: str | None = None
     warnings: list[MappingWarning] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     planned_at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -105,17 +116,61 @@ def rules_where(integration: IntegrationConfig, object_type: str, describes: Des
                           object_type=object_type)
 
 
+def related_parents(integration: IntegrationConfig, object_type: str) -> tuple[str, ...]:
+    """Parent relationships whose own change inside a window also selects a record: the people of a
+    CampaignMember, and every relationship a mapping or sync rule reads through (`Account.Name`), so a
+    renamed Account reaches its Contacts on the next window."""
+    paths = [path for mapping in integration.mappings(object_type) for path in mapping.fields]
+    paths += integration.rule_fields(object_type)
+    parents: dict[str, str] = {}
+    for parent in [*PERSON_RELATIONSHIPS.get(object_type, ()), *(path.split(".")[0] for path in paths if "." in path)]:
+        parents.setdefault(parent.lower(), parent)
+    return tuple(parents.values())
+
+
+def check_settings(store: AudienceStore, integration: IntegrationConfig, object_type: str,
+                   window: SyncWindow, *, run_id: str | None = None) -> SyncWindow:
+    """The window to sync: re-read the object in full when its mappings or rules differ from those its
+    stored rows were read with (their fingerprint is kept in the store), logging `settings_changed`."""
+    if window.first or window.reads_everything:
+        return window
+    current = object_fingerprint(integration, object_type)
+    settings = store.object_settings(integration.id, object_type)
+    if settings is not None and settings.fingerprint == current:
+        return window
+    if settings is None or settings.fingerprint is None:
+        state = store.get_state(integration.id, object_type)
+        if state is None or state.last_success_window_end is None:
+            return window  # never synced: its first window reads everything anyway
+        reason = f"{object_type}: no record of the mappings and sync rules its stored rows were read with"
+    else:
+        reason = f"{object_type}: field mappings or sync rules changed since its stored rows were read"
+    store.log_event(integration.project, integration.id, SyncEvent.SETTINGS_CHANGED, object_type=object_type,
+                    window_start=window.start, window_end=window.end, run_id=run_id,
+                    message=f"{reason}; re-reading every record",
+                    details={"previous": None if settings is None else settings.fingerprint, "current": current})
+    return replace(window, reread=reason)
+
+
+def object_fingerprint(integration: IntegrationConfig, object_type: str) -> str:
+    return settings_fingerprint(integration.mappings(object_type), integration.sync_rules(object_type),
+                                integration.cursor_field)
+
+
 def plan_window(client: SalesforceClient, integration: IntegrationConfig, object_type: str, window: SyncWindow,
                 describes: Describes, *, calls_at_start: int | None = None) -> WindowSync:
     """Compile the window's SOQL (rules escaped, bounds with overlap) and pick REST or Bulk by a COUNT().
 
     The COUNT() also sizes the fetch for the API budget: a window that would pass it raises SyncDeferred
-    before fetching. A REST read is ordered by cursor and Id, so it can resume after its last record.
-    `calls_at_start` is the client's API-call count when the sync began (preflight included)."""
+    before fetching. A REST read is ordered by cursor and Id, so it can resume after its last record. An
+    incremental window with sync rules also gets the Id listing of its records that no longer match them
+    (the rules negated). `calls_at_start` is the client's API-call count when the sync began (preflight
+    included)."""
     calls = client.api_calls if calls_at_start is None else calls_at_start
     usage_at_start = client.api_usage
     mappings = integration.mappings(object_type)
     people = PERSON_RELATIONSHIPS.get(object_type, ())
+    related = related_parents(integration, object_type)
     fields = select_fields(object_type, mappings, integration.cursor_field)
     selected = {path.lower() for path in fields}
     stamps = (f"{person}.LastModifiedDate" for person in people)
@@ -123,29 +178,37 @@ def plan_window(client: SalesforceClient, integration: IntegrationConfig, object
     where = rules_where(integration, object_type, describes)
     start, end = fetch_bounds(window.start, window.end, first_window=window.first, history=integration.history,
                               overlap=integration.overlap)
-    if window.full:
-        # The scrub in apply_window treats every record the query does not list as deleted, so a full
-        # re-sync lists records up to now: one changed since the last window must not look deleted.
+    if window.reads_everything:
+        # Everything the integration covers, from its first window (with history, per `history`). The
+        # reconciliation in apply_window treats every record the query does not list as gone, so a full
+        # read lists records up to now: one changed since the last window must not look deleted.
+        start, _ = fetch_bounds(integration.start, window.end, first_window=True, history=integration.history,
+                                overlap=integration.overlap)
         end = None
     cursor = integration.cursor_field
-    soql = build_window_soql(object_type, fields, where, start, end, cursor_field=cursor, related=people)
-    expected = client.count(build_count_soql(object_type, where, start, end, cursor_field=cursor, related=people))
+    soql = build_window_soql(object_type, fields, where, start, end, cursor_field=cursor, related=related)
+    expected = client.count(build_count_soql(object_type, where, start, end, cursor_field=cursor, related=related))
     use_bulk = expected > integration.bulk_threshold
+    leavers = None
+    if where and not window.reads_everything:
+        leavers = build_window_soql(object_type, ("Id",), f"NOT ({where})", start, end, cursor_field=cursor,
+                                    related=related)
     needed = window_calls(expected, use_bulk=use_bulk, rest_page_size=rest_page_size(integration.chunk_size),
-                          bulk_page_size=integration.chunk_size)
+                          bulk_page_size=integration.chunk_size) + (1 if leavers else 0)
     require_budget(client, integration, needed, f"the {object_type} window of {expected} records")
 
     def resume(last: dict[str, Any]) -> str:
         """The window's records after `last`, in the same order."""
         after = after_record_where(pd.Timestamp(last[cursor]).to_pydatetime(), last["Id"], cursor_field=cursor)
         rest = build_window_soql(object_type, fields, f"({where}) AND {after}" if where else after, start, end,
-                                 cursor_field=cursor, related=people)
+                                 cursor_field=cursor, related=related)
         return rest + order_by_cursor(cursor)
 
     if not use_bulk:
         soql += order_by_cursor(cursor)
     return WindowSync(integration, object_type, window, soql, fields, use_bulk, expected, client, calls,
-                      resume=None if use_bulk else resume, usage_at_start=usage_at_start)
+                      resume=None if use_bulk else resume, usage_at_start=usage_at_start, rules_where=where,
+                      out_of_scope_soql=leavers)
 
 
 @dataclass(frozen=True)
@@ -158,23 +221,37 @@ class WindowResult:
     #: The org's DailyApiRequests (used, max) from Sforce-Limit-Info when the sync began and when it ended.
     api_usage_before: tuple[int, int] | None = None
     api_usage_after: tuple[int, int] | None = None
+    out_of_scope: int = 0
 
 
 def apply_window(store: AudienceStore, sync: WindowSync, *, run_id: str | None) -> WindowResult:
     """Upsert the window chunk by chunk (each chunk one transaction, idempotent), log it, record success.
 
-    A full re-sync also marks deleted the stored records Salesforce no longer lists (hard deletes,
-    CampaignMembers, records that left the sync rules).
+    Then marks not live what the window learned no longer belongs: records modified in it that left the
+    sync rules, and, in a full read or when the integration's reconciliation is due, every stored record
+    the org no longer lists (hard deletes, CampaignMembers) or that no longer matches the rules.
     """
     integration, object_type = sync.integration, sync.object_type
     project = integration.project
-    scan_id = f"{run_id or 'scan'}:{object_type}" if sync.window.full else None
+    everything = sync.window.reads_everything
+    scan_id = f"{run_id or 'scan'}:{object_type}:{uuid.uuid4().hex[:8]}" if everything else None
+    state = store.get_state(integration.id, object_type)
+    synced_before = state is not None and state.last_success_at is not None
     counts = store.upsert_stream(project, integration.id, sync.chunks(), scan_id=scan_id)
-    scrubbed = 0
-    if scan_id:
-        scrubbed = store.mark_missing_deleted(project, integration.id, object_type, scan_id=scan_id,
-                                              scan_started_at=sync.planned_at)
-        counts += UpsertCounts(deleted=scrubbed)
+    scrubbed = out_of_scope = 0
+    if sync.out_of_scope_soql:
+        out_of_scope = mark_window_out_of_scope(store, sync.client, integration, object_type, sync.out_of_scope_soql)
+    if everything or (not sync.window.first and reconciliation_due(store, integration, object_type)):
+        # Before an object's first success nothing stored can have left the rules: no listing needed.
+        reconciled = reconcile(store, sync.client, integration, object_type, sync.rules_where, scan_id=scan_id,
+                               scan_started_at=sync.planned_at if everything else None, run_id=run_id,
+                               list_out_of_scope=synced_before)
+        scrubbed, out_of_scope = reconciled.hard_deleted, out_of_scope + reconciled.out_of_scope
+    counts += UpsertCounts(deleted=scrubbed + out_of_scope)
+    if sync.window.first or everything:
+        # A first window has just listed every record there is (up to its end): nothing to reconcile yet.
+        store.record_object_settings(integration.id, object_type, reconciled_at=sync.planned_at,
+                                     fingerprint=object_fingerprint(integration, object_type))
     for warning in sync.warnings[:MAX_LOGGED_WARNINGS]:
         log.warning("integration %r, %s: %s", integration.id, object_type, warning)
     duration = time.monotonic() - sync.started
@@ -189,4 +266,4 @@ def apply_window(store: AudienceStore, sync: WindowSync, *, run_id: str | None) 
     store.record_success(integration.id, object_type, window_end=sync.window.end, counts=counts,
                          at=datetime.now(UTC))
     return WindowResult(counts, scrubbed, sync.client.api_calls - sync.calls_at_start, duration, len(sync.warnings),
-                        sync.usage_at_start, sync.client.api_usage)
+                        sync.usage_at_start, sync.client.api_usage, out_of_scope)

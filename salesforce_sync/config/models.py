@@ -418,6 +418,9 @@ class IntegrationConfig(_Model):
     #: The share of the org's DailyApiRequests this integration's syncs, checks and previews may bring the
     #: org's usage to; a sync that would pass it is deferred (see `sync.budget`).
     api_budget_percent: int = Field(90, ge=1, le=100)
+    #: Hours between Id reconciliations (hard deletes, records that left the rules without being modified);
+    #: 0 reconciles on every sync. A full re-sync always reconciles.
+    reconcile_every_hours: int = Field(24, ge=0, le=24 * 31)
 
     _resolve_ca_file = field_validator("ca_file")(_resolve_path)
 
@@ -499,6 +502,14 @@ class IntegrationConfig(_Model):
         """The field paths one object's sync rules test (none when it has no rules)."""
         rules = self.objects[object_type].sync_rules if object_type in self.objects else None
         return tuple(rule.field for rule in rules.rules) if rules else ()
+
+    def sync_rules(self, object_type: ObjectType) -> SyncRules | None:
+        """One object's sync rules (None when it has none configured)."""
+        return self.objects[object_type].sync_rules if object_type in self.objects else None
+
+    @property
+    def reconcile_every(self) -> timedelta:
+        return timedelta(hours=self.reconcile_every_hours)
 
     @property
     def window_minutes(self) -> int:

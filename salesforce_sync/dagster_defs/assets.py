@@ -8,7 +8,7 @@ from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.config.status import missing_settings
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource, SalesforceResource
 from salesforce_sync.health import SyncBlocked, SyncDeferred, preflight
-from salesforce_sync.pipeline import SyncWindow, WindowSync, plan_window
+from salesforce_sync.pipeline import SyncWindow, WindowSync, check_settings, plan_window
 from salesforce_sync.store import AudienceStore, OrgAlreadyRegisteredError, SyncEvent
 
 INTEGRATION_TAG = "salesforce_sync/integration"
@@ -112,6 +112,7 @@ def build_object_asset(integration: IntegrationConfig, object_type: str,
             _refuse_another_org(store, integration, org_id)
             store.register_org(org_id, integration.project, integration.id)
             describes = preflight(client, integration, object_type)
+            window = check_settings(store, integration, object_type, window, run_id=context.run_id)
             plan = plan_window(client, integration, object_type, window, describes, calls_at_start=calls_at_start)
         except SyncDeferred as err:
             _record_deferral(context, store, integration, object_type, window, str(err))

@@ -34,6 +34,7 @@ class AudienceStoreIOManager(dg.ConfigurableIOManager):
             "records_updated": result.counts.updated,
             "records_deleted": result.counts.deleted,
             "records_skipped": result.counts.skipped,
+            "records_out_of_scope": result.out_of_scope,
             "records_expected": obj.expected,
             "api_calls": result.api_calls,
             **_usage_metadata(result.api_usage_before, result.api_usage_after),
@@ -42,6 +43,7 @@ class AudienceStoreIOManager(dg.ConfigurableIOManager):
             "window_start": dg.MetadataValue.timestamp(obj.window.start),
             "window_end": dg.MetadataValue.timestamp(obj.window.end),
             "full_resync": obj.window.full,
+            "reread_reason": obj.window.reread or "",
             "api": "bulk_2.0" if obj.use_bulk else "rest",
             "soql": dg.MetadataValue.md(f"```sql\n{obj.soql}\n```"),
         })

@@ -9,6 +9,7 @@ from salesforce_sync.store.errors import OrgAlreadyRegisteredError, StoreInputEr
 from salesforce_sync.store.models import (
     IntegrationState,
     IntegrationStatus,
+    ObjectSettings,
     OrgRegistration,
     SyncEvent,
     SyncLogEntry,
@@ -23,6 +24,7 @@ __all__ = [
     "AudienceStore",
     "IntegrationState",
     "IntegrationStatus",
+    "ObjectSettings",
     "OrgAlreadyRegisteredError",
     "OrgRegistration",
     "StoreInputError",

@@ -22,6 +22,7 @@ from sqlalchemy import (
     event,
     false,
     func,
+    inspect,
     literal,
     or_,
     select,
@@ -38,6 +39,7 @@ from salesforce_sync.store.errors import OrgAlreadyRegisteredError, StoreInputEr
 from salesforce_sync.store.models import (
     IntegrationState,
     IntegrationStatus,
+    ObjectSettings,
     OrgRegistration,
     SyncEvent,
     SyncLogEntry,
@@ -50,6 +52,7 @@ from salesforce_sync.store.schema import (
     audience_users,
     integration_state,
     metadata,
+    object_settings,
     salesforce_orgs,
     sync_log,
 )
@@ -80,6 +83,7 @@ USER_COLUMNS = (
     "sf_modified_at",
     "first_synced_at",
     "last_synced_at",
+    "removed_reason",
 )
 
 
@@ -112,6 +116,7 @@ class AudienceStore:
             if not self._is_sqlite:
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
             metadata.create_all(connection, checkfirst=True)
+            _add_missing_columns(connection)
 
     # ---- audience users -------------------------------------------------------------------------
 
@@ -177,21 +182,26 @@ class AudienceStore:
 
         Call once per page of Ids, then mark_missing_deleted: memory stays bounded by the page.
         """
-        _require_name("project", project)
-        _require_name("integration_id", integration_id)
-        _require_name("object_type", object_type)
         _require_name("scan_id", scan_id)
-        ids = pd.Series(list(salesforce_ids), dtype=object)
-        if ids.empty:
+        keys = _listed_keys(project, integration_id, object_type, salesforce_ids)
+        if keys.empty:
             return 0
-        if pd.api.types.infer_dtype(ids, skipna=False) != "string" or (ids == "").any():
-            raise StoreInputError(
-                f"integration {integration_id!r}, object {object_type!r}: salesforce_ids must be non-empty strings"
-            )
-        keys = external_ids(integration_id, pd.Series(object_type, index=ids.index), ids)
         backend = sqlite_upsert if self._is_sqlite else postgres_upsert
         with self._engine.begin() as connection:
             return backend.stamp_scan(connection, project, keys, scan_id)
+
+    def mark_out_of_scope(
+        self, project: str, integration_id: str, object_type: str, salesforce_ids: Iterable[str]
+    ) -> int:
+        """Mark the live stored records with these Ids out of scope (they no longer match the sync rules);
+        returns how many. They are kept, not live, with removed_reason 'out_of_scope', and their content
+        hash is cleared, so the next listing of the record under the rules brings it back."""
+        keys = _listed_keys(project, integration_id, object_type, salesforce_ids)
+        if keys.empty:
+            return 0
+        backend = sqlite_upsert if self._is_sqlite else postgres_upsert
+        with self._engine.begin() as connection:
+            return backend.mark_out_of_scope(connection, project, keys, datetime.now(UTC))
 
     def mark_missing_deleted(
         self, project: str, integration_id: str, object_type: str, *, scan_id: str, scan_started_at: datetime
@@ -199,7 +209,8 @@ class AudienceStore:
         """Mark deleted every live record of this object that scan scan_id did not list; returns how many.
 
         Catches hard deletes (emptied recycle bin, CampaignMember) that incremental syncs never see.
-        Records modified since scan_started_at are left alone: the listing may predate them.
+        Records modified since scan_started_at are left alone: the listing may predate them. Marked rows
+        get removed_reason 'hard_deleted' and lose their content hash, so a record listed again revives.
         """
         _require_name("scan_id", scan_id)
         _require_aware("scan_started_at", scan_started_at)
@@ -213,7 +224,7 @@ class AudienceStore:
                 or_(users.last_seen_scan.is_(None), users.last_seen_scan != scan_id),
                 users.sf_modified_at < scan_started_at,
             )
-            .values(deleted=True, deleted_at=now, last_synced_at=now)
+            .values(deleted=True, deleted_at=now, last_synced_at=now, removed_reason="hard_deleted", content_hash=None)
         )
         with self._engine.begin() as connection:
             return connection.execute(statement).rowcount
@@ -482,6 +493,39 @@ class AudienceStore:
         key = {"integration_id": integration_id, "object_type": object_type or INTEGRATION_LEVEL}
         self._upsert_state(key, {"status": checked}, {"status": checked})
 
+    # ---- object settings -------------------------------------------------------------------------
+
+    def object_settings(self, integration_id: str, object_type: str) -> ObjectSettings | None:
+        """The settings fingerprint the object's stored rows reflect and its last Id reconciliation, if any."""
+        settings = object_settings.c
+        query = select(object_settings).where(settings.integration_id == integration_id,
+                                              settings.object_type == object_type)
+        with self._reading() as connection:
+            row = connection.execute(query).one_or_none()
+        return None if row is None else ObjectSettings(row.integration_id, row.object_type, row.fingerprint,
+                                                      row.fingerprint_at, row.reconciled_at)
+
+    def record_object_settings(self, integration_id: str, object_type: str, *, fingerprint: str | None = None,
+                               reconciled_at: datetime | None = None) -> None:
+        """Remember the settings a complete read of the object used, and/or when its Ids were reconciled."""
+        _require_name("integration_id", integration_id)
+        _require_name("object_type", object_type)
+        values: dict[str, Any] = {}
+        if fingerprint is not None:
+            values.update(fingerprint=fingerprint, fingerprint_at=datetime.now(UTC))
+        if reconciled_at is not None:
+            _require_aware("reconciled_at", reconciled_at)
+            values["reconciled_at"] = reconciled_at
+        if not values:
+            return
+        statement = (
+            self._insert(object_settings)
+            .values(integration_id=integration_id, object_type=object_type, **values)
+            .on_conflict_do_update(index_elements=["integration_id", "object_type"], set_=values)
+        )
+        with self._engine.begin() as connection:
+            connection.execute(statement)
+
     def _reading(self) -> Connection:
         """A connection for reads: on SQLite its transactions start deferred, so they never wait for a writer."""
         return self._engine.connect().execution_options(**{_READ_ONLY: True})
@@ -550,6 +594,49 @@ def _non_negative_count(integration_id: str, count: object) -> int:
             f"integration {integration_id!r}: sync log count must be a non-negative integer, got {count!r}"
         )
     return checked
+
+
+def _listed_keys(project: str, integration_id: str, object_type: str, salesforce_ids: Iterable[str]) -> pd.Series:
+    """Audience keys of a listing's Salesforce Ids, checked."""
+    _require_name("project", project)
+    _require_name("integration_id", integration_id)
+    _require_name("object_type", object_type)
+    ids = pd.Series(list(salesforce_ids), dtype=object)
+    if ids.empty:
+        return ids
+    if pd.api.types.infer_dtype(ids, skipna=False) != "string" or (ids == "").any():
+        raise StoreInputError(
+            f"integration {integration_id!r}, object {object_type!r}: salesforce_ids must be non-empty strings"
+        )
+    return external_ids(integration_id, pd.Series(object_type, index=ids.index), ids)
+
+
+def _add_missing_columns(connection: Connection) -> None:
+    """Bring a store created by an earlier version up to date: add the audience_users columns it lacks
+    (nullable, so existing rows simply have no content hash yet and are rewritten when next read), and
+    let the sync log accept the current events."""
+    present = {column["name"] for column in inspect(connection).get_columns(audience_users.name)}
+    for column in audience_users.columns:
+        if column.name not in present:
+            kind = column.type.compile(dialect=connection.dialect)
+            connection.exec_driver_sql(f"ALTER TABLE {audience_users.name} ADD COLUMN {column.name} {kind}")
+    if connection.dialect.name == "postgresql":
+        allowed = connection.exec_driver_sql(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'ck_sync_log_event'").scalar() or ""
+        if any(f"'{event.value}'" not in allowed for event in SyncEvent):
+            check = next(c for c in sync_log.constraints if c.name == "ck_sync_log_event")
+            connection.exec_driver_sql("ALTER TABLE sync_log DROP CONSTRAINT IF EXISTS ck_sync_log_event")
+            connection.exec_driver_sql(f"ALTER TABLE sync_log ADD CONSTRAINT ck_sync_log_event CHECK ({check.sqltext})")
+        return
+    # SQLite cannot alter a CHECK constraint: copy the log into a freshly created table instead.
+    allowed = connection.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'sync_log'").scalar() or ""
+    if any(f"'{event.value}'" not in allowed for event in SyncEvent):
+        connection.exec_driver_sql("ALTER TABLE sync_log RENAME TO sync_log_before_upgrade")
+        for index in sync_log.indexes:
+            connection.exec_driver_sql(f"DROP INDEX IF EXISTS {index.name}")
+        sync_log.create(connection)
+        connection.exec_driver_sql("INSERT INTO sync_log SELECT * FROM sync_log_before_upgrade")
+        connection.exec_driver_sql("DROP TABLE sync_log_before_upgrade")
 
 
 def _require_name(field: str, value: object) -> None:

@@ -32,7 +32,8 @@ _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 @dataclass(frozen=True)
 class PreparedChunk:
-    """A validated chunk: one row per external_id (its newest version), in store-ready form.
+    """A validated chunk: one row per external_id (its newest version), in store-ready form, plus each
+    row's content_hash (int64).
 
     Text columns hold str or None (Salesforce has no empty strings: "" becomes None), properties holds
     compact JSON text, unsubscribed is pandas "boolean", deleted is bool, sf_modified_at is
@@ -62,11 +63,37 @@ def prepare_chunk(integration_id: str, chunk: pd.DataFrame) -> PreparedChunk:
     rows["sf_modified_at"] = _timestamp_column(integration_id, chunk)
     _check_external_ids(integration_id, rows)
     rows["properties"] = _properties_json(integration_id, chunk)
+    rows["content_hash"] = content_hashes(rows)
 
     if rows["external_id"].duplicated().any():
         newest = rows.sort_values("sf_modified_at", kind="stable").drop_duplicates("external_id", keep="last")
         return PreparedChunk(rows=newest.reset_index(drop=True), duplicates_dropped=len(rows) - len(newest))
     return PreparedChunk(rows=rows, duplicates_dropped=0)
+
+
+_HASHED_TEXT_COLUMNS = (*_CONTACT_TEXT_COLUMNS, "properties")
+_NULL_HASH = np.uint64(np.iinfo(np.uint64).max)
+_HASH_MULTIPLIER = np.uint64(1_000_003)
+
+
+def content_hashes(rows: pd.DataFrame) -> pd.Series:
+    """A 64-bit hash per row of everything stored from Salesforce besides the version: contact fields,
+    properties (their JSON text, so a new or renamed property changes it), opt-out and the deleted flag.
+
+    Computed a column at a time (pandas' SipHash with its fixed key, stable across processes; null
+    hashed apart from any text), so the store can apply a same-version row whose content differs: a
+    new mapping, a changed parent value.
+    """
+    combined = np.zeros(len(rows), dtype=np.uint64)
+    for column in _HASHED_TEXT_COLUMNS:
+        values = rows[column].to_numpy(dtype=object)
+        hashed = pd.util.hash_array(values, categorize=False)
+        hashed[pd.isna(values)] = _NULL_HASH
+        combined = combined * _HASH_MULTIPLIER ^ hashed
+    opt_out = rows["unsubscribed"].astype("Int8").fillna(-1).to_numpy(dtype=np.int64) + 1
+    flags = opt_out * 2 + rows["deleted"].to_numpy(dtype=np.int64)  # 0..5: opt-out (null, false, true) x deleted
+    combined = combined * _HASH_MULTIPLIER ^ pd.util.hash_array(flags)
+    return pd.Series(combined.view(np.int64), index=rows.index)
 
 
 def _check_columns(integration_id: str, chunk: pd.DataFrame) -> None:

@@ -20,6 +20,8 @@ class SyncEvent(StrEnum):
     RECORDS_DELETED = "records_deleted"
     HEALTH_CHECK = "health_check"
     ALERT_SENT = "alert_sent"
+    SETTINGS_CHANGED = "settings_changed"
+    RECONCILED = "reconciled"
 
 
 class IntegrationStatus(StrEnum):
@@ -108,3 +110,15 @@ class IntegrationState:
     records_imported: int = 0
     records_updated: int = 0
     records_deleted: int = 0
+
+
+@dataclass(frozen=True)
+class ObjectSettings:
+    """Which mappings and rules (fingerprint) an object's stored rows were last fully read with, and
+    when its Ids were last reconciled with the org (hard deletes, records out of scope)."""
+
+    integration_id: str
+    object_type: str
+    fingerprint: str | None
+    fingerprint_at: datetime | None
+    reconciled_at: datetime | None

@@ -27,7 +27,8 @@ CREATE TEMPORARY TABLE {_STAGING} (
     properties jsonb NOT NULL,
     unsubscribed boolean,
     deleted boolean NOT NULL,
-    sf_modified_at timestamptz NOT NULL
+    sf_modified_at timestamptz NOT NULL,
+    content_hash bigint NOT NULL
 ) ON COMMIT DROP
 """
 _COPY = f"COPY {_STAGING} FROM STDIN"
@@ -40,11 +41,11 @@ WITH applied AS (
     INSERT INTO audience_users AS stored (
         project, external_id, integration_id, object_type, salesforce_id, email, first_name, last_name,
         phone, properties, unsubscribed, deleted, deleted_at, sf_modified_at, first_synced_at,
-        last_synced_at, last_seen_scan
+        last_synced_at, last_seen_scan, content_hash, removed_reason
     )
     SELECT :project, external_id, :integration_id, object_type, salesforce_id, email, first_name,
            last_name, phone, properties, unsubscribed, deleted, CASE WHEN deleted THEN :synced_at END,
-           sf_modified_at, :synced_at, :synced_at, :scan_id
+           sf_modified_at, :synced_at, :synced_at, :scan_id, content_hash, CASE WHEN deleted THEN 'deleted' END
     FROM {_STAGING}
     ON CONFLICT (project, external_id) DO UPDATE SET
         email = EXCLUDED.email,
@@ -57,8 +58,14 @@ WITH applied AS (
         deleted_at = CASE WHEN EXCLUDED.deleted THEN coalesce(stored.deleted_at, EXCLUDED.deleted_at) END,
         sf_modified_at = EXCLUDED.sf_modified_at,
         last_synced_at = EXCLUDED.last_synced_at,
-        last_seen_scan = coalesce(EXCLUDED.last_seen_scan, stored.last_seen_scan)
+        last_seen_scan = coalesce(EXCLUDED.last_seen_scan, stored.last_seen_scan),
+        content_hash = EXCLUDED.content_hash,
+        removed_reason = EXCLUDED.removed_reason
+    -- a newer version, or the same version with other content (a new mapping, a parent's changed
+    -- value, or a row the store itself marked not live, whose hash it cleared)
     WHERE stored.sf_modified_at < EXCLUDED.sf_modified_at
+       OR (stored.sf_modified_at = EXCLUDED.sf_modified_at
+           AND stored.content_hash IS DISTINCT FROM EXCLUDED.content_hash)
     RETURNING xmax = 0 AS inserted, deleted_at IS NOT DISTINCT FROM :synced_at AS newly_deleted
 )
 SELECT
@@ -103,11 +110,29 @@ def upsert_chunk(
 
 def stamp_scan(connection: Connection, project: str, external_ids: pd.Series, scan_id: str) -> int:
     """Mark stored records with these keys as listed by scan scan_id; returns how many were stamped."""
+    _load_keys(connection, external_ids)
+    return connection.execute(_STAMP_SCAN, {"project": project, "scan_id": scan_id}).rowcount
+
+
+_MARK_OUT_OF_SCOPE = text(f"""
+UPDATE audience_users
+SET deleted = true, removed_reason = 'out_of_scope', deleted_at = :marked_at, last_synced_at = :marked_at,
+    content_hash = NULL
+WHERE project = :project AND external_id = ANY(ARRAY(SELECT external_id FROM {_STAGING})) AND NOT deleted
+""")
+
+
+def mark_out_of_scope(connection: Connection, project: str, external_ids: pd.Series, marked_at: datetime) -> int:
+    """Mark the live stored records with these keys out of scope (see AudienceStore.mark_out_of_scope)."""
+    _load_keys(connection, external_ids)
+    return connection.execute(_MARK_OUT_OF_SCOPE, {"project": project, "marked_at": marked_at}).rowcount
+
+
+def _load_keys(connection: Connection, external_ids: pd.Series) -> None:
     connection.exec_driver_sql(
         f'CREATE TEMPORARY TABLE {_STAGING} (external_id text COLLATE "C" NOT NULL) ON COMMIT DROP'
     )
     _copy(connection, f"COPY {_STAGING} (external_id) FROM STDIN", [_copy_texts(external_ids.tolist())])
-    return connection.execute(_STAMP_SCAN, {"project": project, "scan_id": scan_id}).rowcount
 
 
 def _copy_columns(rows: pd.DataFrame) -> list[list[str]]:
@@ -121,6 +146,7 @@ def _copy_columns(rows: pd.DataFrame) -> list[list[str]]:
         np.datetime_as_string(
             rows["sf_modified_at"].dt.tz_localize(None).to_numpy(), unit="us", timezone="UTC"
         ).tolist(),
+        rows["content_hash"].astype(str).tolist(),
     ]
 
 

@@ -30,6 +30,10 @@ from salesforce_sync.store.models import IntegrationStatus, SyncEvent
 SQLITE_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 """Fixed-width UTC text, so SQLite compares timestamps correctly as strings."""
 
+REMOVED_REASONS = ("deleted", "hard_deleted", "out_of_scope")
+"""Why a stored row is not live: deleted in Salesforce (IsDeleted), missing from an Id listing (hard
+delete, emptied recycle bin, removed CampaignMember), or no longer matching the object's sync rules."""
+
 INTEGRATION_LEVEL = ""
 """object_type stored for integration-wide state rows (kept non-null so it can be part of the key)."""
 
@@ -94,6 +98,8 @@ audience_users = Table(
     Column("first_synced_at", UtcDateTime, nullable=False),
     Column("last_synced_at", UtcDateTime, nullable=False),
     Column("last_seen_scan", String, comment="id of the last full scan that listed this record"),
+    Column("content_hash", BigInteger, comment="hash of the stored content; NULL after the store itself marked the row"),
+    Column("removed_reason", String(16), comment="why the row is not live: " + ", ".join(REMOVED_REASONS)),
     # No index on (integration_id, object_type): the key embeds both, so a prefix range on the primary
     # key finds an integration's or object's rows, and every upsert maintains one index instead of two.
     PrimaryKeyConstraint("project", "external_id", name="pk_audience_users"),
@@ -151,3 +157,15 @@ integration_state = Table(
         _one_of("status", [status.value for status in IntegrationStatus]), name="ck_integration_state_status"
     ),
 )
+
+object_settings = Table(
+    "object_settings",
+    metadata,
+    Column("integration_id", String, nullable=False),
+    Column("object_type", String, nullable=False),
+    Column("fingerprint", String(64), comment="hash of the mappings and rules the stored rows were last fully read with"),
+    Column("fingerprint_at", UtcDateTime),
+    Column("reconciled_at", UtcDateTime, comment="when the last Id reconciliation (hard deletes, scope) finished"),
+    PrimaryKeyConstraint("integration_id", "object_type", name="pk_object_settings"),
+)
+"""Per integration and object: which settings the stored rows reflect, and when Ids were last reconciled."""

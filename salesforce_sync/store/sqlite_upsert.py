@@ -31,20 +31,24 @@ CREATE TABLE IF NOT EXISTS {_STAGING} (
     properties TEXT NOT NULL,
     unsubscribed INTEGER,
     deleted INTEGER NOT NULL,
-    sf_modified_at TEXT NOT NULL
+    sf_modified_at TEXT NOT NULL,
+    content_hash INTEGER NOT NULL
 )
 """
 _CLEAR_STAGING = f"DELETE FROM {_STAGING}"
-_FILL_STAGING = f"INSERT INTO {_STAGING} VALUES ({', '.join('?' for _ in CHUNK_COLUMNS)})"
+_FILL_STAGING = f"INSERT INTO {_STAGING} VALUES ({', '.join('?' for _ in (*CHUNK_COLUMNS, 'content_hash'))})"
+#: When an incoming version replaces the stored row: a newer version, or the same version with other
+#: content (a new mapping, a parent's changed value, or a row the store itself marked not live).
+_APPLIES = """(stored.sf_modified_at < incoming.sf_modified_at
+     OR (stored.sf_modified_at = incoming.sf_modified_at AND stored.content_hash IS NOT incoming.content_hash))"""
 
 _COUNT = f"""
 SELECT
     coalesce(sum(stored.external_id IS NULL AND NOT incoming.deleted), 0),
-    coalesce(sum(stored.sf_modified_at < incoming.sf_modified_at
+    coalesce(sum({_APPLIES}
                  AND NOT (incoming.deleted AND NOT stored.deleted)), 0),
     coalesce(sum(incoming.deleted
-                 AND (stored.external_id IS NULL
-                      OR (stored.sf_modified_at < incoming.sf_modified_at AND NOT stored.deleted))), 0)
+                 AND (stored.external_id IS NULL OR ({_APPLIES} AND NOT stored.deleted))), 0)
 FROM {_STAGING} AS incoming
 LEFT JOIN audience_users AS stored ON stored.project = ? AND stored.external_id = incoming.external_id
 """
@@ -54,10 +58,11 @@ _UPSERT = f"""
 INSERT INTO audience_users (
     project, external_id, integration_id, object_type, salesforce_id, email, first_name, last_name,
     phone, properties, unsubscribed, deleted, deleted_at, sf_modified_at, first_synced_at,
-    last_synced_at, last_seen_scan
+    last_synced_at, last_seen_scan, content_hash, removed_reason
 )
 SELECT ?1, external_id, ?2, object_type, salesforce_id, email, first_name, last_name, phone,
-       properties, unsubscribed, deleted, CASE WHEN deleted THEN ?3 END, sf_modified_at, ?3, ?3, ?4
+       properties, unsubscribed, deleted, CASE WHEN deleted THEN ?3 END, sf_modified_at, ?3, ?3, ?4,
+       content_hash, CASE WHEN deleted THEN 'deleted' END
 FROM {_STAGING} WHERE true
 ON CONFLICT (project, external_id) DO UPDATE SET
     email = excluded.email,
@@ -70,8 +75,10 @@ ON CONFLICT (project, external_id) DO UPDATE SET
     deleted_at = CASE WHEN excluded.deleted THEN coalesce(audience_users.deleted_at, excluded.deleted_at) END,
     sf_modified_at = excluded.sf_modified_at,
     last_synced_at = excluded.last_synced_at,
-    last_seen_scan = coalesce(excluded.last_seen_scan, audience_users.last_seen_scan)
-WHERE audience_users.sf_modified_at < excluded.sf_modified_at
+    last_seen_scan = coalesce(excluded.last_seen_scan, audience_users.last_seen_scan),
+    content_hash = excluded.content_hash,
+    removed_reason = excluded.removed_reason
+WHERE {_APPLIES.replace("stored.", "audience_users.").replace("incoming.", "excluded.")}
 """
 
 _SCANNED_KEYS = "temp.scanned_keys"
@@ -107,10 +114,27 @@ def upsert_chunk(
 
 def stamp_scan(connection: Connection, project: str, external_ids: pd.Series, scan_id: str) -> int:
     """Mark stored records with these keys as listed by scan scan_id; returns how many were stamped."""
+    _load_keys(connection, external_ids)
+    return connection.exec_driver_sql(_stamp_scan_sql(_SCANNED_KEYS), (project, scan_id)).rowcount
+
+
+def mark_out_of_scope(connection: Connection, project: str, external_ids: pd.Series, marked_at: datetime) -> int:
+    """Mark the live stored records with these keys out of scope (see AudienceStore.mark_out_of_scope)."""
+    _load_keys(connection, external_ids)
+    return connection.exec_driver_sql(_MARK_OUT_OF_SCOPE, (project, marked_at.strftime(SQLITE_TIMESTAMP_FORMAT))).rowcount
+
+
+_MARK_OUT_OF_SCOPE = f"""
+UPDATE audience_users
+SET deleted = 1, removed_reason = 'out_of_scope', deleted_at = ?2, last_synced_at = ?2, content_hash = NULL
+WHERE project = ?1 AND external_id IN (SELECT external_id FROM {_SCANNED_KEYS}) AND NOT deleted
+"""
+
+
+def _load_keys(connection: Connection, external_ids: pd.Series) -> None:
     connection.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {_SCANNED_KEYS} (external_id TEXT NOT NULL)")
     connection.exec_driver_sql(f"DELETE FROM {_SCANNED_KEYS}")
     connection.exec_driver_sql(f"INSERT INTO {_SCANNED_KEYS} VALUES (?)", [(key,) for key in external_ids.tolist()])
-    return connection.exec_driver_sql(_stamp_scan_sql(_SCANNED_KEYS), (project, scan_id)).rowcount
 
 
 def _stage(connection: Connection, parameter_rows: Iterator[tuple[object, ...]]) -> None:
@@ -140,5 +164,6 @@ def _parameter_rows(rows: pd.DataFrame) -> Iterator[tuple[object, ...]]:
         unsubscribed.where(unsubscribed.notna(), None).tolist(),
         rows["deleted"].astype(np.int8).tolist(),
         np.strings.replace(stamps, "T", " ").tolist(),
+        rows["content_hash"].tolist(),
     ]
     return zip(*columns)

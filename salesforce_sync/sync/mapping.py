@@ -8,6 +8,8 @@ string is null. Only the `properties` dicts are built per row; everything else i
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -15,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from salesforce_sync.config.models import STORE_COLUMN_TYPES, FieldMapping, PropertyType
+from salesforce_sync.config.models import STORE_COLUMN_TYPES, FieldMapping, PropertyType, SyncRules
 from salesforce_sync.store.chunks import CHUNK_COLUMNS
 from salesforce_sync.sync.errors import MappingError
 from salesforce_sync.sync.external_ids import external_ids
@@ -97,6 +99,19 @@ def map_chunk(
         "sf_modified_at": modified,
     }, columns=list(STORE_CHUNK_COLUMNS))
     return MappedChunk(frame, warnings)
+
+
+def settings_fingerprint(mappings: Sequence[FieldMapping], sync_rules: SyncRules | None, cursor_field: str) -> str:
+    """A hash of what decides an object's stored rows: its effective mappings, sync rules and cursor.
+
+    Stored after each complete read; when it changes, the object is re-read in full so every stored row
+    gets the new mapped content and scope (an incremental window only reaches records modified in it)."""
+    settings = {
+        "mappings": [mapping.model_dump(mode="json", by_alias=True) for mapping in mappings],
+        "rules": None if sync_rules is None or not sync_rules.rules else sync_rules.model_dump(mode="json"),
+        "cursor": cursor_field,
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
 class _Columns:

@@ -1,16 +1,30 @@
-"""Fixtures shared by pipeline tests that define their own `org`: the store on each backend, and the start
-of the hour the org's data was generated in (an integration starting there reads all of it in its first window)."""
+"""Fixtures of the window tests: an emulated org of the test module's ORG_SEED and ORG_COUNTS (its login in the
+environment), a simple-salesforce client to it, a store on each backend, and the integration's first hour."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 import pytest
+from simple_salesforce import Salesforce
 
 from salesforce_sync.emulator.harness import EmulatedOrg
 from salesforce_sync.store import AudienceStore
-from salesforce_sync_tests.pipeline.support import hour_floor
+from salesforce_sync_tests.pipeline.support import hour_floor, set_auth_env
+
+
+@pytest.fixture
+def org(request: pytest.FixtureRequest, emulated_org_factory: Callable[..., EmulatedOrg],
+        monkeypatch: pytest.MonkeyPatch) -> EmulatedOrg:
+    org = emulated_org_factory(seed=request.module.ORG_SEED, counts=request.module.ORG_COUNTS)
+    set_auth_env(monkeypatch, org)
+    return org
+
+
+@pytest.fixture
+def sf(org: EmulatedOrg) -> Salesforce:
+    return org.simple_salesforce()
 
 
 @pytest.fixture
@@ -21,4 +35,5 @@ def store(store_url: str) -> Iterator[AudienceStore]:
 
 @pytest.fixture
 def start(org: EmulatedOrg) -> datetime:
+    """The integration's start: the hour the org's data was generated in, so the first window holds all of it."""
     return hour_floor(org.control.now())

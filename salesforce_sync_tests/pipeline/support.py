@@ -16,7 +16,7 @@ from salesforce_sync.config.loader import parse_config
 from salesforce_sync.config.models import IntegrationConfig, SyncConfig
 from salesforce_sync.emulator.harness import EmulatedOrg
 from salesforce_sync.health import preflight
-from salesforce_sync.pipeline import SyncWindow, WindowResult, apply_window, plan_window
+from salesforce_sync.pipeline import SyncWindow, WindowResult, apply_window, check_settings, plan_window
 from salesforce_sync.connection import connect
 from salesforce_sync.store import AudienceStore
 
@@ -100,7 +100,8 @@ def sync_window(store: AudienceStore, integration: IntegrationConfig, window: Sy
     with connect(integration) as client:
         for object_type in integration.object_types:
             describes = preflight(client, integration, object_type)
-            sync = plan_window(client, integration, object_type, window, describes)
+            checked = check_settings(store, integration, object_type, window, run_id=run_id)
+            sync = plan_window(client, integration, object_type, checked, describes)
             results[object_type] = apply_window(store, sync, run_id=run_id)
     return results
 

@@ -3,7 +3,6 @@ the first sync, incremental windows, reruns, late commits, sync rules, Bulk agai
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
@@ -26,27 +25,15 @@ from salesforce_sync_tests.pipeline.support import (
     load_config,
     objects_config,
     oracle_rows,
-    set_auth_env,
     stored_rows,
     sync_window,
 )
 
 PROJECT = "acme"
 INTEGRATION = "crm"
+ORG_SEED = 11
 ORG_COUNTS = {"Lead": 300, "Contact": 150, "CampaignMember": 120}
 INJECTION = "x' OR Name != '"
-
-
-@pytest.fixture
-def org(emulated_org_factory: Callable[..., EmulatedOrg], monkeypatch: pytest.MonkeyPatch) -> EmulatedOrg:
-    org = emulated_org_factory(seed=11, counts=ORG_COUNTS)
-    set_auth_env(monkeypatch, org)
-    return org
-
-
-@pytest.fixture
-def sf(org: EmulatedOrg) -> Salesforce:
-    return org.simple_salesforce()
 
 
 @pytest.fixture

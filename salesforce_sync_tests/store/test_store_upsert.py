@@ -69,18 +69,28 @@ def test_rerunning_a_sequence_of_chunks_changes_nothing(store: AudienceStore, ma
     pd.testing.assert_frame_equal(stored(store), state)
 
 
-def test_only_strictly_newer_versions_are_applied(store: AudienceStore, make_chunk: ChunkFactory) -> None:
+def test_older_versions_never_apply_and_equal_versions_only_with_other_content(
+        store: AudienceStore, make_chunk: ChunkFactory) -> None:
     store.upsert_users(PROJECT, INTEGRATION, make_chunk(["A", "B"], modified=MAY_2, first_name="Stored"))
     first_sync = stored(store)
 
     counts = store.upsert_users(
         PROJECT,
         INTEGRATION,
-        make_chunk(["A", "B"], modified=[MAY_1, MAY_2], first_name="Incoming", deleted=True),
+        make_chunk(["A", "B"], modified=[MAY_1, MAY_2], first_name=["Incoming", "Stored"]),
     )
 
-    assert counts == UpsertCounts(skipped=2)  # older (A) and equal (B) never overwrite
+    assert counts == UpsertCounts(skipped=2)  # older (A) and equal with the same content (B) never overwrite
     pd.testing.assert_frame_equal(stored(store), first_sync)
+
+    # The same version with other content (a new mapping, a parent's new name) is applied; an older one is not.
+    counts = store.upsert_users(
+        PROJECT, INTEGRATION, make_chunk(["A", "B"], modified=[MAY_1, MAY_2], first_name="Renamed parent"))
+    assert counts == UpsertCounts(updated=1, skipped=1)
+    assert stored(store)["first_name"].to_dict() == {"A": "Stored", "B": "Renamed parent"}
+    assert store.upsert_users(PROJECT, INTEGRATION, make_chunk(["B"], modified=MAY_2, first_name="Renamed parent")) \
+        == UpsertCounts(skipped=1)
+    first_sync = stored(store)
 
     counts = store.upsert_users(PROJECT, INTEGRATION, make_chunk(["A"], modified=MAY_3, first_name="Newer"))
     users = stored(store)
@@ -393,3 +403,53 @@ def test_stream_reports_a_failing_source_after_committing_earlier_chunks(
         store.upsert_stream(PROJECT, INTEGRATION, chunks())
 
     assert list(stored(store).index) == ["A"]
+
+
+def test_rows_the_store_marked_gone_revive_when_listed_again_at_the_same_version(
+        store: AudienceStore, make_chunk: ChunkFactory) -> None:
+    store.upsert_users(PROJECT, INTEGRATION, make_chunk(["A", "B", "C"], modified=MAY_1), scan_id="scan-1")
+    started = datetime(2024, 6, 1, tzinfo=UTC)
+    assert store.mark_out_of_scope(PROJECT, INTEGRATION, "Lead", ["A", "Z"]) == 1  # Z was never stored
+    assert store.mark_out_of_scope(PROJECT, INTEGRATION, "Lead", ["A"]) == 0  # already not live
+    store.mark_seen(PROJECT, INTEGRATION, "Lead", ["A", "C"], "scan-2")
+    assert store.mark_missing_deleted(PROJECT, INTEGRATION, "Lead", scan_id="scan-2", scan_started_at=started) == 1
+    users = store.users(PROJECT, INTEGRATION, "Lead").set_index("salesforce_id")
+    assert users["deleted"].to_dict() == {"A": True, "B": True, "C": False}
+    assert users["removed_reason"].fillna("live").to_dict() == {"A": "out_of_scope", "B": "hard_deleted", "C": "live"}
+
+    # Listed again with the same LastModifiedDate and the same content: back to life.
+    counts = store.upsert_users(PROJECT, INTEGRATION, make_chunk(["A", "B", "C"], modified=MAY_1))
+    assert counts == UpsertCounts(updated=2, skipped=1)
+    users = store.users(PROJECT, INTEGRATION, "Lead").set_index("salesforce_id")
+    assert not users["deleted"].any() and users["removed_reason"].isna().all()
+    assert store.upsert_users(PROJECT, INTEGRATION, make_chunk(["A", "B", "C"], modified=MAY_1)) == \
+        UpsertCounts(skipped=3)
+
+
+def test_a_store_from_before_content_hashes_is_brought_up_to_date(
+        store: AudienceStore, store_url: str, make_chunk: ChunkFactory) -> None:
+    engine = create_engine(store_url)
+    with engine.begin() as connection:
+        for column in ("content_hash", "removed_reason"):
+            connection.exec_driver_sql(f"ALTER TABLE audience_users DROP COLUMN {column}")
+        # The sync log of that version knew fewer events.
+        if engine.dialect.name == "postgresql":
+            connection.exec_driver_sql("ALTER TABLE sync_log DROP CONSTRAINT ck_sync_log_event")
+            connection.exec_driver_sql("ALTER TABLE sync_log ADD CONSTRAINT ck_sync_log_event "
+                                       "CHECK (event IN ('sync_started', 'sync_completed'))")
+        else:
+            created = connection.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'sync_log'").scalar()
+            connection.exec_driver_sql("DROP TABLE sync_log")
+            connection.exec_driver_sql(created.replace(", 'settings_changed'", "").replace(", 'reconciled'", ""))
+    engine.dispose()
+    store.log_event(PROJECT, INTEGRATION, "sync_started", object_type="Lead")
+    with pytest.raises(DBAPIError):
+        store.log_event(PROJECT, INTEGRATION, "settings_changed", object_type="Lead")
+
+    store.create_schema()
+
+    assert store.upsert_users(PROJECT, INTEGRATION, make_chunk(["A"])) == UpsertCounts(imported=1)
+    assert store.mark_out_of_scope(PROJECT, INTEGRATION, "Lead", ["A"]) == 1
+    store.log_event(PROJECT, INTEGRATION, "settings_changed", object_type="Lead", message="re-reading")
+    assert store.users(PROJECT, INTEGRATION, "Lead")["removed_reason"].tolist() == ["out_of_scope"]
+    assert [entry.event for entry in store.sync_log(INTEGRATION)] == ["settings_changed", "sync_started"]

@@ -391,6 +391,8 @@ class IntegrationConfig(_Model):
     cursor_field: CursorField = "LastModifiedDate"
     bulk_threshold: int = Field(10_000, ge=0)
     chunk_size: int = Field(50_000, ge=100, le=1_000_000)
+    lease_wait_seconds: int = Field(600, ge=0, le=86_400)
+    """How long a sync waits for another sync of the same integration to finish before it fails."""
 
     _resolve_ca_file = field_validator("ca_file")(_resolve_path)
 
@@ -479,6 +481,15 @@ class IntegrationConfig(_Model):
 
     def partition_cron(self) -> str:
         return partition_cron(self.frequency)
+
+    @property
+    def lease_wait(self) -> timedelta:
+        return timedelta(seconds=self.lease_wait_seconds)
+
+    @property
+    def manual(self) -> bool:
+        """Synced only on demand ("sync now"), which reads up to the present rather than to a window's end."""
+        return self.frequency == MANUAL
 
     @property
     def overlap(self) -> timedelta:

@@ -151,3 +151,17 @@ integration_state = Table(
         _one_of("status", [status.value for status in IntegrationStatus]), name="ck_integration_state_status"
     ),
 )
+
+sync_leases = Table(
+    "sync_leases",
+    metadata,
+    Column("integration_id", String, primary_key=True),
+    Column("owner", String, nullable=False, comment="who holds it: a Dagster run id or a CLI's own key"),
+    Column("holder", Text, nullable=False, comment="the holder as people read it: 'Dagster run ...', 'CLI pid N on host H'"),
+    Column("host", String, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("holds", Integer, nullable=False, comment="steps of the owner holding it now; the row goes at zero"),
+    Column("acquired_at", UtcDateTime, nullable=False),
+    Column("heartbeat_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False, comment="free for others after this unless renewed"),
+)

@@ -50,16 +50,18 @@ def dagster_holder(run_id: str, owner: str | None = None, label: str | None = No
 
 
 def holder_gone(record: LeaseRecord) -> bool:
-    """A lease held once by a process of this host that no longer exists (killed, crashed)."""
-    if record.host != socket.gethostname() or record.holds > 1:
-        return False
+    """A lease held by processes of this host none of which exists any more (killed, crashed)."""
+    return record.host == socket.gethostname() and not any(map(_process_exists, record.pids))
+
+
+def _process_exists(pid: int) -> bool:
     try:
-        os.kill(record.pid, 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:
         return False
-    return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 class SyncLease:
@@ -101,7 +103,7 @@ class SyncLease:
         self._stop.set()
         self._thread.join()
         try:
-            self._store.leases.release(self.integration_id, self.holder.owner)
+            self._store.leases.release(self.integration_id, self.holder)
         finally:
             self._store.close()
 

@@ -4,12 +4,13 @@ one integration never overlap, whoever launched them and on whichever machine.
 Every change happens in one write transaction: BEGIN IMMEDIATE on SQLite (the store's write
 transactions), a row lock (`SELECT ... FOR UPDATE`) plus a conflict-safe insert on PostgreSQL. A holder
 renews `expires_at` while it works; a lease past `expires_at`, or whose holder the caller reports gone
-(a dead process on the same host), may be taken over.
+(every process of it dead, on the same host), may be taken over. One owner may hold a lease several times
+at once (the steps of one Dagster run, in one process or several): `pids` lists a process per hold.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,8 +40,7 @@ class LeaseRecord:
     owner: str
     holder: str
     host: str
-    pid: int
-    holds: int
+    pids: tuple[int, ...]
     acquired_at: datetime
     heartbeat_at: datetime
     expires_at: datetime
@@ -60,7 +60,7 @@ class SyncLeases:
         A lease that expired, or whose holder `holder_gone` reports dead, is taken over.
         """
         now = datetime.now(UTC)
-        fresh = {"owner": holder.owner, "holder": holder.label, "host": holder.host, "pid": holder.pid, "holds": 1,
+        fresh = {"owner": holder.owner, "holder": holder.label, "host": holder.host, "pids": str(holder.pid),
                  "acquired_at": now, "heartbeat_at": now, "expires_at": now + ttl}
         leases = sync_leases.c
         with self._engine.begin() as connection:
@@ -72,8 +72,7 @@ class SyncLeases:
             if current.owner == holder.owner:
                 connection.execute(
                     update(sync_leases).where(leases.integration_id == integration_id)
-                    .values(holds=leases.holds + 1, pid=holder.pid, host=holder.host, heartbeat_at=now,
-                            expires_at=now + ttl))
+                    .values(pids=_pids_text((*current.pids, holder.pid)), heartbeat_at=now, expires_at=now + ttl))
                 return None
             if current.expires_at <= now or holder_gone(current):
                 taken = connection.execute(
@@ -92,14 +91,22 @@ class SyncLeases:
         with self._engine.begin() as connection:
             return connection.execute(statement).rowcount == 1
 
-    def release(self, integration_id: str, owner: str) -> None:
-        """One hold of the owner ends; the lease is free once its last hold ends. A lease someone else
-        took over in the meantime is left alone."""
+    def release(self, integration_id: str, holder: LeaseHolder) -> None:
+        """One hold of the holder's process ends; the lease is free once its owner's last hold ends. A lease
+        someone else took over in the meantime is left alone."""
         leases = sync_leases.c
-        mine = (leases.integration_id == integration_id, leases.owner == owner)
+        mine = (leases.integration_id == integration_id, leases.owner == holder.owner)
         with self._engine.begin() as connection:
-            connection.execute(update(sync_leases).where(*mine).values(holds=leases.holds - 1))
-            connection.execute(delete(sync_leases).where(*mine, leases.holds <= 0))
+            current = _current(connection, integration_id, lock=True)
+            if current is None or current.owner != holder.owner:
+                return
+            pids = list(current.pids)
+            if holder.pid in pids:
+                pids.remove(holder.pid)
+            if pids:
+                connection.execute(update(sync_leases).where(*mine).values(pids=_pids_text(pids)))
+            else:
+                connection.execute(delete(sync_leases).where(*mine))
 
     def current(self, integration_id: str) -> LeaseRecord | None:
         """The lease of an integration as stored, if any (expired ones included)."""
@@ -116,7 +123,11 @@ def _current(connection: Connection, integration_id: str, *, lock: bool) -> Leas
     return None if row is None else _record(row)
 
 
+def _pids_text(pids: Iterable[int]) -> str:
+    return " ".join(str(pid) for pid in pids)
+
+
 def _record(row: Row[Any]) -> LeaseRecord:
     return LeaseRecord(integration_id=row.integration_id, owner=row.owner, holder=row.holder, host=row.host,
-                       pid=row.pid, holds=row.holds, acquired_at=row.acquired_at, heartbeat_at=row.heartbeat_at,
-                       expires_at=row.expires_at)
+                       pids=tuple(int(pid) for pid in row.pids.split()), acquired_at=row.acquired_at,
+                       heartbeat_at=row.heartbeat_at, expires_at=row.expires_at)

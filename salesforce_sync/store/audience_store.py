@@ -110,7 +110,7 @@ class AudienceStore:
     @property
     def leases(self) -> SyncLeases:
         """The sync leases kept in this store (one sync of an integration at a time)."""
-        return SyncLeases(self._engine, is_sqlite=self._is_sqlite)
+        return SyncLeases(self._engine, self._reading, is_sqlite=self._is_sqlite)
 
     def create_schema(self) -> None:
         """Create any missing tables and indexes; safe to call on every start, from several processes."""

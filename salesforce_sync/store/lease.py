@@ -49,8 +49,9 @@ class LeaseRecord:
 class SyncLeases:
     """All SQL of the sync lease (SQLite and PostgreSQL)."""
 
-    def __init__(self, engine: Engine, *, is_sqlite: bool) -> None:
+    def __init__(self, engine: Engine, reading: Callable[[], Connection], *, is_sqlite: bool) -> None:
         self._engine = engine
+        self._reading = reading  # a connection that never waits for writers (deferred on SQLite)
         self._is_sqlite = is_sqlite
 
     def try_acquire(self, integration_id: str, holder: LeaseHolder, ttl: timedelta,
@@ -110,7 +111,7 @@ class SyncLeases:
 
     def current(self, integration_id: str) -> LeaseRecord | None:
         """The lease of an integration as stored, if any (expired ones included)."""
-        with self._engine.connect() as connection:
+        with self._reading() as connection:
             return _current(connection, integration_id, lock=False)
 
     def _insert(self) -> postgresql.Insert | sqlite.Insert:

@@ -5,7 +5,6 @@ syncs each swept away the records the other had stamped). A killed holder's leas
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -25,12 +24,10 @@ from salesforce_sync.dagster_defs.sensors import RANGE_END_TAG, RANGE_START_TAG
 from salesforce_sync.emulator.harness import EmulatedOrg
 from salesforce_sync.store import AudienceStore, SyncEvent
 from salesforce_sync_tests.pipeline.support import (
-    AUTH_ENV,
     HOUR,
-    MAPPINGS,
     assert_same_rows,
+    cli_setup,
     hour_floor,
-    https_integration,
     oracle_rows,
     stored_rows,
 )
@@ -78,15 +75,8 @@ def setup(emulated_org_factory: Callable[..., EmulatedOrg], store_url: str, tmp_
           monkeypatch: pytest.MonkeyPatch) -> Iterator[Setup]:
     """A Lead-only integration whose reads are slow (every query page waits), so syncs overlap."""
     org = emulated_org_factory(seed=13, counts={"Lead": LEADS, "Contact": 0, "CampaignMember": 0})
-    start = hour_floor(datetime.now(UTC)) - HOUR
-    integration = https_integration(org, "crm", "acme", start, chunk_size=CHUNK,
-                                    objects={"Lead": {"sync_rules": {"rules": []}, "field_mappings": MAPPINGS["Lead"]}})
-    config_file = tmp_path / "integrations.yaml"
-    config_file.write_text(yaml.safe_dump({"projects": ["acme"], "integrations": [integration]}))
-    info = org.connection_info()
-    environment = {**{name: value for name, value in os.environ.items() if name != "DAGSTER_HOME"},
-                   "SALESFORCE_SYNC_CONFIG": str(config_file), "AUDIENCE_STORE_URL": store_url,
-                   **{variable: info[key] for key, variable in AUTH_ENV.items()}}
+    config_file, environment = cli_setup(org, store_url, tmp_path, hour_floor(datetime.now(UTC)) - HOUR,
+                                         chunk_size=CHUNK)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("SALESFORCE_SYNC_HOME", str(tmp_path / "in_process"))

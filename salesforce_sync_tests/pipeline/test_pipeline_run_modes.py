@@ -5,9 +5,8 @@ from the CLI, the org's clock behind the host's, and `--full` across a window bo
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +24,7 @@ from salesforce_sync.salesforce.auth import SalesforceAuthError
 from salesforce_sync.store import AudienceStore, SyncEvent
 from salesforce_sync_tests.pipeline.support import (
     HOUR,
-    MAPPINGS,
+    LEADS_ONLY,
     assert_same_rows,
     hour_floor,
     https_integration,
@@ -38,7 +37,6 @@ from salesforce_sync_tests.pipeline.support import (
 
 PROJECT = "acme"
 FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
-LEADS_ONLY = {"Lead": {"sync_rules": {"rules": []}, "field_mappings": MAPPINGS["Lead"]}}
 
 
 @pytest.fixture
@@ -46,16 +44,6 @@ def org(emulated_org_factory: Callable[..., EmulatedOrg], monkeypatch: pytest.Mo
     org = emulated_org_factory(seed=17, counts={"Lead": 120, "Contact": 60, "CampaignMember": 30})
     set_auth_env(monkeypatch, org)
     return org
-
-
-@pytest.fixture
-def store(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AudienceStore]:
-    """The store the sync command writes to (AUDIENCE_STORE_URL), with its local state under tmp_path."""
-    monkeypatch.setenv("SALESFORCE_SYNC_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("AUDIENCE_STORE_URL", store_url)
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    with AudienceStore(store_url) as store:
-        yield store
 
 
 def leads_integration(org: EmulatedOrg, start: datetime, **settings: Any) -> IntegrationConfig:

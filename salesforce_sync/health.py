@@ -153,8 +153,9 @@ def check_clock_skew(client: SalesforceClient, integration: IntegrationConfig) -
     problem = skew_problem(integration.id, clock.skew, integration.overlap)
     if problem:
         return CheckOutcome("clock_skew", True, problem, warn=True, metadata=metadata)
-    return CheckOutcome("clock_skew", True, f"integration {integration.id!r}: the org's clock is within {abs(seconds)} s "
-                                            f"of this host's", metadata=metadata)
+    return CheckOutcome("clock_skew", True,
+                        f"integration {integration.id!r}: the org's clock is within {abs(seconds)} s of this host's",
+                        metadata=metadata)
 
 
 def preflight(client: SalesforceClient, integration: IntegrationConfig, object_type: str) -> Describes:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.salesforce.client import SalesforceClient
+from salesforce_sync.salesforce.org_clock import DATE_RESOLUTION
 from salesforce_sync.store import AudienceStore
 from salesforce_sync.store.models import SyncEvent, UpsertCounts
 from salesforce_sync.sync.describe import Describes, field_types
@@ -72,7 +73,7 @@ def window_for_run(integration: IntegrationConfig, start: datetime, end: datetim
         until = org_as_of - MANUAL_LAG
         resume = watermark if watermark is not None and start < watermark < until and not first else None
         return SyncWindow(start, end, first=first, full=full, read_from=resume, read_until=max(until, end))
-    if org_as_of < end:  # the org's clock is behind: it stamps later records into this window still
+    if org_as_of < end - DATE_RESOLUTION:  # the org's clock is behind: it still stamps records into this window
         if org_as_of <= start:
             raise ValueError(f"integration {integration.id!r}: the org's time {org_as_of.isoformat()} is before the "
                              f"window start {start.isoformat()}: its clock is far behind this host's; fix the "

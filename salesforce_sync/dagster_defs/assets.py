@@ -156,18 +156,12 @@ def _end_failed(store: AudienceStore, integration: IntegrationConfig, object_typ
                 window: SyncWindow | dg.TimeWindow, run_id: str, error: str, lease: SyncLease | None) -> None:
     """Record why the step failed and let go of the lease (the IO manager never runs to release it)."""
     try:
-        _record_failure(store, integration, object_type, window, run_id, error)
+        store.log_event(integration.project, integration.id, SyncEvent.SYNC_FAILED, object_type=object_type,
+                        window_start=window.start, window_end=window.end, run_id=run_id, message=error)
+        store.record_failure(integration.id, object_type, error=error)
     finally:
         if lease is not None:
             lease.release()
-
-
-def _record_failure(store, integration: IntegrationConfig, object_type: str, window: SyncWindow | dg.TimeWindow,
-                    run_id: str,
-                    error: str) -> None:
-    store.log_event(integration.project, integration.id, SyncEvent.SYNC_FAILED, object_type=object_type,
-                    window_start=window.start, window_end=window.end, run_id=run_id, message=error)
-    store.record_failure(integration.id, object_type, error=error)
 
 
 def build_integration_assets(integration: IntegrationConfig) -> list[dg.AssetsDefinition]:

@@ -96,12 +96,13 @@ def obtain_token(credentials: Credentials, login_url: str, http: requests.Sessio
 
 def soap_login(credentials: Credentials, login_url: str, http: requests.Session, *, integration: str) -> Token:
     """The partner API's `login` call: username and password followed by the security token."""
-    body = _SOAP_LOGIN_BODY.format(username=html.escape(credentials.username or ""),
-                                   password=html.escape((credentials.password or "") + (credentials.security_token or "")))
+    secret = (credentials.password or "") + (credentials.security_token or "")
+    body = _SOAP_LOGIN_BODY.format(username=html.escape(credentials.username or ""), password=html.escape(secret))
     response = http.post(f"{login_url.rstrip('/')}/services/Soap/u/{SOAP_LOGIN_VERSION}", data=body.encode(),
                          headers={"Content-Type": "text/xml; charset=UTF-8", "SOAPAction": "login"}, timeout=60)
     try:
-        found = {element.tag.rsplit("}", 1)[-1]: element.text or "" for element in ET.fromstring(response.content).iter()}
+        found = {element.tag.rsplit("}", 1)[-1]: element.text or ""
+                 for element in ET.fromstring(response.content).iter()}
     except ET.ParseError:
         found = {}
     if response.status_code != 200 or "sessionId" not in found:

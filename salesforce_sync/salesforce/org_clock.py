@@ -16,8 +16,10 @@ import requests
 
 from salesforce_sync.salesforce.client import SalesforceClient
 
-HALF_SECOND = timedelta(milliseconds=500)
-"""`Date` counts whole seconds, truncated: the org's time was half a second later on average."""
+DATE_RESOLUTION = timedelta(seconds=1)
+"""`Date` counts whole seconds: skews within this are noise."""
+HALF_SECOND = DATE_RESOLUTION / 2
+"""`Date` truncates to whole seconds: the org's time was half a second later on average."""
 MIN_WARNED_SKEW = timedelta(seconds=5)
 """Below this the header's whole seconds and the network's latency make skew indistinguishable from noise."""
 

@@ -60,7 +60,7 @@ class Setup:
             if lease is not None and lease.holder.startswith("CLI") and (not stored or len(users)):
                 assert str(process.pid) in lease.holder
                 return lease.holder
-            assert process.poll() is None, f"the CLI ended before it was caught holding the lease: {process.stdout.read()}"
+            assert process.poll() is None, f"the CLI ended before it was seen holding it: {process.stdout.read()}"
             assert time.monotonic() < deadline, "the CLI never took the lease"
             time.sleep(0.02)
 
@@ -116,7 +116,8 @@ def test_a_dagster_run_started_while_a_cli_sync_runs_waits_for_it_and_the_store_
         defs = build_definitions(load_config(setup.config_file))
         job = defs.resolve_job_def(sync_job_name("crm"))
         partitions = job.partitions_def
-        tags = {RANGE_START_TAG: partitions.get_first_partition_key(), RANGE_END_TAG: partitions.get_last_partition_key()}
+        tags = {RANGE_START_TAG: partitions.get_first_partition_key(),
+                RANGE_END_TAG: partitions.get_last_partition_key()}
         started = datetime.now(UTC)
         result = job.execute_in_process(instance=local_instance(), tags=tags, raise_on_error=False, run_config=QUIET)
         assert "full re-sync" not in finished(cli)  # a plain CLI sync (its first: every window)

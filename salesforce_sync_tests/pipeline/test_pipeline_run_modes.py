@@ -176,7 +176,8 @@ def test_a_manual_sync_reads_up_to_now_and_the_next_one_continues_from_there(
     assert f"sf_crm_Lead_{this_morning}" in stored_rows(store, PROJECT, "crm", "Lead")  # past the last complete day
     assert_leads_exact(store, org, first_mark)
 
-    later = org.control.late_commit("Lead", first_mark + timedelta(milliseconds=1), {"LastName": "Later", "Company": "A"})
+    later = org.control.late_commit("Lead", first_mark + timedelta(milliseconds=1),
+                                    {"LastName": "Later", "Company": "A"})
     time.sleep(1)
     assert run_sync(config, ["crm"], full=False) == 0
 
@@ -212,7 +213,8 @@ def test_an_org_clock_behind_the_host_is_warned_about_and_bounds_the_window(
     meta = instance.fetch_materializations(asset_key("crm", "Lead"), limit=1).records[0]
     skew = meta.asset_materialization.metadata["clock_skew_seconds"].value
     assert abs(skew + behind.total_seconds()) < 5
-    warnings = [entry.user_message for entry in instance.all_logs(meta.run_id) if "behind this host's" in entry.user_message]
+    warnings = [entry.user_message for entry in instance.all_logs(meta.run_id)
+                if "behind this host's" in entry.user_message]
     assert warnings and "more than half the 10-minute overlap" in warnings[0]
 
     with connect(config.integrations[0]) as client:

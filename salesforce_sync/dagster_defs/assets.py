@@ -16,9 +16,6 @@ from salesforce_sync.sync_lease import SyncLease, SyncLeaseBusy, acquire_lease, 
 
 INTEGRATION_TAG = "salesforce_sync/integration"
 PARTITION_FORMAT = "%Y-%m-%d-%H:%M"
-LEASE_OWNER_TAG = "salesforce_sync/lease_owner"
-"""Set by a launcher that already holds the integration's lease (the CLI): the run's steps re-enter it."""
-LEASE_HOLDER_TAG = "salesforce_sync/lease_holder"
 
 
 def asset_key(integration_id: str, object_type: str) -> dg.AssetKey:
@@ -75,6 +72,11 @@ def sync_window(context: dg.AssetExecutionContext, partitions: dg.TimeWindowPart
     last_end = partitions.time_window_for_partition_key(last_key).end if last_key else window.end
     return window_for_run(integration, window.start, window.end, first_start=partitions.start,
                           last_complete_end=last_end, org_as_of=clock.org_time(as_of), watermark=watermark)
+
+
+LEASE_OWNER_TAG = "salesforce_sync/lease_owner"
+"""Set by a launcher that already holds the integration's lease (the CLI): the run's steps re-enter it."""
+LEASE_HOLDER_TAG = "salesforce_sync/lease_holder"
 
 
 def run_holder(context: dg.AssetExecutionContext) -> LeaseHolder:

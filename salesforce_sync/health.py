@@ -16,6 +16,7 @@ from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.salesforce.auth import SalesforceAuthError
 from salesforce_sync.salesforce.client import SalesforceClient, SalesforceRequestError
 from salesforce_sync.sync.budget import ApiBudget, describe_calls
+from salesforce_sync.salesforce.org_clock import org_clock, skew_limit, skew_problem
 from salesforce_sync.sync.describe import Describes, field_infos, objects_to_describe, validate_mappings
 from salesforce_sync.sync.soql import select_fields
 
@@ -195,6 +196,24 @@ def mapping_check_within_budget(client: SalesforceClient, integration: Integrati
     return CheckOutcome("field_mappings", False, f"integration {integration.id!r}, object {object_type}: not checked "
                         f"to stay within the API budget: {budget.describe(calls, 'the check')}", warn=True,
                         metadata={"used": budget.used, "max": budget.maximum, "calls_needed": calls})
+
+
+def check_clock_skew(client: SalesforceClient, integration: IntegrationConfig) -> CheckOutcome:
+    """The org's clock (from its responses' Date header) is within half the overlap of this host's."""
+    clock = org_clock(client)
+    if clock.skew is None:
+        client.identity()  # any answer carries the org's time; identity costs no API request
+    if clock.skew is None:
+        return CheckOutcome("clock_skew", False, f"integration {integration.id!r}: the org's responses carry no "
+                                                 f"Date header, so its clock cannot be compared with this host's")
+    seconds = round(clock.skew.total_seconds(), 1)
+    metadata = {"skew_seconds": seconds, "max_skew_seconds": skew_limit(integration.overlap).total_seconds()}
+    problem = skew_problem(integration.id, clock.skew, integration.overlap)
+    if problem:
+        return CheckOutcome("clock_skew", True, problem, warn=True, metadata=metadata)
+    return CheckOutcome("clock_skew", True,
+                        f"integration {integration.id!r}: the org's clock is within {abs(seconds)} s of this host's",
+                        metadata=metadata)
 
 
 def preflight(client: SalesforceClient, integration: IntegrationConfig, object_type: str) -> Describes:

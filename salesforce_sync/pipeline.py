@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -19,6 +19,7 @@ from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.health import require_budget
 from salesforce_sync.reconcile import mark_window_out_of_scope, reconcile, reconciliation_due
 from salesforce_sync.salesforce.client import ResumeQuery, SalesforceClient, rest_page_size
+from salesforce_sync.salesforce.org_clock import DATE_RESOLUTION
 from salesforce_sync.store import AudienceStore
 from salesforce_sync.store.models import SyncEvent, UpsertCounts
 from salesforce_sync.sync.budget import window_calls
@@ -32,7 +33,9 @@ from salesforce_sync.sync.soql import (
     rules_to_where,
     select_fields,
 )
+from salesforce_sync.sync.text_values import replace_nul
 from salesforce_sync.sync.windows import fetch_bounds
+from salesforce_sync.sync_lease import SyncLease
 
 log = logging.getLogger(__name__)
 MAX_LOGGED_WARNINGS = 20
@@ -40,24 +43,62 @@ MAX_LOGGED_WARNINGS = 20
 #: LastModifiedDate does not move when the person changes: a window also selects the members whose
 #: person changed in it, and a member row's version is the newest of the three stamps.
 PERSON_RELATIONSHIPS: dict[str, tuple[str, ...]] = {"CampaignMember": ("Lead", "Contact")}
+MANUAL_LAG = timedelta(minutes=2)
+"""A manual "sync now" reads up to this long before the org's present: commits still in flight are
+stamped earlier than they become visible (the next sync's overlap re-reads them too)."""
 
 
 @dataclass(frozen=True)
 class SyncWindow:
     """A partition window [start, end); `first` when it starts at the integration's first window, `full`
     when it also reaches the last complete window (a full re-sync: one query over everything); `reread`
-    says why an object is read in full anyway (its mappings or rules changed, see check_settings)."""
+    says why an object is read in full anyway (its mappings or rules changed, see check_settings).
+
+    `read_from` and `read_until` replace the window's own ends in the query when set: a manual sync
+    reads from where the last one stopped up to the present, and an org whose clock is behind the host's
+    is read only up to its own present. `watermark` is the end actually read."""
 
     start: datetime
     end: datetime
     first: bool = False
     full: bool = False
     reread: str | None = None
+    read_from: datetime | None = None
+    read_until: datetime | None = None
 
     @property
     def reads_everything(self) -> bool:
         """Whether the window reads every record up to now, then reconciles the object's Ids."""
         return self.full or self.reread is not None
+
+    @property
+    def watermark(self) -> datetime:
+        return self.read_until or self.end
+
+
+def window_for_run(integration: IntegrationConfig, start: datetime, end: datetime, *, first_start: datetime,
+                   last_complete_end: datetime, org_as_of: datetime, watermark: datetime | None) -> SyncWindow:
+    """The window a run syncs, decided once per run and the same for every object of it.
+
+    `last_complete_end` and `org_as_of` (the org's time when the run was created) are taken at the run's
+    creation, not when a step starts, so a window closing between two objects changes nothing: a run over
+    every window is a full re-sync for all of its objects. `watermark` is the object's last synced end.
+    """
+    first = start <= first_start
+    reaches_present = end >= last_complete_end
+    full = first and reaches_present
+    if integration.manual and reaches_present:
+        # "sync now": up to the present (minus the lag), and from where the last sync stopped.
+        until = org_as_of - MANUAL_LAG
+        resume = watermark if watermark is not None and start < watermark < until and not first else None
+        return SyncWindow(start, end, first=first, full=full, read_from=resume, read_until=max(until, end))
+    if org_as_of < end - DATE_RESOLUTION:  # the org's clock is behind: it still stamps records into this window
+        if org_as_of <= start:
+            raise ValueError(f"integration {integration.id!r}: the org's time {org_as_of.isoformat()} is before the "
+                             f"window start {start.isoformat()}: its clock is far behind this host's; fix the "
+                             f"host's time (NTP)")
+        return SyncWindow(start, end, first=first, full=full, read_until=org_as_of)
+    return SyncWindow(start, end, first=first, full=full)
 
 
 @dataclass
@@ -77,7 +118,10 @@ class WindowSync:
     usage_at_start: tuple[int, int] | None = None
     rules_where: str | None = None
     out_of_scope_soql: str | None = None
+    lease: SyncLease | None = None
+    clock_skew: timedelta | None = None
     warnings: list[MappingWarning] = field(default_factory=list)
+    replaced_nul: int = 0
     started: float = field(default_factory=time.monotonic)
     planned_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -93,6 +137,11 @@ class WindowSync:
         for raw in fetch(self.soql, include_deleted=True, **kwargs):
             raw = raw.rename(columns=lambda name: spelling.get(str(name).lower(), name))
             raw = raw.reindex(columns=list(self.columns)).reset_index(drop=True)
+            raw, replaced = replace_nul(raw)
+            if replaced:
+                self.replaced_nul += replaced
+                log.warning("integration %r, %s: %d values held NUL characters, stored with U+FFFD in their place",
+                            self.integration.id, self.object_type, replaced)
             mapped = map_chunk(raw, integration_id=self.integration.id, object_type=self.object_type,
                                mappings=mappings)
             self.warnings.extend(mapped.warnings)
@@ -176,8 +225,8 @@ def plan_window(client: SalesforceClient, integration: IntegrationConfig, object
     stamps = (f"{person}.LastModifiedDate" for person in people)
     fields += tuple(path for path in stamps if path.lower() not in selected)
     where = rules_where(integration, object_type, describes)
-    start, end = fetch_bounds(window.start, window.end, first_window=window.first, history=integration.history,
-                              overlap=integration.overlap)
+    start, end = fetch_bounds(window.read_from or window.start, window.watermark, first_window=window.first,
+                              history=integration.history, overlap=integration.overlap)
     if window.reads_everything:
         # Everything the integration covers, from its first window (with history, per `history`). The
         # reconciliation in apply_window treats every record the query does not list as gone, so a full
@@ -230,6 +279,8 @@ def apply_window(store: AudienceStore, sync: WindowSync, *, run_id: str | None) 
     Then marks not live what the window learned no longer belongs: records modified in it that left the
     sync rules, and, in a full read or when the integration's reconciliation is due, every stored record
     the org no longer lists (hard deletes, CampaignMembers) or that no longer matches the rules.
+    A sync holding the integration's lease checks it still does before those sweeps and before moving the
+    watermark.
     """
     integration, object_type = sync.integration, sync.object_type
     project = integration.project
@@ -239,6 +290,8 @@ def apply_window(store: AudienceStore, sync: WindowSync, *, run_id: str | None) 
     synced_before = state is not None and state.last_success_at is not None
     counts = store.upsert_stream(project, integration.id, sync.chunks(), scan_id=scan_id)
     scrubbed = out_of_scope = 0
+    if sync.lease is not None:
+        sync.lease.confirm()
     if sync.out_of_scope_soql:
         out_of_scope = mark_window_out_of_scope(store, sync.client, integration, object_type, sync.out_of_scope_soql)
     if everything or (not sync.window.first and reconciliation_due(store, integration, object_type)):
@@ -262,8 +315,17 @@ def apply_window(store: AudienceStore, sync: WindowSync, *, run_id: str | None) 
             store.log_event(project, integration.id, event, object_type=object_type, count=count, **window)
     store.log_event(project, integration.id, SyncEvent.SYNC_COMPLETED, object_type=object_type,
                     count=counts.changed, duration_seconds=duration, **window,
-                    details={"skipped": counts.skipped, "warnings": len(sync.warnings), "bulk": sync.use_bulk})
-    store.record_success(integration.id, object_type, window_end=sync.window.end, counts=counts,
+                    details={"skipped": counts.skipped, "warnings": len(sync.warnings), "bulk": sync.use_bulk,
+                             "nul_replaced": sync.replaced_nul, "read_until": sync.window.watermark.isoformat(),
+                             "clock_skew_seconds": _seconds(sync.clock_skew)})
+    if sync.lease is not None:
+        sync.lease.confirm()
+    store.record_success(integration.id, object_type, window_end=sync.window.watermark, counts=counts,
                          at=datetime.now(UTC))
-    return WindowResult(counts, scrubbed, sync.client.api_calls - sync.calls_at_start, duration, len(sync.warnings),
-                        sync.usage_at_start, sync.client.api_usage, out_of_scope)
+    return WindowResult(counts, scrubbed, sync.client.api_calls - sync.calls_at_start, duration,
+                        len(sync.warnings) + sync.replaced_nul, sync.usage_at_start, sync.client.api_usage,
+                        out_of_scope)
+
+
+def _seconds(delta: timedelta | None) -> float | None:
+    return None if delta is None else round(delta.total_seconds(), 1)

@@ -8,12 +8,13 @@ import os
 import dagster as dg
 
 from salesforce_sync.commands.common import open_store
-from salesforce_sync.config.models import SyncConfig
+from salesforce_sync.config.models import IntegrationConfig, SyncConfig
 from salesforce_sync.config.status import missing_settings
-from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, pending_windows
+from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, LEASE_HOLDER_TAG, LEASE_OWNER_TAG, pending_windows
 from salesforce_sync.dagster_defs.definitions import build_definitions, sync_job_name
 from salesforce_sync.home import sync_home
-from salesforce_sync.store import SyncEvent
+from salesforce_sync.store import AudienceStore, SyncEvent
+from salesforce_sync.sync_lease import SyncLease, SyncLeaseBusy, acquire_lease, cli_holder
 
 LOCAL_INSTANCE_YAML = """\
 # Local Dagster instance of salesforce-sync (SQLite storage). `dagster dev` shows its runs when
@@ -58,14 +59,26 @@ def run_sync(config: SyncConfig, integration_ids: list[str], *, full: bool) -> i
         if not integration.active:
             print(f"{integration.id}: Inactive (active: false), not synced")
             continue
-        job = defs.resolve_job_def(sync_job_name(integration.id))
-        span = pending_windows(integration, job.partitions_def, open_store(), full=full)
-        if span is None:
-            print(f"{integration.id}: up to date, no complete window to sync yet")
+        refusal = _history_refusal(integration, open_store())
+        if refusal:
+            print(refusal)
             continue
-        tags = {"dagster/asset_partition_range_start": span[0], "dagster/asset_partition_range_end": span[1],
-                INTEGRATION_TAG: integration.id}
-        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False, run_config=QUIET)
+        try:
+            lease = _take_lease(integration)
+        except SyncLeaseBusy as busy:
+            print(f"{integration.id}: not synced: {busy}")
+            failures += 1
+            continue
+        with lease:
+            job = defs.resolve_job_def(sync_job_name(integration.id))
+            span = pending_windows(integration, job.partitions_def, open_store(), full=full)
+            if span is None:
+                print(f"{integration.id}: up to date, no complete window to sync yet")
+                continue
+            tags = {"dagster/asset_partition_range_start": span[0], "dagster/asset_partition_range_end": span[1],
+                    INTEGRATION_TAG: integration.id, LEASE_OWNER_TAG: lease.holder.owner,
+                    LEASE_HOLDER_TAG: lease.holder.label}
+            result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False, run_config=QUIET)
         print(f"{integration.id}: {'full re-sync' if full else 'sync'} of windows {span[0]} .. {span[1]} "
               f"({'succeeded' if result.success else 'FAILED'}, run {result.run_id})")
         _print_summary(result)
@@ -91,6 +104,31 @@ def _print_deferrals(integration_id: str, run_id: str) -> None:
         store.close()
     for entry in deferred:
         print(f"  {entry.object_type}: {entry.message}")
+
+
+def _take_lease(integration: IntegrationConfig) -> SyncLease:
+    """This command's hold on the integration for the whole run it starts (its steps re-enter it)."""
+    store = open_store()
+    try:
+        return acquire_lease(store, integration.id, cli_holder(), wait=integration.lease_wait)
+    finally:
+        store.close()
+
+
+def _history_refusal(integration: IntegrationConfig, store: AudienceStore) -> str | None:
+    """Why a historical_only integration whose initial import is done does not sync again (closes `store`)."""
+    try:
+        if integration.history != "historical_only":
+            return None
+        ends = {state.object_type: state.last_success_window_end for state in store.states(integration.id)}
+    finally:
+        store.close()
+    done = [ends.get(object_type) for object_type in integration.object_types]
+    if not done or any(end is None for end in done):
+        return None
+    return (f"{integration.id}: not synced: history is historical_only and its initial import finished "
+            f"(through {min(done).isoformat()}); nothing syncs after it (set history: historical_and_forward to "
+            f"keep it in step)")
 
 
 def _print_summary(result: dg.ExecuteInProcessResult) -> None:

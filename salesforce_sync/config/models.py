@@ -421,6 +421,8 @@ class IntegrationConfig(_Model):
     #: Hours between Id reconciliations (hard deletes, records that left the rules without being modified);
     #: 0 reconciles on every sync. A full re-sync always reconciles.
     reconcile_every_hours: int = Field(24, ge=0, le=24 * 31)
+    lease_wait_seconds: int = Field(600, ge=0, le=86_400)
+    """How long a sync waits for another sync of the same integration to finish before it fails."""
 
     _resolve_ca_file = field_validator("ca_file")(_resolve_path)
 
@@ -517,6 +519,15 @@ class IntegrationConfig(_Model):
 
     def partition_cron(self) -> str:
         return partition_cron(self.frequency)
+
+    @property
+    def lease_wait(self) -> timedelta:
+        return timedelta(seconds=self.lease_wait_seconds)
+
+    @property
+    def manual(self) -> bool:
+        """Synced only on demand ("sync now"), which reads up to the present rather than to a window's end."""
+        return self.frequency == MANUAL
 
     @property
     def overlap(self) -> timedelta:

@@ -1,6 +1,7 @@
 """One asset per (integration, object), partitioned by sync window."""
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -8,8 +9,11 @@ from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.config.status import missing_settings
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource, SalesforceResource
 from salesforce_sync.health import SyncBlocked, SyncDeferred, preflight
-from salesforce_sync.pipeline import SyncWindow, WindowSync, check_settings, plan_window
+from salesforce_sync.pipeline import SyncWindow, WindowSync, check_settings, plan_window, window_for_run
+from salesforce_sync.salesforce.org_clock import OrgClock, org_clock, skew_problem
 from salesforce_sync.store import AudienceStore, OrgAlreadyRegisteredError, SyncEvent
+from salesforce_sync.store.lease import LeaseHolder
+from salesforce_sync.sync_lease import SyncLease, SyncLeaseBusy, acquire_lease, dagster_holder
 
 INTEGRATION_TAG = "salesforce_sync/integration"
 PARTITION_FORMAT = "%Y-%m-%d-%H:%M"
@@ -43,7 +47,8 @@ def sync_partitions(integration: IntegrationConfig) -> dg.TimeWindowPartitionsDe
 def pending_windows(integration: IntegrationConfig, partitions: dg.TimeWindowPartitionsDefinition,
                     store: AudienceStore, *, full: bool = False) -> tuple[str, str] | None:
     """First and last partition keys still to sync: every window for a full re-sync or a first sync,
-    else from the window holding the oldest object's last synced end to the last complete window.
+    else from the window holding the oldest object's last synced end to the last complete window (for a
+    manual integration at least the last complete window: "sync now" reads on to the present).
     Closes `store`. Reads only the ends of the partition range, never enumerating every key."""
     try:
         last = partitions.get_last_partition_key()
@@ -60,17 +65,39 @@ def pending_windows(integration: IntegrationConfig, partitions: dg.TimeWindowPar
         return first, last
     resume = min(ends)
     if resume >= partitions.time_window_for_partition_key(last).end:
-        return None
+        # A manual integration syncs on demand up to the present: the last window again, read on from there.
+        return (last, last) if integration.manual else None
     return partitions.get_partition_key_for_timestamp(resume.timestamp()), last
 
 
-def sync_window(context: dg.AssetExecutionContext, partitions: dg.TimeWindowPartitionsDefinition) -> SyncWindow:
-    """The run's window (a single-run backfill spans its whole range); first/full decided by its ends."""
+def run_created_at(context: dg.AssetExecutionContext) -> datetime:
+    """When the run was created: the moment every step of it judges "now" by."""
+    record = context.instance.get_run_record_by_id(context.run_id)
+    created = record.create_timestamp if record is not None else datetime.now(UTC)
+    return created.replace(tzinfo=UTC) if created.tzinfo is None else created.astimezone(UTC)
+
+
+def sync_window(context: dg.AssetExecutionContext, partitions: dg.TimeWindowPartitionsDefinition,
+                integration: IntegrationConfig, clock: OrgClock, watermark: datetime | None) -> SyncWindow:
+    """The run's window (a single-run backfill spans its whole range), with first/full and the read bounds
+    judged as of the run's creation, so every object of one run gets the same."""
     window = context.partition_time_window
-    first = window.start.timestamp() <= partitions.start.timestamp()
-    last_key = partitions.get_last_partition_key()
+    as_of = run_created_at(context)
+    with dg.partition_loading_context(effective_dt=as_of):
+        last_key = partitions.get_last_partition_key()
     last_end = partitions.time_window_for_partition_key(last_key).end if last_key else window.end
-    return SyncWindow(window.start, window.end, first=first, full=first and window.end.timestamp() >= last_end.timestamp())
+    return window_for_run(integration, window.start, window.end, first_start=partitions.start,
+                          last_complete_end=last_end, org_as_of=clock.org_time(as_of), watermark=watermark)
+
+
+LEASE_OWNER_TAG = "salesforce_sync/lease_owner"
+"""Set by a launcher that already holds the integration's lease (the CLI): the run's steps re-enter it."""
+LEASE_HOLDER_TAG = "salesforce_sync/lease_holder"
+
+
+def run_holder(context: dg.AssetExecutionContext) -> LeaseHolder:
+    tags = context.run.tags
+    return dagster_holder(context.run_id, tags.get(LEASE_OWNER_TAG), tags.get(LEASE_HOLDER_TAG))
 
 
 def build_object_asset(integration: IntegrationConfig, object_type: str,
@@ -101,27 +128,39 @@ def build_object_asset(integration: IntegrationConfig, object_type: str,
             raise dg.Failure(f"integration {integration.id!r} is Incomplete and does not sync: " + "; ".join(missing))
         if not integration.active:
             raise dg.Failure(f"integration {integration.id!r} is Inactive (active: false) and does not sync")
-        window = sync_window(context, partitions)
+        window = context.partition_time_window
         store = audience_store.open()
+        lease: SyncLease | None = None
         try:
             store.log_event(integration.project, integration.id, SyncEvent.SYNC_STARTED, object_type=object_type,
                             window_start=window.start, window_end=window.end, run_id=context.run_id)
+            lease = acquire_lease(store, integration.id, run_holder(context), wait=integration.lease_wait)
             client = salesforce.client(integration)
+            clock = org_clock(client)
             calls_at_start = client.api_calls
             org_id = client.identity()["organization_id"]
             _refuse_another_org(store, integration, org_id)
             store.register_org(org_id, integration.project, integration.id)
             describes = preflight(client, integration, object_type)
+            state = store.get_state(integration.id, object_type)
+            window = sync_window(context, partitions, integration, clock,
+                                 state.last_success_window_end if state else None)
+            skew = skew_problem(integration.id, clock.skew, integration.overlap) if clock.skew is not None else None
+            if skew:
+                context.log.warning(skew)
             window = check_settings(store, integration, object_type, window, run_id=context.run_id)
             plan = plan_window(client, integration, object_type, window, describes, calls_at_start=calls_at_start)
+            plan.lease, plan.clock_skew = lease, clock.skew
         except SyncDeferred as err:
             _record_deferral(context, store, integration, object_type, window, str(err))
+            if lease is not None:
+                lease.release()
             return
-        except (SyncBlocked, OrgAlreadyRegisteredError) as err:
-            _record_failure(store, integration, object_type, window, context.run_id, str(err))
+        except (SyncBlocked, OrgAlreadyRegisteredError, SyncLeaseBusy) as err:
+            _end_failed(store, integration, object_type, window, context.run_id, str(err), lease)
             raise dg.Failure(str(err)) from None
         except Exception as err:
-            _record_failure(store, integration, object_type, window, context.run_id, str(err))
+            _end_failed(store, integration, object_type, window, context.run_id, str(err), lease)
             raise
         finally:
             store.close()
@@ -147,11 +186,16 @@ def _refuse_another_org(store: AudienceStore, integration: IntegrationConfig, or
                           f"credentials now log in to org {org_id}; use a new integration id for another org")
 
 
-def _record_failure(store, integration: IntegrationConfig, object_type: str, window: SyncWindow, run_id: str,
-                    error: str) -> None:
-    store.log_event(integration.project, integration.id, SyncEvent.SYNC_FAILED, object_type=object_type,
-                    window_start=window.start, window_end=window.end, run_id=run_id, message=error)
-    store.record_failure(integration.id, object_type, error=error)
+def _end_failed(store: AudienceStore, integration: IntegrationConfig, object_type: str,
+                window: SyncWindow | dg.TimeWindow, run_id: str, error: str, lease: SyncLease | None) -> None:
+    """Record why the step failed and let go of the lease (the IO manager never runs to release it)."""
+    try:
+        store.log_event(integration.project, integration.id, SyncEvent.SYNC_FAILED, object_type=object_type,
+                        window_start=window.start, window_end=window.end, run_id=run_id, message=error)
+        store.record_failure(integration.id, object_type, error=error)
+    finally:
+        if lease is not None:
+            lease.release()
 
 
 def build_integration_assets(integration: IntegrationConfig) -> list[dg.AssetsDefinition]:

@@ -16,6 +16,7 @@ from salesforce_sync.dagster_defs.resources import AudienceStoreResource, Salesf
 from salesforce_sync.health import (
     CheckOutcome,
     check_api_limits,
+    check_clock_skew,
     check_credentials,
     check_field_mappings,
     check_staleness,
@@ -24,6 +25,7 @@ from salesforce_sync.health import (
 from salesforce_sync.preview import preview_counts
 from salesforce_sync.salesforce.auth import SalesforceAuthError
 from salesforce_sync.salesforce.client import SalesforceRequestError
+from salesforce_sync.salesforce.org_clock import org_clock
 from salesforce_sync.store import SyncEvent
 
 CHECKS = {
@@ -31,6 +33,8 @@ CHECKS = {
     "api_limits": "DailyApiRequests remaining above 10% (warns at 25%); reports used and max.",
     "field_mappings": "Every mapped field exists, is readable and fits its property; the opt-out is boolean.",
     "staleness": "The last successful sync is within twice the integration's frequency.",
+    "clock_skew": "The org's clock (its responses' Date header) is within half the overlap of this host's; warns "
+                  "beyond.",
 }
 
 
@@ -79,13 +83,17 @@ def _outcomes(integration: IntegrationConfig, salesforce: SalesforceResource, st
             for name in wanted:
                 yield object_type, CheckOutcome(name, False, f"{err} (set it and reconnect the integration)")
         return
+    org_clock(client)  # from the first response on, the org's time is compared with the host's
     credentials: CheckOutcome | None = None
     limits: CheckOutcome | None = None
+    skew: CheckOutcome | None = None
     if "credentials" in wanted:
         credentials = _guarded(integration, "credentials", lambda: check_credentials(client))
     connected = credentials is None or credentials.passed
     if connected and "api_limits" in wanted:
         limits = _guarded(integration, "api_limits", lambda: check_api_limits(client, integration.api_budget_percent))
+    if connected and "clock_skew" in wanted:
+        skew = _guarded(integration, "clock_skew", lambda: check_clock_skew(client, integration))
     now = datetime.now(UTC)
     for object_type in integration.object_types:
         if credentials is not None:
@@ -99,6 +107,8 @@ def _outcomes(integration: IntegrationConfig, salesforce: SalesforceResource, st
                     or check_field_mappings(client, integration, object_type)[0]))
             else:
                 yield object_type, _skipped("field_mappings", credentials)
+        if "clock_skew" in wanted:
+            yield object_type, skew or _skipped("clock_skew", credentials)
         if "staleness" in wanted:
             state = store.get_state(integration.id, object_type)
             yield object_type, check_staleness(integration, state.last_success_at if state else None, now)

@@ -26,8 +26,12 @@ class AudienceStoreIOManager(dg.ConfigurableIOManager):
             raise
         finally:
             store.close()
+            if obj.lease is not None:
+                obj.lease.release()
         for warning in obj.warnings[:20]:
             context.log.warning(str(warning))
+        if obj.replaced_nul:
+            context.log.warning(f"{obj.replaced_nul} values held NUL characters, stored with U+FFFD in their place")
         context.add_output_metadata({
             "status": IntegrationStatus.ACTIVE.value,
             "records_imported": result.counts.imported,
@@ -40,6 +44,9 @@ class AudienceStoreIOManager(dg.ConfigurableIOManager):
             **_usage_metadata(result.api_usage_before, result.api_usage_after),
             "duration_seconds": round(result.duration_seconds, 3),
             "warnings": result.warnings,
+            "nul_replaced": obj.replaced_nul,
+            "clock_skew_seconds": round(obj.clock_skew.total_seconds(), 1) if obj.clock_skew is not None else 0.0,
+            "read_until": dg.MetadataValue.timestamp(obj.window.watermark),
             "window_start": dg.MetadataValue.timestamp(obj.window.start),
             "window_end": dg.MetadataValue.timestamp(obj.window.end),
             "full_resync": obj.window.full,

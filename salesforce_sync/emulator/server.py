@@ -6,6 +6,7 @@ Handlers live in oauth.py, soap.py, rest.py, composite.py, bulk.py and control.p
 
 from __future__ import annotations
 
+import email.utils
 import socket
 import ssl
 import threading
@@ -180,6 +181,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
         """Quiet: tests and benchmarks make thousands of calls."""
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The `Date` header reads the org's clock, as a real org's responses carry its own time."""
+        return email.utils.formatdate(self.server_ref.org.now_ms() / 1000 if timestamp is None else timestamp,
+                                      usegmt=True)
 
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)

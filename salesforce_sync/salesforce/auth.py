@@ -3,9 +3,12 @@ production, sandbox, a custom My Domain or an emulator's login URL."""
 
 from __future__ import annotations
 
+import html
 import time
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import jwt
 import requests
@@ -20,7 +23,15 @@ LOGIN_HINTS = {
     "invalid_client": "the connected app's consumer secret is wrong; check it and reconnect",
     "unsupported_grant_type": "this org does not accept that auth method",
     "invalid_request": "the org refused the request (client credentials work only on a My Domain host)",
+    "INVALID_LOGIN": "the username, password or security token is wrong, or the user is locked out; check them",
 }
+SOAP_LOGIN_VERSION = "62.0"
+"""The partner API version of the SOAP login; the session it returns works with every REST version."""
+_SOAP_LOGIN_BODY = (
+    '<?xml version="1.0" encoding="utf-8"?><env:Envelope xmlns:xsd="http://www.w3.org/2001/XMLSchema" '
+    'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:env="http://schemas.xmlsoap.org/soap/envelope/" '
+    'xmlns:urn="urn:partner.soap.sforce.com"><env:Body><urn:login><urn:username>{username}</urn:username>'
+    '<urn:password>{password}</urn:password></urn:login></env:Body></env:Envelope>')
 
 
 @dataclass(frozen=True, repr=False)
@@ -45,7 +56,10 @@ class SalesforceAuthError(Exception):
 
 
 def obtain_token(credentials: Credentials, login_url: str, http: requests.Session, *, integration: str) -> Token:
-    """One token request; a rotated refresh token comes back in `Token.refresh_token`."""
+    """One token request; a rotated refresh token comes back in `Token.refresh_token`. Password login
+    without a connected app (no client id) is Salesforce's SOAP login."""
+    if credentials.method == "password" and not credentials.client_id:
+        return soap_login(credentials, login_url, http, integration=integration)
     url = login_url.rstrip("/") + "/services/oauth2/token"
     data: dict[str, str] = {}
     auth = None
@@ -78,6 +92,25 @@ def obtain_token(credentials: Credentials, login_url: str, http: requests.Sessio
         raise SalesforceAuthError(integration, body.get("error", str(response.status_code)),
                                   body.get("error_description", ""))
     return Token(body["access_token"], body["instance_url"], body.get("id", ""), body.get("refresh_token"))
+
+
+def soap_login(credentials: Credentials, login_url: str, http: requests.Session, *, integration: str) -> Token:
+    """The partner API's `login` call: username and password followed by the security token."""
+    secret = (credentials.password or "") + (credentials.security_token or "")
+    body = _SOAP_LOGIN_BODY.format(username=html.escape(credentials.username or ""), password=html.escape(secret))
+    response = http.post(f"{login_url.rstrip('/')}/services/Soap/u/{SOAP_LOGIN_VERSION}", data=body.encode(),
+                         headers={"Content-Type": "text/xml; charset=UTF-8", "SOAPAction": "login"}, timeout=60)
+    try:
+        found = {element.tag.rsplit("}", 1)[-1]: element.text or ""
+                 for element in ET.fromstring(response.content).iter()}
+    except ET.ParseError:
+        found = {}
+    if response.status_code != 200 or "sessionId" not in found:
+        raise SalesforceAuthError(integration, found.get("exceptionCode") or str(response.status_code),
+                                  found.get("exceptionMessage") or response.text[:200])
+    server = urlsplit(found["serverUrl"])
+    identity = f"{login_url.rstrip('/')}/id/{found['organizationId']}/{found['userId']}"
+    return Token(found["sessionId"], f"{server.scheme}://{server.netloc}", identity)
 
 
 def _private_key(credentials: Credentials) -> str:

@@ -36,6 +36,7 @@ from sqlalchemy.engine import URL
 from salesforce_sync.store import postgres_upsert, sqlite_upsert
 from salesforce_sync.store.chunks import PreparedChunk, external_ids, prepare_chunk
 from salesforce_sync.store.errors import OrgAlreadyRegisteredError, StoreInputError
+from salesforce_sync.store.lease import SyncLeases
 from salesforce_sync.store.models import (
     IntegrationState,
     IntegrationStatus,
@@ -109,6 +110,11 @@ class AudienceStore:
     def close(self) -> None:
         """Release pooled connections."""
         self._engine.dispose()
+
+    @property
+    def leases(self) -> SyncLeases:
+        """The sync leases kept in this store (one sync of an integration at a time)."""
+        return SyncLeases(self._engine, self._reading, is_sqlite=self._is_sqlite)
 
     def create_schema(self) -> None:
         """Create any missing tables and indexes; safe to call on every start, from several processes."""

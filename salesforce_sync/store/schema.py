@@ -169,3 +169,16 @@ object_settings = Table(
     PrimaryKeyConstraint("integration_id", "object_type", name="pk_object_settings"),
 )
 """Per integration and object: which settings the stored rows reflect, and when Ids were last reconciled."""
+
+sync_leases = Table(
+    "sync_leases",
+    metadata,
+    Column("integration_id", String, primary_key=True),
+    Column("owner", String, nullable=False, comment="who holds it: a Dagster run id or a CLI's own key"),
+    Column("holder", Text, nullable=False, comment="the holder as people read it: 'Dagster run ...', 'CLI pid N on host H'"),
+    Column("host", String, nullable=False),
+    Column("pids", Text, nullable=False, comment="space-separated process ids of the owner's holds; none left: free"),
+    Column("acquired_at", UtcDateTime, nullable=False),
+    Column("heartbeat_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False, comment="free for others after this unless renewed"),
+)

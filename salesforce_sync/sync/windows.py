@@ -22,7 +22,8 @@ def fetch_bounds(
     The first window of an integration that imports history has no lower bound, so it also picks up
     every record modified before `start`. Every other window re-reads `overlap` before its start:
     records stamped just before the previous window closed may only have become visible after it
-    ran, and the upserts are idempotent, so reading them twice is harmless.
+    ran, and the upserts are idempotent, so reading them twice is harmless. A forward_only integration's
+    first window starts exactly at `start`: it promises nothing older.
     """
     for name, moment in (("window_start", window_start), ("window_end", window_end)):
         if moment.tzinfo is None:
@@ -33,4 +34,6 @@ def fetch_bounds(
         raise ValueError(f"overlap must not be negative, got {overlap}")
     if first_window and history in HISTORICAL_MODES:
         return None, window_end
+    if first_window:  # forward_only: nothing modified before `start`, not even within the overlap
+        return window_start, window_end
     return window_start - overlap, window_end

@@ -38,9 +38,9 @@ def test_health_job_runs_every_check_without_materializing_and_logs_each(
     passed = {check: evaluation.passed for check, evaluation in evaluations.items()}
     assert passed == {
         ("Lead", "credentials"): True, ("Lead", "api_limits"): False,
-        ("Lead", "field_mappings"): False, ("Lead", "staleness"): True,
+        ("Lead", "field_mappings"): False, ("Lead", "staleness"): True, ("Lead", "clock_skew"): True,
         ("Contact", "credentials"): True, ("Contact", "api_limits"): False,
-        ("Contact", "field_mappings"): False, ("Contact", "staleness"): False,
+        ("Contact", "field_mappings"): False, ("Contact", "staleness"): False, ("Contact", "clock_skew"): True,
     }
     limits = evaluations[("Lead", "api_limits")]
     assert limits.metadata["used"].value == maximum and limits.metadata["max"].value == maximum
@@ -67,6 +67,6 @@ def test_an_unset_secret_fails_every_check_naming_the_variable(
 
     assert result.success  # failed checks, not a crashed step
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == 8
+    assert len(evaluations) == 10
     assert not any(evaluation.passed for evaluation in evaluations)
     assert all(AUTH_ENV["refresh_token"] in evaluation.description for evaluation in evaluations)

@@ -1,10 +1,12 @@
-"""Fixtures of the window tests: an emulated org of the test module's ORG_SEED and ORG_COUNTS (its login in the
-environment), a simple-salesforce client to it, a store on each backend, and the integration's first hour."""
+"""Fixtures of the pipeline tests: an emulated org of the test module's ORG_SEED and ORG_COUNTS (its login in the
+environment), a simple-salesforce client to it, the store on each backend (also the one the sync command writes
+to), and the integration's first hour. Modules that need another org or store define their own."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from simple_salesforce import Salesforce
@@ -28,7 +30,11 @@ def sf(org: EmulatedOrg) -> Salesforce:
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[AudienceStore]:
+def store(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AudienceStore]:
+    """The store the sync command writes to (AUDIENCE_STORE_URL), with its local state under tmp_path."""
+    monkeypatch.setenv("SALESFORCE_SYNC_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("AUDIENCE_STORE_URL", store_url)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
     with AudienceStore(store_url) as store:
         yield store
 

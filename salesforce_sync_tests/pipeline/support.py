@@ -4,7 +4,9 @@ with simple-salesforce and converts its records by hand, independently of the sy
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -45,6 +47,8 @@ RULES: dict[str, dict[str, Any]] = {
     "CampaignMember": {"match": "any", "rules": [{"field": "Status", "operator": "equals", "value": "Responded"},
                                                  {"field": "Email", "operator": "is_set"}]},
 }
+LEADS_ONLY: dict[str, Any] = {"Lead": {"sync_rules": {"rules": []}, "field_mappings": MAPPINGS["Lead"]}}
+"""Leads alone, every one of them, with MAPPINGS: the smallest integration worth syncing."""
 #: The same rules written as SOQL by hand, for the oracle.
 RULES_SOQL = {"Lead": "Email != null AND Status != 'Closed - Not Converted'", "Contact": None,
               "CampaignMember": "Status = 'Responded' OR Email != null"}
@@ -84,6 +88,20 @@ def https_integration(org: EmulatedOrg, integration_id: str, project: str, start
     return {"id": integration_id, "project": project, "environment": org.base_url, "ca_file": org.ca_file,
             "auth": AUTH, "start": start.isoformat(), "frequency": 60, "overlap_minutes": 10,
             "objects": objects_config(), **settings}
+
+
+def cli_setup(org: EmulatedOrg, store_url: str, folder: Path, start: datetime,
+              **settings: Any) -> tuple[Path, dict[str, str]]:
+    """The config file of a Lead-only integration `crm` (project acme) in `folder`, and the environment a
+    `salesforce-sync` process syncs it with: the org's login, the store, no DAGSTER_HOME."""
+    integration = https_integration(org, "crm", "acme", start, objects=LEADS_ONLY, **settings)
+    config_file = folder / "integrations.yaml"
+    config_file.write_text(yaml.safe_dump({"projects": ["acme"], "integrations": [integration]}))
+    info = org.connection_info()
+    environment = {**{name: value for name, value in os.environ.items() if name != "DAGSTER_HOME"},
+                   "SALESFORCE_SYNC_CONFIG": str(config_file), "AUDIENCE_STORE_URL": store_url,
+                   **{variable: info[key] for key, variable in AUTH_ENV.items()}}
+    return config_file, environment
 
 
 def load_config(*integrations: dict[str, Any]) -> SyncConfig:

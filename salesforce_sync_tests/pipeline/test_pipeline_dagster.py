@@ -4,7 +4,7 @@ Dagster runs cost seconds each, so only what is about Dagster is checked here.""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,16 +40,6 @@ def org(emulated_org_factory: Callable[..., EmulatedOrg], monkeypatch: pytest.Mo
     org = emulated_org_factory(seed=5, counts=ORG_COUNTS)
     set_auth_env(monkeypatch, org)
     return org
-
-
-@pytest.fixture
-def store(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AudienceStore]:
-    """The store the sync command writes to (AUDIENCE_STORE_URL), with its local state under tmp_path."""
-    monkeypatch.setenv("SALESFORCE_SYNC_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("AUDIENCE_STORE_URL", store_url)
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    with AudienceStore(store_url) as store:
-        yield store
 
 
 @pytest.fixture

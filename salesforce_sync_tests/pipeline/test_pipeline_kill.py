@@ -3,7 +3,6 @@ and the killed run never moved the watermark."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -13,19 +12,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import yaml
 
 from salesforce_sync.commands.sync import run_sync
 from salesforce_sync.config.loader import load_config
 from salesforce_sync.emulator.harness import EmulatedOrg
 from salesforce_sync.store import AudienceStore, SyncEvent
 from salesforce_sync_tests.pipeline.support import (
-    AUTH_ENV,
     HOUR,
-    MAPPINGS,
     assert_same_rows,
+    cli_setup,
     hour_floor,
-    https_integration,
     oracle_rows,
     stored_rows,
 )
@@ -46,14 +42,8 @@ def test_a_sync_killed_mid_window_and_rerun_leaves_no_duplicate_and_loses_nothin
         monkeypatch: pytest.MonkeyPatch) -> None:
     org = emulated_org_factory(seed=3, counts={"Lead": LEADS, "Contact": 0, "CampaignMember": 0})
     start = hour_floor(datetime.now(UTC)) - HOUR
-    integration = https_integration(org, "crm", "acme", start, chunk_size=CHUNK,
-                                    objects={"Lead": {"sync_rules": {"rules": []}, "field_mappings": MAPPINGS["Lead"]}})
-    config_file = tmp_path / "integrations.yaml"
-    config_file.write_text(yaml.safe_dump({"projects": ["acme"], "integrations": [integration]}))
-    info = org.connection_info()
-    environment = {**{name: value for name, value in os.environ.items() if name != "DAGSTER_HOME"},
-                   "SALESFORCE_SYNC_CONFIG": str(config_file), "SALESFORCE_SYNC_HOME": str(tmp_path / "home"),
-                   "AUDIENCE_STORE_URL": store_url, **{variable: info[key] for key, variable in AUTH_ENV.items()}}
+    config_file, environment = cli_setup(org, store_url, tmp_path, start, chunk_size=CHUNK)
+    environment["SALESFORCE_SYNC_HOME"] = str(tmp_path / "home")
     org.control.add_latency("/query", 200)  # every page of CHUNK records takes a while: room to strike
 
     with AudienceStore(store_url) as store:

@@ -17,9 +17,20 @@ from typing import Any
 
 from salesforce_sync.emulator.errors import SalesforceApiError
 from salesforce_sync.emulator.ids import KEY_PREFIXES
-from salesforce_sync.emulator.schema import ObjectDef, label_for
+from salesforce_sync.emulator.schema import CAMPAIGN_MEMBER_MIRRORS, CONTACT, LEAD, ObjectDef, label_for
 
-CAMPAIGN_MEMBER_MIRRORS = ("FirstName", "LastName", "Name", "Email", "Phone", "Title", "HasOptedOutOfEmail", "DoNotCall")
+_ADDRESS_PARTS = ("Street", "City", "State", "PostalCode", "Country")
+
+
+def _mirror_sources(person: ObjectDef, address_prefix: str) -> dict[str, str]:
+    """CampaignMember field -> the person's field it copies (a Contact's address is its Mailing address);
+    mirrors the person's object does not have stay empty."""
+    sources = {mirror: (address_prefix + mirror if mirror in _ADDRESS_PARTS else mirror)
+               for mirror in CAMPAIGN_MEMBER_MIRRORS}
+    return {mirror: source for mirror, source in sources.items() if person.field(source) is not None}
+
+
+MIRROR_SOURCES = {"Lead": _mirror_sources(LEAD, ""), "Contact": _mirror_sources(CONTACT, "Mailing")}
 DUPLICATE_MESSAGE = "You're creating a duplicate record. We recommend you use an existing record instead."
 DUPLICATE_ACTIONS = ("Block", "Alert")
 # A new org's standard duplicate rules: active on create and edit, alerting (which refuses an API save unless
@@ -160,21 +171,43 @@ def _one_membership(conn: sqlite3.Connection, change: Change) -> None:
 
 
 def _mirror_person(conn: sqlite3.Connection, stored: dict[str, Any]) -> None:
-    """A new CampaignMember copies its Lead's or Contact's name, email, phone and opt-outs."""
+    """A new CampaignMember copies its Lead's or Contact's name, address, email, phones and opt-outs."""
     person_type = "Lead" if stored.get("LeadId") else "Contact"
     person_id = stored.get("LeadId") or stored.get("ContactId")
+    sources = MIRROR_SOURCES[person_type]
     company = ', "Company"' if person_type == "Lead" else ""
-    cols = ", ".join(f'"{c}"' for c in CAMPAIGN_MEMBER_MIRRORS)
+    cols = ", ".join(f'"{c}"' for c in sources.values())
     row = conn.execute(f'SELECT {cols}{company} FROM "{person_type}" WHERE "Id" = ?', (person_id,)).fetchone()
-    stored.update(dict(zip(CAMPAIGN_MEMBER_MIRRORS, row)))
+    stored.update(dict(zip(sources, row)))
     stored.update({"Type": person_type, "LeadOrContactId": person_id})
     if company:
         stored["CompanyOrAccount"] = row[-1]
 
 
+def _activity_account(conn: sqlite3.Connection, stored: dict[str, Any]) -> None:
+    """A Task's or Event's AccountId follows what it is about: an Account WhatId, an Opportunity's Account, or
+    else the Contact in WhoId's Account (a Lead has none)."""
+    what, who = stored.get("WhatId") or "", stored.get("WhoId") or ""
+    account = None
+    if what.startswith(KEY_PREFIXES["Account"]):
+        account = what
+    elif what.startswith(KEY_PREFIXES["Opportunity"]):
+        account = _parent_account(conn, "Opportunity", what)
+    elif who.startswith(KEY_PREFIXES["Contact"]):
+        account = _parent_account(conn, "Contact", who)
+    stored["AccountId"] = account
+
+
+def _parent_account(conn: sqlite3.Connection, object_name: str, record_id: str) -> str | None:
+    row = conn.execute(f'SELECT "AccountId" FROM "{object_name}" WHERE "Id" = ?', (record_id,)).fetchone()
+    return row[0] if row else None
+
+
 def _memberships_follow(person_type: str) -> tuple[Callable, Callable]:
+    mirror_of = {source: mirror for mirror, source in MIRROR_SOURCES[person_type].items()}
+
     def after_update(conn: sqlite3.Connection, record_id: str, changes: dict[str, Any]) -> None:
-        mirrored = {k: v for k, v in changes.items() if k in CAMPAIGN_MEMBER_MIRRORS}
+        mirrored = {mirror_of[k]: v for k, v in changes.items() if k in mirror_of}
         if mirrored:
             sets = ", ".join(f'"{k}" = ?' for k in mirrored)
             conn.execute(f'UPDATE "CampaignMember" SET {sets} WHERE "{person_type}Id" = ?',
@@ -205,8 +238,8 @@ OBJECT_RULES: dict[str, WriteRules] = {
         indexed=("Name",)),
     "CampaignMember": WriteRules(required_one_of=("LeadId", "ContactId"), checks=(_one_membership,),
                                  derive=_mirror_person),
-    "Task": WriteRules(checks=(_lead_who_has_no_what,)),
-    "Event": WriteRules(checks=(_lead_who_has_no_what, _event_has_duration)),
+    "Task": WriteRules(checks=(_lead_who_has_no_what,), derive=_activity_account),
+    "Event": WriteRules(checks=(_lead_who_has_no_what, _event_has_duration), derive=_activity_account),
 }
 NO_RULES = WriteRules()
 

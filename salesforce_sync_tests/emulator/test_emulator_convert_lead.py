@@ -201,3 +201,18 @@ def test_a_conversion_is_one_transaction_of_change_events(emulated_org_factory: 
     assert {e.change_origin for e in events} == {f"com/salesforce/api/soap/{sf.sf_version};client=audience-writer"}
     lead_update = next(e for e in events if e.entity == "Lead")
     assert {"IsConverted", "ConvertedContactId", "Status"} <= set(lead_update.changed_fields)
+
+
+def test_the_converted_status_must_be_a_lead_status_marked_converted(sf: Salesforce) -> None:
+    converted = [row["MasterLabel"] for row in
+                 sf.query("SELECT MasterLabel FROM LeadStatus WHERE IsConverted = true")["records"]]
+    open_statuses = [row["MasterLabel"] for row in
+                     sf.query("SELECT MasterLabel FROM LeadStatus WHERE IsConverted = false")["records"]]
+    assert converted == ["Closed - Converted"] and "Open - Not Contacted" in open_statuses
+    lead_id = new_lead(sf, LastName="Wrong Status", Company="Status Check Ltd")
+    wrong = [("convertedStatus", open_statuses[0]), *basic(lead_id)[1:]]
+    (refused,) = convert(sf, wrong)
+    assert refused["success"] == "false" and refused["errors"][0]["statusCode"] == "INVALID_STATUS"
+    assert sf.Lead.get(lead_id)["IsConverted"] is False
+    (done,) = convert(sf, [("convertedStatus", converted[0]), *basic(lead_id)[1:]])
+    assert done["success"] == "true" and sf.Lead.get(lead_id)["Status"] == converted[0]

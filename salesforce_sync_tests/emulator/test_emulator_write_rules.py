@@ -213,3 +213,44 @@ def test_locked_rows_fail_the_next_writes_then_clear(org: EmulatedOrg, sf: Sales
     assert sf.Account.create({"Name": "Unlocked Object"})["success"]
     assert sf.Lead.update(lead_id, {"Title": "Retried"}) == 204
     assert sf.Lead.get(lead_id)["Title"] == "Retried"
+
+
+def test_an_event_needs_a_duration_unless_all_day_and_obeys_the_who_what_rule(sf: Salesforce) -> None:
+    contact_id = sf.Contact.create({"LastName": "Visited"})["id"]
+    lead_id = sf.Lead.create({"LastName": "Met", "Company": "Meeting Co"})["id"]
+    account_id = sf.Account.create({"Name": "Venue Holdings"})["id"]
+    start = "2031-06-03T09:00:00.000+0000"
+    missing = refused(sf.Event.create, {"Subject": "Visit", "WhoId": contact_id, "ActivityDateTime": start})
+    assert (missing["errorCode"], missing["fields"]) == ("REQUIRED_FIELD_MISSING", ["DurationInMinutes"])
+    assert count(sf, f"WhoId = '{contact_id}'", "Event") == 0
+    by_duration = sf.Event.create({"Subject": "Visit", "WhoId": contact_id, "WhatId": account_id,
+                                   "ActivityDateTime": start, "DurationInMinutes": 45})["id"]
+    by_end = sf.Event.create({"Subject": "Call", "WhoId": contact_id, "StartDateTime": start,
+                              "EndDateTime": "2031-06-03T10:00:00.000+0000"})["id"]
+    all_day = sf.Event.create({"Subject": "Trade fair", "WhoId": contact_id, "IsAllDayEvent": True,
+                               "ActivityDate": "2031-06-04"})["id"]
+    assert count(sf, f"WhoId = '{contact_id}'", "Event") == 3
+    assert sf.Event.get(by_duration)["AccountId"] == account_id  # derived from WhatId, as Salesforce does
+    assert refused(sf.Event.update, by_end, {"EndDateTime": None})["errorCode"] == "REQUIRED_FIELD_MISSING"
+    assert sf.Event.get(all_day)["IsAllDayEvent"] is True
+    about_lead = refused(sf.Event.create, {"Subject": "Visit", "WhoId": lead_id, "WhatId": account_id,
+                                           "ActivityDateTime": start, "DurationInMinutes": 30})
+    assert (about_lead["errorCode"], about_lead["fields"]) == ("FIELD_INTEGRITY_EXCEPTION", ["WhatId"])
+
+
+def test_a_campaign_member_copies_its_person_and_follows_later_changes(sf: Salesforce) -> None:
+    campaign_id = sf.Campaign.create({"Name": "Mirror Campaign"})["id"]
+    contact_id = sf.Contact.create({"LastName": "Copied", "Email": "copied@mirror.test", "MailingCity": "Lille",
+                                    "MobilePhone": "555-0142"})["id"]
+    lead_id = sf.Lead.create({"LastName": "Led", "Company": "Mirror Leads", "City": "Brest", "Fax": "555-0100"})["id"]
+    by_contact = sf.CampaignMember.create({"CampaignId": campaign_id, "ContactId": contact_id})["id"]
+    by_lead = sf.CampaignMember.create({"CampaignId": campaign_id, "LeadId": lead_id})["id"]
+    member = sf.CampaignMember.get(by_contact)
+    assert (member["City"], member["Email"], member["MobilePhone"], member["Type"]) == \
+        ("Lille", "copied@mirror.test", "555-0142", "Contact")
+    lead_member = sf.CampaignMember.get(by_lead)
+    assert (lead_member["City"], lead_member["Fax"], lead_member["CompanyOrAccount"]) == \
+        ("Brest", "555-0100", "Mirror Leads")
+    sf.Contact.update(contact_id, {"MailingCity": "Roubaix", "HasOptedOutOfEmail": True})
+    moved = sf.CampaignMember.get(by_contact)
+    assert (moved["City"], moved["HasOptedOutOfEmail"]) == ("Roubaix", True)

@@ -24,9 +24,9 @@ from sqlalchemy import create_engine, text
 
 from salesforce_sync.config.loader import parse_config
 from salesforce_sync.emulator.org import Org
-from salesforce_sync.health import preflight
-from salesforce_sync.pipeline import SyncWindow, apply_window, plan_window
-from salesforce_sync.connection import connect
+from salesforce_sync.runs.health import preflight
+from salesforce_sync.runs.window import SyncWindow, apply_window, plan_window
+from salesforce_sync.runs.connection import connect
 from salesforce_sync.store import AudienceStore
 
 POSTGRES_ADMIN_URL = os.environ.get("BENCH_POSTGRES_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")

@@ -47,7 +47,7 @@ def _operator_errors() -> tuple[type[Exception], ...]:
     from salesforce_sync.commands.connect import ConnectError
     from salesforce_sync.config.errors import ConfigError
     from salesforce_sync.salesforce.auth import SalesforceAuthError
-    from salesforce_sync.health import SyncDeferred
+    from salesforce_sync.runs.health import SyncDeferred
     from salesforce_sync.salesforce.client import SalesforceRequestError
     from salesforce_sync.store.errors import OrgAlreadyRegisteredError, StoreInputError
     from salesforce_sync.sync.errors import SyncRuleError

@@ -5,8 +5,8 @@ from __future__ import annotations
 from salesforce_sync.commands.common import find_integration, render_table
 from salesforce_sync.config.errors import ConfigError
 from salesforce_sync.config.models import IntegrationConfig, ObjectType, SyncConfig
-from salesforce_sync.preview import not_configured, preview_counts
-from salesforce_sync.connection import connect
+from salesforce_sync.runs.preview import not_configured, preview_counts
+from salesforce_sync.runs.connection import connect
 
 
 def run_preview(config: SyncConfig, integration_id: str, object_type: str | None) -> int:

@@ -14,7 +14,7 @@ from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, LEASE_HOLDER_TA
 from salesforce_sync.dagster_defs.definitions import build_definitions, sync_job_name
 from salesforce_sync.home import sync_home
 from salesforce_sync.store import AudienceStore, SyncEvent
-from salesforce_sync.sync_lease import SyncLease, SyncLeaseBusy, acquire_lease, cli_holder
+from salesforce_sync.runs.lease import SyncLease, SyncLeaseBusy, acquire_lease, cli_holder
 
 LOCAL_INSTANCE_YAML = """\
 # Local Dagster instance of salesforce-sync (SQLite storage). `dagster dev` shows its runs when

@@ -8,12 +8,12 @@ import dagster as dg
 from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.config.status import missing_settings
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource, SalesforceResource
-from salesforce_sync.health import SyncBlocked, SyncDeferred, preflight
-from salesforce_sync.pipeline import SyncWindow, WindowSync, check_settings, plan_window, window_for_run
+from salesforce_sync.runs.health import SyncBlocked, SyncDeferred, preflight
+from salesforce_sync.runs.window import SyncWindow, WindowSync, check_settings, plan_window, window_for_run
 from salesforce_sync.salesforce.org_clock import OrgClock, org_clock, skew_problem
 from salesforce_sync.store import AudienceStore, OrgAlreadyRegisteredError, SyncEvent
 from salesforce_sync.store.lease import LeaseHolder
-from salesforce_sync.sync_lease import SyncLease, SyncLeaseBusy, acquire_lease, dagster_holder
+from salesforce_sync.runs.lease import SyncLease, SyncLeaseBusy, acquire_lease, dagster_holder
 
 INTEGRATION_TAG = "salesforce_sync/integration"
 PARTITION_FORMAT = "%Y-%m-%d-%H:%M"

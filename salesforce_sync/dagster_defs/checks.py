@@ -13,7 +13,7 @@ from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.config.status import missing_settings
 from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, asset_key
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource, SalesforceResource
-from salesforce_sync.health import (
+from salesforce_sync.runs.health import (
     CheckOutcome,
     check_api_limits,
     check_clock_skew,
@@ -22,7 +22,7 @@ from salesforce_sync.health import (
     check_staleness,
     mapping_check_within_budget,
 )
-from salesforce_sync.preview import preview_counts
+from salesforce_sync.runs.preview import preview_counts
 from salesforce_sync.salesforce.auth import SalesforceAuthError
 from salesforce_sync.salesforce.client import SalesforceRequestError
 from salesforce_sync.salesforce.org_clock import org_clock

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource
-from salesforce_sync.pipeline import WindowSync, apply_window
+from salesforce_sync.runs.window import WindowSync, apply_window
 from salesforce_sync.store import IntegrationStatus, SyncEvent
 
 

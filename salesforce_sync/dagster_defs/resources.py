@@ -10,7 +10,7 @@ from pydantic import PrivateAttr
 from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.home import sync_home
 from salesforce_sync.salesforce.client import SalesforceClient
-from salesforce_sync.connection import connect
+from salesforce_sync.runs.connection import connect
 from salesforce_sync.store import AudienceStore
 
 

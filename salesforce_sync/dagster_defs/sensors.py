@@ -6,7 +6,7 @@ from __future__ import annotations
 import dagster as dg
 from dagster._utils.error import SerializableErrorInfo
 
-from salesforce_sync.alerts import announce
+from salesforce_sync.runs.alerts import announce
 from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, asset_key, pending_windows, synced_integration_id
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource

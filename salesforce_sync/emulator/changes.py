@@ -16,21 +16,15 @@ events too.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
-from salesforce_sync.emulator.core import CONTROL_PREFIX, Request, Response, Router
-from salesforce_sync.emulator.errors import SalesforceApiError
 from salesforce_sync.emulator.schema import FieldDef, ObjectDef, OrgSchema
-
-if TYPE_CHECKING:
-    from salesforce_sync.emulator.org import Org
 
 TRACKED_OBJECTS = ("Lead", "Contact", "CampaignMember", "Account", "Opportunity")
 # Stored, but not in change events: the record id travels in the header; the others are system or derived.
@@ -40,16 +34,16 @@ GAP_TYPES = ("GAP_CREATE", "GAP_UPDATE", "GAP_DELETE", "GAP_UNDELETE")
 _JSON_SET_PAIRS = 60  # SQLite caps a function call at 127 arguments
 
 # The org clock (clock.py keeps it in _meta) and the integration user, as SQL the triggers evaluate.
-_CLOCK_SQL = ("(SELECT CASE WHEN f.value != '' THEN CAST(f.value AS INTEGER) "
+CLOCK_SQL = ("(SELECT CASE WHEN f.value != '' THEN CAST(f.value AS INTEGER) "
               "ELSE CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) + CAST(o.value AS INTEGER) END "
               "FROM _meta f, _meta o WHERE f.key = 'clock_frozen_ms' AND o.key = 'clock_offset_ms')")
-_USER_SQL = ("(SELECT \"Id\" FROM \"User\" WHERE \"Username\" = "
+USER_SQL = ("(SELECT \"Id\" FROM \"User\" WHERE \"Username\" = "
              "(SELECT json_extract(value, '$.username') FROM _meta WHERE key = 'settings'))")
 _OVERFLOW_LIMIT_SQL = ("(SELECT coalesce(json_extract(value, '$.change_event_overflow_changes'), 100000) "
                        "FROM _meta WHERE key = 'settings')")
-_INSERT_SQL = ("INSERT INTO _change_events (entity, record_ids, change_type, changed, vals, commit_ms, "
+INSERT_EVENT_SQL = ("INSERT INTO _change_events (entity, record_ids, change_type, changed, vals, commit_ms, "
                "transaction_key, sequence, origin, commit_user) ")
-_CUTS_KEY = "pubsub_stream_cuts"
+CUTS_KEY = "pubsub_stream_cuts"
 
 
 # ---- what an event carries ------------------------------------------------------------------------
@@ -106,14 +100,12 @@ def current_origin() -> str:
 
 
 @contextlib.contextmanager
-def call_origin(request: Request) -> Iterator[None]:
-    """Stamp the changes this API call makes with its changeOrigin, `com/salesforce/api/<api>/<ver>;client=<c>`
-    (the client from the Sforce-Call-Options header)."""
-    path = request.path
+def call_origin(path: str, version: str | None, call_options: str | None) -> Iterator[None]:
+    """Stamp the changes an API call makes with its changeOrigin, `com/salesforce/api/<api>/<ver>;client=<c>`
+    (the client from its Sforce-Call-Options header)."""
     api = "bulkapi" if "/jobs/ingest" in path else "soap" if path.lower().startswith("/services/soap") else "rest"
-    version = request.version or (m.group(1) if (m := re.search(r"/(\d{2}\.\d)(?:/|$)", path)) else "")
-    options = dict(part.strip().split("=", 1) for part in (request.headers.get("Sforce-Call-Options") or "").split(",")
-                   if "=" in part)
+    version = version or (m.group(1) if (m := re.search(r"/(\d{2}\.\d)(?:/|$)", path)) else "")
+    options = dict(part.strip().split("=", 1) for part in (call_options or "").split(",") if "=" in part)
     client = options.get("client", "")
     _call.origin = f"com/salesforce/api/{api}/{version}" + (f";client={client}" if client else "")
     try:
@@ -191,8 +183,8 @@ def _json_object_sql(columns: list[str], row: str) -> str:
 def _trigger_sql(obj: ObjectDef) -> list[str]:
     columns = [c for ef in event_fields(obj) for c in ef.columns]
     name, table = obj.name, f'"{obj.name}"'
-    tail = f"{_CLOCK_SQL}, cdc_transaction_key(), cdc_sequence(), cdc_origin(), {_USER_SQL}"
-    overflow = f"{_INSERT_SQL} SELECT '{name}', '[]', 'GAP_OVERFLOW', '[]', NULL, {tail} WHERE cdc_overflow('{name}');"
+    tail = f"{CLOCK_SQL}, cdc_transaction_key(), cdc_sequence(), cdc_origin(), {USER_SQL}"
+    overflow = f"{INSERT_EVENT_SQL} SELECT '{name}', '[]', 'GAP_OVERFLOW', '[]', NULL, {tail} WHERE cdc_overflow('{name}');"
     differs = [f'OLD."{c}" IS NOT NEW."{c}"' for c in columns]
     changed = ("'[' || substr(" + " || ".join(f"CASE WHEN OLD.\"{c}\" IS NOT NEW.\"{c}\" THEN ',\"{c}\"' ELSE '' END"
                                                 for c in columns) + ", 2) || ']'")
@@ -203,19 +195,19 @@ def _trigger_sql(obj: ObjectDef) -> list[str]:
     when_changed = " OR ".join((['OLD."IsDeleted" IS NOT NEW."IsDeleted"'] if deleted else []) + differs)
     counted = " + ".join(f"({d})" for d in differs)  # an update counts each changed field towards the overflow
     return [
-        f'CREATE TRIGGER "_cdc_{name}_insert" AFTER INSERT ON {table} BEGIN {_INSERT_SQL}'
+        f'CREATE TRIGGER "_cdc_{name}_insert" AFTER INSERT ON {table} BEGIN {INSERT_EVENT_SQL}'
         f"SELECT '{name}', json_array(NEW.\"Id\"), 'CREATE', '[]', {_json_object_sql(columns, 'NEW')}, {tail} "
         f"WHERE cdc_admit('{name}', 1, {_OVERFLOW_LIMIT_SQL}); {overflow} END",
         # Only writes set SystemModstamp; the org's copies of a parent's fields do not.
         f'CREATE TRIGGER "_cdc_{name}_update" AFTER UPDATE OF "SystemModstamp" ON {table} WHEN {when_changed} '
-        f"BEGIN {_INSERT_SQL} SELECT '{name}', json_array(NEW.\"Id\"), kind, "
+        f"BEGIN {INSERT_EVENT_SQL} SELECT '{name}', json_array(NEW.\"Id\"), kind, "
         f"CASE kind WHEN 'UPDATE' THEN {changed} ELSE '[]' END, "
         f"CASE kind WHEN 'DELETE' THEN NULL ELSE {_json_object_sql(columns, 'NEW')} END, {tail} "
         f"FROM (SELECT {kind} AS kind) WHERE cdc_admit('{name}', CASE kind WHEN 'UPDATE' THEN {counted} ELSE 1 END, "
         f"{_OVERFLOW_LIMIT_SQL}); {overflow} END",
         f'CREATE TRIGGER "_cdc_{name}_delete" AFTER DELETE ON {table} '
         + ('WHEN OLD."IsDeleted" = 0 ' if deleted else "")
-        + f"BEGIN {_INSERT_SQL} SELECT '{name}', json_array(OLD.\"Id\"), 'DELETE', '[]', NULL, {tail} "
+        + f"BEGIN {INSERT_EVENT_SQL} SELECT '{name}', json_array(OLD.\"Id\"), 'DELETE', '[]', NULL, {tail} "
         f"WHERE cdc_admit('{name}', 1, {_OVERFLOW_LIMIT_SQL}); {overflow} END",
     ]
 
@@ -235,181 +227,8 @@ def install_change_capture(conn: sqlite3.Connection, schema: OrgSchema) -> None:
         "vals TEXT, commit_ms INTEGER NOT NULL, transaction_key TEXT NOT NULL, sequence INTEGER NOT NULL, "
         "origin TEXT NOT NULL, commit_user TEXT)")
     conn.execute("CREATE INDEX IF NOT EXISTS _change_events_commit ON _change_events (commit_ms)")
-    conn.execute(f"INSERT OR IGNORE INTO _meta VALUES ('{_CUTS_KEY}', '0')")
+    conn.execute(f"INSERT OR IGNORE INTO _meta VALUES ('{CUTS_KEY}', '0')")
     drop_change_triggers(conn)
     for obj in tracked_objects(schema):
         for sql in _trigger_sql(obj):
             conn.execute(sql)
-
-
-# ---- reading the log -----------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class StoredChange:
-    """One row of the event log; `values` are stored column values (CREATE/UNDELETE: all, UPDATE: the row after
-    the change, of which `changed` names the columns that moved)."""
-
-    replay_id: int
-    entity: str
-    record_ids: list[str]
-    change_type: str
-    changed: list[str]
-    values: dict[str, Any]
-    commit_ms: int
-    transaction_key: str
-    sequence: int
-    origin: str
-    commit_user: str
-
-
-def _retention_cutoff(org: Org) -> int:
-    return org.now_ms() - int(org.settings.change_event_retention_hours * 3600 * 1000)
-
-
-def latest_replay_id(org: Org) -> int:
-    """The newest replay id ever given (0 before the first event)."""
-    with org.read() as conn:
-        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = '_change_events'").fetchone()
-    return row[0] if row else 0
-
-
-def earliest_position(org: Org) -> int:
-    """The position before the oldest retained event (where EARLIEST starts)."""
-    cutoff = _retention_cutoff(org)
-    with org.read() as conn:
-        row = conn.execute("SELECT min(replay_id) FROM _change_events WHERE commit_ms >= ?", (cutoff,)).fetchone()
-    return row[0] - 1 if row[0] is not None else latest_replay_id(org)
-
-
-def replay_id_retained(org: Org, replay_id: int) -> bool:
-    """A CUSTOM replay id is usable when its event is still retained (or it is the start of an empty log)."""
-    if replay_id == 0 and latest_replay_id(org) == 0:
-        return True
-    with org.read() as conn:
-        row = conn.execute("SELECT commit_ms FROM _change_events WHERE replay_id = ?", (replay_id,)).fetchone()
-    return row is not None and row[0] >= _retention_cutoff(org)
-
-
-def _merge_key(change: StoredChange) -> tuple[Any, ...] | None:
-    """Changes that Salesforce sends as one event with several recordIds: the same UPDATE (same fields, same new
-    values) or a DELETE, made to records of one object in one transaction within one second. LastModifiedDate is
-    left out of the comparison: Salesforce stamps a transaction once, this org each record as it writes it."""
-    if change.change_type == "UPDATE":
-        values = tuple(change.values.get(c) for c in change.changed if c != "LastModifiedDate")
-        return (change.transaction_key, change.entity, "UPDATE", change.commit_ms // 1000, tuple(change.changed),
-                values)
-    if change.change_type == "DELETE":
-        return (change.transaction_key, change.entity, "DELETE", change.commit_ms // 1000)
-    return None
-
-
-def _stored_change(row: tuple[Any, ...]) -> StoredChange:
-    return StoredChange(row[0], row[1], json.loads(row[2]), row[3], json.loads(row[4]), json.loads(row[5] or "{}"),
-                        row[6], row[7], row[8], row[9], row[10] or "")
-
-
-def read_changes(org: Org, after: int, limit: int, entity: str | None) -> tuple[list[StoredChange], int]:
-    """Up to `limit` events after `after` (of one entity, or all), consecutive identical changes merged into one
-    event (replay id: its last row's); and the position read up to, which moves past other entities' events so a
-    per-object channel's latest replay id keeps up with the log."""
-    events: list[StoredChange] = []
-    keys: list[tuple[Any, ...] | None] = []
-    with org.read() as conn:
-        high = conn.execute("SELECT coalesce(max(replay_id), 0) FROM _change_events").fetchone()[0]
-        where = "replay_id > ? AND replay_id <= ?" + (" AND entity = ?" if entity else "")
-        cursor = after
-        # One event more than asked for shows that the last one asked for is complete.
-        while len(events) <= limit:
-            args = (cursor, high, entity) if entity else (cursor, high)
-            wanted = limit + 1 - len(events)  # rows that may still merge into the last event come in bigger steps
-            rows = conn.execute(f"SELECT * FROM _change_events WHERE {where} ORDER BY replay_id LIMIT ?",
-                                (*args, max(wanted, 500) if keys and keys[-1] else wanted)).fetchall()
-            if not rows:
-                break
-            for row in rows:
-                change = _stored_change(row)
-                key = _merge_key(change)
-                if key is not None and events and keys[-1] == key and events[-1].replay_id + 1 == change.replay_id:
-                    events[-1] = replace(events[-1], replay_id=change.replay_id,
-                                         record_ids=events[-1].record_ids + change.record_ids)
-                else:
-                    events.append(change)
-                    keys.append(key)
-            cursor = rows[-1][0]
-    if len(events) > limit:
-        del events[limit:]
-        return events, events[-1].replay_id
-    return events, max(high, after)
-
-
-def purge_expired(org: Org) -> int:
-    """Drop events older than the retention (Salesforce keeps them 72 hours)."""
-    cutoff = _retention_cutoff(org)
-    with org.write() as conn:
-        return conn.execute("DELETE FROM _change_events WHERE commit_ms < ?", (cutoff,)).rowcount
-
-
-# ---- forced events and stream cuts (test control) --------------------------------------------------
-
-def _append_header_only(org: Org, entity: str, record_ids: list[str], change_type: str) -> int:
-    with org.write() as conn:
-        return conn.execute(
-            _INSERT_SQL + f"VALUES (?, ?, ?, '[]', NULL, {_CLOCK_SQL}, cdc_transaction_key(), cdc_sequence(), '', "
-            f"{_USER_SQL})", (entity, json.dumps(record_ids), change_type)).lastrowid
-
-
-def _tracked(org: Org, entity: str) -> str:
-    obj = org.schema.object(entity)
-    if obj is None or obj.name not in TRACKED_OBJECTS:
-        raise SalesforceApiError(400, "INVALID_TYPE", f"change events are not enabled for {entity!r}; "
-                                                      f"tracked: {', '.join(TRACKED_OBJECTS)}")
-    return obj.name
-
-
-def force_gap(org: Org, entity: str, record_ids: list[str], change_type: str = "GAP_UPDATE") -> int:
-    """A gap event (header and record ids, no values), as when Salesforce cannot build the real one."""
-    if change_type not in GAP_TYPES:
-        raise SalesforceApiError(400, "INVALID_CHANGE_TYPE", f"gap change type must be one of {GAP_TYPES}: {change_type}")
-    if not record_ids:
-        raise SalesforceApiError(400, "MISSING_ARGUMENT", "a gap event needs record ids")
-    return _append_header_only(org, _tracked(org, entity), list(record_ids), change_type)
-
-
-def force_overflow(org: Org, entity: str) -> int:
-    """A GAP_OVERFLOW event (no record ids), as after a transaction of more than 100,000 changes."""
-    return _append_header_only(org, _tracked(org, entity), [], "GAP_OVERFLOW")
-
-
-def cut_streams(org: Org) -> int:
-    """End every open Pub/Sub stream of this org (the servers watch this counter)."""
-    with org.write() as conn:
-        conn.execute(f"UPDATE _meta SET value = CAST(value AS INTEGER) + 1 WHERE key = '{_CUTS_KEY}'")
-    return stream_cuts(org)
-
-
-def stream_cuts(org: Org) -> int:
-    with org.read() as conn:
-        row = conn.execute(f"SELECT value FROM _meta WHERE key = '{_CUTS_KEY}'").fetchone()
-    return int(row[0]) if row else 0
-
-
-def register(router: Router) -> None:
-    add = router.add
-    add("POST", CONTROL_PREFIX + r"/change-events/gap", "control.changeGap", api=False)(_gap_route)
-    add("POST", CONTROL_PREFIX + r"/change-events/overflow", "control.changeOverflow", api=False)(_overflow_route)
-    add("POST", CONTROL_PREFIX + r"/pubsub/cut", "control.pubsubCut", api=False)(_cut_route)
-
-
-def _gap_route(request: Request) -> Response:
-    body = request.json() or {}
-    replay_id = force_gap(request.org, body.get("object", ""), body.get("ids") or [],
-                          body.get("change_type", "GAP_UPDATE"))
-    return Response.json({"replay_id": replay_id}, 201)
-
-
-def _overflow_route(request: Request) -> Response:
-    return Response.json({"replay_id": force_overflow(request.org, (request.json() or {}).get("object", ""))}, 201)
-
-
-def _cut_route(request: Request) -> Response:
-    return Response.json({"cuts": cut_streams(request.org)})

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import trustme
 
-from salesforce_sync.emulator import bulk, changes, composite, control, oauth, rest, soap
+from salesforce_sync.emulator import bulk, change_log, changes, composite, control, oauth, rest, soap
 from salesforce_sync.emulator.core import API_VERSIONS, CONTROL_PREFIX, VERSION_PREFIX, Request, Response, Route, Router
 from salesforce_sync.emulator.errors import SalesforceApiError, not_found
 from salesforce_sync.emulator.org import Org
@@ -31,7 +31,7 @@ TLS_NAMES = ("127.0.0.1", "localhost", "login.salesforce.com", "test.salesforce.
 
 def _build_router() -> Router:
     router = Router()
-    for module in (oauth, soap, rest, composite, bulk, control, changes):
+    for module in (oauth, soap, rest, composite, bulk, control, change_log):
         module.register(router)
     return router
 
@@ -160,7 +160,7 @@ class EmulatorServer:
         else:
             used, maximum = self.org.count_call(route.name)
             try:
-                with changes.call_origin(request):
+                with changes.call_origin(request.path, request.version, request.headers.get("Sforce-Call-Options")):
                     response = route.handler(request)
             except SalesforceApiError as err:
                 response = Response.json(err.body(), err.status)

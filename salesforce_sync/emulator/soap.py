@@ -56,7 +56,8 @@ def soap(request: Request) -> Response:
     if used >= maximum:
         return soap_fault("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
     used, maximum = request.org.count_call("soap.convertLead")
-    with call_origin(request):  # the conversion's change events carry com/salesforce/api/soap/<ver>
+    # The conversion's change events carry com/salesforce/api/soap/<ver>.
+    with call_origin(request.path, request.params.get("version"), request.headers.get("Sforce-Call-Options")):
         return convert_lead(request, operation, used, maximum)
 
 

@@ -11,9 +11,9 @@ import pytest
 
 from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.emulator.harness import EmulatedOrg
-from salesforce_sync.health import preflight
-from salesforce_sync.pipeline import SyncWindow, apply_window, plan_window
-from salesforce_sync.connection import connect
+from salesforce_sync.runs.health import preflight
+from salesforce_sync.runs.window import SyncWindow, apply_window, plan_window
+from salesforce_sync.runs.connection import connect
 from salesforce_sync.store import AudienceStore, external_ids
 
 PROJECT = "acme"

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from salesforce_sync.cli import main
-from salesforce_sync.preview import preview_counts
+from salesforce_sync.runs.preview import preview_counts
 from salesforce_sync.config.loader import load_config
 from salesforce_sync.emulator.harness import EmulatedOrg
-from salesforce_sync.connection import connect
+from salesforce_sync.runs.connection import connect
 from salesforce_sync.store import AudienceStore
 from salesforce_sync_tests.cli.cli_support import (
     LEAD_RULES,

@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from salesforce_sync.commands.sync import run_sync
-from salesforce_sync.connection import connect
+from salesforce_sync.runs.connection import connect
 from salesforce_sync.dagster_defs.assets import asset_key
 from salesforce_sync.dagster_defs.definitions import build_definitions
 from salesforce_sync.emulator.harness import EmulatedOrg

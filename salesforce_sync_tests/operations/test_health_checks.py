@@ -10,7 +10,7 @@ import pytest
 
 from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.emulator.harness import EmulatedOrg
-from salesforce_sync.health import (
+from salesforce_sync.runs.health import (
     SyncBlocked,
     SyncDeferred,
     check_api_limits,
@@ -20,7 +20,7 @@ from salesforce_sync.health import (
     preflight,
 )
 from salesforce_sync.salesforce.client import SalesforceClient
-from salesforce_sync.connection import connect
+from salesforce_sync.runs.connection import connect
 from salesforce_sync_tests.operations.support import build_config, offline_integration, org_integration
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from salesforce_sync.dagster_defs.definitions import build_definitions
 from salesforce_sync.emulator.harness import EmulatedOrg
-from salesforce_sync.health import check_api_limits, check_field_mappings
-from salesforce_sync.connection import connect
+from salesforce_sync.runs.health import check_api_limits, check_field_mappings
+from salesforce_sync.runs.connection import connect
 from salesforce_sync.store import AudienceStore, IntegrationStatus, SyncEvent, UpsertCounts
 from salesforce_sync_tests.operations.support import (
     PROJECT,

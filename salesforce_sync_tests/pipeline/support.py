@@ -17,9 +17,9 @@ from simple_salesforce import Salesforce
 from salesforce_sync.config.loader import parse_config
 from salesforce_sync.config.models import IntegrationConfig, SyncConfig
 from salesforce_sync.emulator.harness import EmulatedOrg
-from salesforce_sync.health import preflight
-from salesforce_sync.pipeline import SyncWindow, WindowResult, apply_window, check_settings, plan_window
-from salesforce_sync.connection import connect
+from salesforce_sync.runs.health import preflight
+from salesforce_sync.runs.window import SyncWindow, WindowResult, apply_window, check_settings, plan_window
+from salesforce_sync.runs.connection import connect
 from salesforce_sync.store import AudienceStore
 
 HOUR = timedelta(hours=1)

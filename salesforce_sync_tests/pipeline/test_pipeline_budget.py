@@ -10,11 +10,11 @@ import pytest
 from simple_salesforce import Salesforce
 
 from salesforce_sync.config.models import IntegrationConfig
-from salesforce_sync.connection import connect
+from salesforce_sync.runs.connection import connect
 from salesforce_sync.emulator.harness import EmulatedOrg
-from salesforce_sync.health import SyncDeferred, preflight
-from salesforce_sync.pipeline import SyncWindow, WindowSync, apply_window, plan_window
-from salesforce_sync.preview import preview_counts
+from salesforce_sync.runs.health import SyncDeferred, preflight
+from salesforce_sync.runs.window import SyncWindow, WindowSync, apply_window, plan_window
+from salesforce_sync.runs.preview import preview_counts
 from salesforce_sync.salesforce.client import SalesforceClient
 from salesforce_sync.store import AudienceStore
 from salesforce_sync_tests.pipeline.support import (

@@ -32,7 +32,7 @@ from salesforce_sync.config.models import SyncConfig
 from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG
 from salesforce_sync.dagster_defs.definitions import build_definitions, sync_job_name
 from salesforce_sync.emulator.harness import EmulatedOrg
-from salesforce_sync.pipeline import SyncWindow
+from salesforce_sync.runs.window import SyncWindow
 from salesforce_sync.store import AudienceStore, SyncEvent
 from salesforce_sync_tests.pipeline.support import (
     AUTH_ENV,

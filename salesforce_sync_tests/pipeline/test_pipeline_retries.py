@@ -13,10 +13,10 @@ import pytest
 from simple_salesforce import Salesforce
 
 from salesforce_sync.config.models import IntegrationConfig
-from salesforce_sync.connection import connect
+from salesforce_sync.runs.connection import connect
 from salesforce_sync.emulator.harness import EmulatedOrg
-from salesforce_sync.health import check_field_mappings, preflight
-from salesforce_sync.pipeline import SyncWindow, WindowResult, WindowSync, apply_window, plan_window
+from salesforce_sync.runs.health import check_field_mappings, preflight
+from salesforce_sync.runs.window import SyncWindow, WindowResult, WindowSync, apply_window, plan_window
 from salesforce_sync.salesforce.client import SalesforceRequestError
 from salesforce_sync.salesforce.retries import RetryPolicy
 from salesforce_sync.store import AudienceStore

@@ -15,11 +15,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from salesforce_sync.commands.sync import local_instance, run_sync
 from salesforce_sync.config.models import IntegrationConfig
-from salesforce_sync.connection import connect
+from salesforce_sync.runs.connection import connect
 from salesforce_sync.dagster_defs.assets import asset_key
 from salesforce_sync.emulator.harness import EmulatedOrg
-from salesforce_sync.health import check_clock_skew
-from salesforce_sync.pipeline import MANUAL_LAG, SyncWindow
+from salesforce_sync.runs.health import check_clock_skew
+from salesforce_sync.runs.window import MANUAL_LAG, SyncWindow
 from salesforce_sync.salesforce.auth import SalesforceAuthError
 from salesforce_sync.store import AudienceStore, SyncEvent
 from salesforce_sync_tests.pipeline.support import (

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from salesforce_sync.config.models import IntegrationConfig
-from salesforce_sync.pipeline import MANUAL_LAG, SyncWindow, window_for_run
+from salesforce_sync.runs.window import MANUAL_LAG, SyncWindow, window_for_run
 
 START = datetime(2026, 11, 20, tzinfo=UTC)
 HOUR = timedelta(hours=1)

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 from simple_salesforce import Salesforce
 
 from salesforce_sync.emulator.harness import EmulatedOrg
-from salesforce_sync.connection import connect
-from salesforce_sync.health import preflight
-from salesforce_sync.pipeline import SyncWindow, plan_window
+from salesforce_sync.runs.connection import connect
+from salesforce_sync.runs.health import preflight
+from salesforce_sync.runs.window import SyncWindow, plan_window
 from salesforce_sync.store import AudienceStore, SyncEvent
 from salesforce_sync.sync.soql import soql_datetime
 from salesforce_sync_tests.pipeline.support import (

@@ -10,8 +10,8 @@ from simple_salesforce import Salesforce
 
 from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.emulator.harness import EmulatedOrg
-from salesforce_sync.health import SyncBlocked
-from salesforce_sync.pipeline import SyncWindow
+from salesforce_sync.runs.health import SyncBlocked
+from salesforce_sync.runs.window import SyncWindow
 from salesforce_sync.store import AudienceStore, IntegrationStatus, SyncEvent
 from salesforce_sync.sync.errors import SyncRuleError
 from salesforce_sync_tests.pipeline.support import (

@@ -15,7 +15,7 @@ import pytest
 
 from salesforce_sync.store import AudienceStore
 from salesforce_sync.store.lease import LeaseHolder
-from salesforce_sync.sync_lease import (
+from salesforce_sync.runs.lease import (
     SyncLeaseBusy,
     SyncLeaseLost,
     acquire_lease,

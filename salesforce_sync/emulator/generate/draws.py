@@ -7,14 +7,11 @@ import math
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from salesforce_sync.emulator.ids import KEY_PREFIXES
-
-if TYPE_CHECKING:
-    from salesforce_sync.emulator.generate.plan import Plan
 
 BATCH_SIZE = 10_000
 ID_POD = "5g"
@@ -43,10 +40,16 @@ def hash64(salt: int, idx: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
+class Salted(Protocol):
+    """What draws need of an org's plan: a salt per label, derived from its seed."""
+
+    def salt(self, label: str) -> int: ...
+
+
 class Draws:
     """Independent uniform draws for a set of records of one object, one stream per field name."""
 
-    def __init__(self, plan: Plan, space: str, idx: np.ndarray) -> None:
+    def __init__(self, plan: Salted, space: str, idx: np.ndarray) -> None:
         self.plan, self.space, self.idx = plan, space, idx
 
     def bits(self, name: str) -> np.ndarray:

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from salesforce_sync.emulator.changes import EventField, StoredChange, event_fields
+from salesforce_sync.emulator.change_log import StoredChange
+from salesforce_sync.emulator.changes import EventField, event_fields
 from salesforce_sync.emulator.schema import FieldDef, ObjectDef
 
 NAMESPACE = "com.sforce.eventbus"

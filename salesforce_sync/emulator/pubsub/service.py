@@ -2,7 +2,7 @@
 
 Auth by call metadata (accesstoken, instanceurl, tenantid) against the org's tokens; errors end the call with
 Salesforce's gRPC status and an `error-code` trailer (`sfdc.platform.eventbus.grpc.<suffix>`). A subscription
-reads the org's change-event log (changes.py), so events written by another process sharing the state file
+reads the org's change-event log (change_log.py), so events written by another process sharing the state file
 arrive as well.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import grpc
 
-from salesforce_sync.emulator import changes
+from salesforce_sync.emulator import change_log, changes
 from salesforce_sync.emulator.org import Org
 from salesforce_sync.emulator.pubsub import pubsub_api_pb2 as pb
 from salesforce_sync.emulator.pubsub import pubsub_api_pb2_grpc as pb_grpc
@@ -154,18 +154,18 @@ class PubSubService(pb_grpc.PubSubServicer):
     def _start(self, first: pb.FetchRequest) -> int:
         """The log position a new subscription starts after, from the first request's replay preset."""
         if first.replay_preset == pb.EARLIEST:
-            changes.purge_expired(self.org)
-            return changes.earliest_position(self.org)
+            change_log.purge_expired(self.org)
+            return change_log.earliest_position(self.org)
         if first.replay_preset == pb.CUSTOM:
             if not first.replay_id:
                 raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "subscription.fetch.replayid.validation.failed",
                              "a CUSTOM replay preset needs a replay_id")
-            if len(first.replay_id) != 8 or not changes.replay_id_retained(
+            if len(first.replay_id) != 8 or not change_log.replay_id_retained(
                     self.org, position := struct.unpack(">Q", first.replay_id)[0]):
                 raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "subscription.fetch.replayid.corrupted",
                              "the replay id is unknown or no longer retained; resubscribe from EARLIEST or LATEST")
             return position
-        return changes.latest_replay_id(self.org)
+        return change_log.latest_replay_id(self.org)
 
     @staticmethod
     def _read_requests(request_iterator: Iterator[pb.FetchRequest], topic: str, credit: _Credit) -> None:
@@ -185,17 +185,17 @@ class PubSubService(pb_grpc.PubSubServicer):
     def _deliver(self, context: grpc.ServicerContext, rpc_id: str, entity: str | None, position: int,
                  credit: _Credit) -> Iterator[pb.FetchResponse]:
         keepalive = self.org.settings.pubsub_keepalive_seconds
-        cuts = changes.stream_cuts(self.org)
+        cuts = change_log.stream_cuts(self.org)
         last_sent = time.monotonic()
         while context.is_active():
             with credit.cond:
                 if credit.error:
                     raise credit.error
                 pending = credit.pending
-            if changes.stream_cuts(self.org) != cuts:
+            if change_log.stream_cuts(self.org) != cuts:
                 raise _Abort(grpc.StatusCode.UNAVAILABLE, "service.unavailable", "the stream was closed by the server")
             if pending:
-                found, position = changes.read_changes(self.org, position, pending, entity)
+                found, position = change_log.read_changes(self.org, position, pending, entity)
                 if found:
                     events = self._consumer_events(found)
                     with credit.cond:
@@ -212,7 +212,7 @@ class PubSubService(pb_grpc.PubSubServicer):
             with credit.cond:
                 credit.cond.wait(POLL_SECONDS)
 
-    def _consumer_events(self, found: list[changes.StoredChange]) -> list[pb.ConsumerEvent]:
+    def _consumer_events(self, found: list[change_log.StoredChange]) -> list[pb.ConsumerEvent]:
         org_id = self.org.settings.org_id
         schemas = {entity: self._schema(entity) for entity in {change.entity for change in found}}
         events = []

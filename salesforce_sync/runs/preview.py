@@ -12,8 +12,8 @@ from typing import NamedTuple
 
 from salesforce_sync.config.errors import ConfigError
 from salesforce_sync.config.models import IntegrationConfig, ObjectType
-from salesforce_sync.health import describe_for, require_budget
-from salesforce_sync.pipeline import rules_where
+from salesforce_sync.runs.health import describe_for, require_budget
+from salesforce_sync.runs.window import rules_where
 from salesforce_sync.salesforce.client import SalesforceClient
 from salesforce_sync.sync.budget import describe_calls
 from salesforce_sync.sync.soql import soql_datetime

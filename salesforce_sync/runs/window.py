@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 
 from salesforce_sync.config.models import IntegrationConfig
-from salesforce_sync.health import require_budget
-from salesforce_sync.reconcile import mark_window_out_of_scope, reconcile, reconciliation_due
+from salesforce_sync.runs.health import require_budget
+from salesforce_sync.runs.reconcile import mark_window_out_of_scope, reconcile, reconciliation_due
 from salesforce_sync.salesforce.client import ResumeQuery, SalesforceClient, rest_page_size
 from salesforce_sync.salesforce.org_clock import DATE_RESOLUTION
 from salesforce_sync.store import AudienceStore
@@ -35,7 +35,7 @@ from salesforce_sync.sync.soql import (
 )
 from salesforce_sync.sync.text_values import replace_nul
 from salesforce_sync.sync.windows import fetch_bounds
-from salesforce_sync.sync_lease import SyncLease
+from salesforce_sync.runs.lease import SyncLease
 
 log = logging.getLogger(__name__)
 MAX_LOGGED_WARNINGS = 20

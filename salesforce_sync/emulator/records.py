@@ -427,13 +427,7 @@ class RecordStore:
                 missing_code: str = "NOT_FOUND", stored_id: bool = False) -> None:
         """Update one record. `system` is the org itself writing (a conversion): read-only fields and a
         read-only record may be set. `missing_code` is how a missing record is reported (REST: NOT_FOUND)."""
-        current = self._stored(conn, obj, record_id, stored_id=stored_id)
-        if current is None:
-            if missing_code == "NOT_FOUND":
-                raise not_found()
-            raise SalesforceApiError(404, missing_code, "entity is deleted")
-        if current.get("IsDeleted"):
-            raise SalesforceApiError(404, "ENTITY_IS_DELETED", "entity is deleted")
+        current = self._live(conn, obj, record_id, missing_code, stored_id=stored_id)
         rules = rules_for(obj.name)
         if rules.read_only_flag and not system and current.get(rules.read_only_flag[0]):
             _, code, message = rules.read_only_flag
@@ -457,15 +451,22 @@ class RecordStore:
         if rules.after_update:
             rules.after_update(conn, current["Id"], changes)
 
-    def _delete(self, conn: sqlite3.Connection, obj: ObjectDef, record_id: str, stamp_ms: int | None, *,
-                missing_code: str = "NOT_FOUND") -> None:
-        current = self._stored(conn, obj, record_id)
+    def _live(self, conn: sqlite3.Connection, obj: ObjectDef, record_id: str, missing_code: str, *,
+              stored_id: bool = False) -> dict[str, Any]:
+        """The stored record a write changes; a missing one is `missing_code` (REST: NOT_FOUND), one in the recycle
+        bin ENTITY_IS_DELETED."""
+        current = self._stored(conn, obj, record_id, stored_id=stored_id)
         if current is None:
             if missing_code == "NOT_FOUND":
                 raise not_found()
             raise SalesforceApiError(404, missing_code, "entity is deleted")
         if current.get("IsDeleted"):
             raise SalesforceApiError(404, "ENTITY_IS_DELETED", "entity is deleted")
+        return current
+
+    def _delete(self, conn: sqlite3.Connection, obj: ObjectDef, record_id: str, stamp_ms: int | None, *,
+                missing_code: str = "NOT_FOUND") -> None:
+        current = self._live(conn, obj, record_id, missing_code)
         rules = rules_for(obj.name)
         if not obj.field("IsDeleted") or obj.name == "CampaignMember":
             # Junction objects skip the recycle bin: the row is gone, invisible even to queryAll.

@@ -123,10 +123,15 @@ def _resolve_path(value: Path | None, info: ValidationInfo) -> Path | None:
 
 
 class Project(_Model):
-    """A project of the marketing tool; integrations feed people into one project's audience."""
+    """A project of the marketing tool; integrations feed people into one project's audience.
+
+    `api_budget_percent` caps every integration of the project: an org is connected to one project only, so
+    it is the org-wide cap when several integrations share an org (each integration's own setting applies
+    below it)."""
 
     id: Identifier
     name: str | None = None
+    api_budget_percent: int | None = Field(None, ge=1, le=100)
 
     @model_validator(mode="before")
     @classmethod
@@ -578,6 +583,17 @@ class SyncConfig(_Model):
                     f"'{integration.project}' is not a declared project (declared: {', '.join(sorted(seen_projects))})",
                 )
         return self
+
+    @model_validator(mode="after")
+    def _org_wide_budget(self) -> SyncConfig:
+        """Each integration's API budget within its project's (the org-wide) cap."""
+        caps = {p.id: p.api_budget_percent for p in self.projects if p.api_budget_percent is not None}
+        if not caps:
+            return self
+        capped = tuple(
+            i.model_copy(update={"api_budget_percent": min(i.api_budget_percent, caps[i.project])})
+            if i.project in caps else i for i in self.integrations)
+        return self.model_copy(update={"integrations": capped})
 
     def integration(self, integration_id: str) -> IntegrationConfig:
         for integration in self.integrations:

@@ -153,6 +153,21 @@ integrations:
     assert second.emulator.state_file == tmp_path / "state" / "org.db"
 
 
+def test_a_projects_api_budget_caps_every_integration_of_it(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, """
+projects:
+  - {id: shared_org, api_budget_percent: 60}
+  - free
+integrations:
+  - {id: eager, project: shared_org, environment: emulator, start: 2026-01-01}
+  - {id: modest, project: shared_org, environment: emulator, start: 2026-01-01, api_budget_percent: 40}
+  - {id: alone, project: free, environment: emulator, start: 2026-01-01}
+"""))
+    assert {i.id: i.api_budget_percent for i in config.integrations} == {"eager": 60, "modest": 40, "alone": 90}
+    with pytest.raises(ConfigError, match="api_budget_percent"):
+        load_config(write(tmp_path, "projects: [{id: p, api_budget_percent: 0}]\n"))
+
+
 @pytest.mark.parametrize(("frequency", "cron"), [
     (1, "* * * * *"), (5, "*/5 * * * *"), (30, "*/30 * * * *"), (60, "0 * * * *"),
     (120, "0 */2 * * *"), (720, "0 */12 * * *"), (1440, "0 0 * * *"), ("manual", "0 0 * * *"),

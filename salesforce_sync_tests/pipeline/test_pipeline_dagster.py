@@ -32,7 +32,7 @@ from salesforce_sync_tests.pipeline.support import (
 PROJECT = "acme"
 ORG_COUNTS = {"Lead": 300, "Contact": 150, "CampaignMember": 80}
 FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
-NUMERIC_METADATA = ("records_imported", "records_updated", "records_deleted", "records_skipped", "api_calls")
+WINDOW_COUNTS = ("records_imported", "records_updated", "records_deleted", "records_skipped")
 
 
 @pytest.fixture
@@ -53,12 +53,13 @@ def partition_keys(config: SyncConfig, integration_id: str) -> tuple[str, str]:
     return partitions.get_first_partition_key(), partitions.get_last_partition_key()
 
 
-def materializations(instance: dg.DagsterInstance, integration_id: str, run_id: str) -> dict[str, list[dict]]:
-    """Metadata of each object's materializations in one run, by object."""
+def materializations(instance: dg.DagsterInstance, integration_id: str, run_id: str) -> dict[str, dict[str, dict]]:
+    """Metadata of each object's materializations in one run, by object and partition (in partition order)."""
     found = {}
     for object_type in OBJECTS:
         records = instance.fetch_materializations(asset_key(integration_id, object_type), limit=100).records
-        found[object_type] = [record.asset_materialization.metadata for record in records if record.run_id == run_id]
+        found[object_type] = {record.partition_key: record.asset_materialization.metadata
+                              for record in sorted(records, key=lambda r: r.partition_key) if record.run_id == run_id}
     return found
 
 
@@ -83,21 +84,34 @@ def test_a_backfill_is_one_run_with_one_query_per_object_and_a_full_resync_scrub
     assert calls["bulk2.query.create"] == 2
     assert calls["query"] == len(OBJECTS) + 1 and "queryMore" not in calls
     metadata = materializations(instance, "crm", run.run_id)
-    for object_type, events in metadata.items():
-        assert len(events) == 2  # one materialization per window of the range, from one write
-        meta = events[0]
-        assert all(isinstance(meta[name], dg.IntMetadataValue) for name in NUMERIC_METADATA)
-        assert isinstance(meta["duration_seconds"], dg.FloatMetadataValue)
-        assert isinstance(meta["window_start"], dg.TimestampMetadataValue)
-        assert meta["window_start"].value == start.timestamp()
-        assert meta["window_end"].value == (start + 2 * HOUR).timestamp()
-        assert meta["api"].value == ("rest" if object_type == "CampaignMember" else "bulk_2.0")
+    live = store.user_counts().set_index("object_type")["live"]
+    for object_type, by_window in metadata.items():
+        assert list(by_window) == [first_key, last_key]  # one materialization per window of the range, one write
+        run_meta = by_window[last_key]  # what only the run as a whole has, once, on its last window
+        assert all(isinstance(meta[name], dg.IntMetadataValue) for meta in by_window.values() for name in WINDOW_COUNTS)
+        assert "api_calls" not in by_window[first_key] and "soql" not in by_window[first_key]
+        assert isinstance(run_meta["duration_seconds"], dg.FloatMetadataValue)
+        assert isinstance(run_meta["range_start"], dg.TimestampMetadataValue)
+        assert run_meta["range_start"].value == start.timestamp()
+        assert run_meta["range_end"].value == (start + 2 * HOUR).timestamp()
+        assert run_meta["api"].value == ("rest" if object_type == "CampaignMember" else "bulk_2.0")
+        assert run_meta["api_calls"].value > 0
+        assert run_meta["dagster/row_count"].value == live[object_type]
         expected = oracle_rows(sf, "crm", object_type, FAR_FUTURE)
-        deleted = sum(row["deleted"] for row in expected.values())
-        assert (meta["records_imported"].value, meta["records_updated"].value, meta["records_deleted"].value) == (
-            len(expected) - deleted, 0, deleted)
-        assert meta["api_calls"].value > 0
+        # Each window counts the records whose LastModifiedDate lies in it; the history before the range counts
+        # in the first window.
+        in_last = {key: row["sf_modified_at"] >= start + HOUR for key, row in expected.items()}
+        for key, last in ((first_key, False), (last_key, True)):
+            rows = [row for name, row in expected.items() if in_last[name] == last]
+            deleted = sum(row["deleted"] for row in rows)
+            assert (by_window[key]["records_imported"].value, by_window[key]["records_updated"].value,
+                    by_window[key]["records_deleted"].value) == (len(rows) - deleted, 0, deleted), (object_type, key)
+        assert sum(meta["records_imported"].value for meta in by_window.values()) == run_meta["run_records_imported"].value
         assert_same_rows(stored_rows(store, PROJECT, "crm", object_type), expected)
+    messages = [record.user_message for record in instance.all_logs(run.run_id)]
+    leads_read = len(oracle_rows(sf, "crm", "Lead", FAR_FUTURE))  # in one chunk: progress says all of them
+    assert any(message.startswith(f"Lead: {leads_read:,} / {leads_read:,} records (100%), ") and
+               message.endswith(" records/s") for message in messages)
 
     # Hard deletes never show in queryAll; a full re-sync finds them by what it no longer lists. A Lead
     # edited after the last complete window is listed too, so it is updated, not mistaken for deleted.
@@ -115,8 +129,8 @@ def test_a_backfill_is_one_run_with_one_query_per_object_and_a_full_resync_scrub
     full_run = next(r for r in instance.get_runs() if r.run_id != run.run_id)
     assert (full_run.tags["dagster/asset_partition_range_start"],
             full_run.tags["dagster/asset_partition_range_end"]) == (first_key, last_key)
-    counts = {name: (events[0]["records_imported"].value, events[0]["records_updated"].value,
-                     events[0]["records_deleted"].value, events[0]["full_resync"].value)
+    counts = {name: (events[last_key]["records_imported"].value, events[last_key]["records_updated"].value,
+                     events[last_key]["records_deleted"].value, events[last_key]["full_resync"].value)
               for name, events in materializations(instance, "crm", full_run.run_id).items()}
     assert counts == {"Lead": (0, 1, 2, True), "Contact": (0, 0, 0, True), "CampaignMember": (0, 0, 2, True)}
     leads = stored_rows(store, PROJECT, "crm", "Lead")

@@ -1,6 +1,7 @@
 """One asset per (integration, object), partitioned by sync window."""
 
 import inspect
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -109,13 +110,12 @@ def standard_metadata(integration: IntegrationConfig, object_type: str) -> dict:
                for mapping in integration.mappings(object_type)]
     source = inspect.getsourcefile(build_object_asset)
     line = inspect.getsourcelines(build_object_asset)[1]
-    return {
-        "dagster/table_name": audience_users.name,
-        "dagster/column_schema": dg.TableSchema(columns=columns),
-        "dagster/code_references": dg.CodeReferencesMetadataValue(
-            code_references=[dg.LocalFileCodeReference(file_path=str(source), line_number=line,
-                                                       label="asset definition")]),
-    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)  # code references are beta in Dagster 1.13
+        references = dg.CodeReferencesMetadataValue(code_references=[
+            dg.LocalFileCodeReference(file_path=str(source), line_number=line, label="asset definition")])
+    return {"dagster/table_name": audience_users.name, "dagster/column_schema": dg.TableSchema(columns=columns),
+            "dagster/code_references": references}
 
 
 def build_object_asset(integration: IntegrationConfig, object_type: str,

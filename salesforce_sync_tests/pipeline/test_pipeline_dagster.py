@@ -11,9 +11,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from salesforce_sync.commands.sync import local_instance, run_sync
+from salesforce_sync.commands.sync import QUIET, local_instance, run_sync
+from salesforce_sync.config.errors import ConfigError
 from salesforce_sync.config.models import SyncConfig
-from salesforce_sync.dagster_defs.assets import asset_key
+from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, asset_key
 from salesforce_sync.dagster_defs.definitions import build_definitions, sync_job_name
 from salesforce_sync.emulator.harness import EmulatedOrg
 from salesforce_sync.store import AudienceStore, IntegrationStatus, SyncEvent
@@ -142,6 +143,15 @@ def test_a_backfill_is_one_run_with_one_query_per_object_and_a_full_resync_scrub
         still_there = {key: row for key, row in stored.items() if row["salesforce_id"] not in gone_leads + gone_members}
         assert_same_rows(still_there, oracle_rows(sf, "crm", object_type, FAR_FUTURE))
 
+    # One window alone (as the sensor runs it) reports its own numbers: it re-reads its records, all unchanged.
+    job = build_definitions(config).resolve_job_def(sync_job_name("crm"))
+    single = job.execute_in_process(partition_key=last_key, instance=instance, tags={INTEGRATION_TAG: "crm"},
+                                    run_config=QUIET)
+    (lead,) = materializations(instance, "crm", single.run_id)["Lead"].values()
+    read = lead["run_records_skipped"].value
+    assert read > 0 and lead["records_skipped"].value == read and lead["records_imported"].value == 0
+    assert lead["dagster/row_count"].value == store.user_counts().set_index("object_type")["live"]["Lead"]
+
 
 @pytest.mark.slow
 def test_a_second_project_connecting_the_same_org_is_refused(
@@ -171,6 +181,7 @@ def test_definitions_load_and_every_integration_resolves_its_partitioned_job(tmp
          "frequency": 15, "emulator": {"state_file": str(tmp_path / "org.sqlite")},
          "objects": {"Lead": {"sync_rules": {"rules": []}, "field_mappings": []}}},
         {"id": "remote", "project": "demo", "environment": "acme.my.salesforce.com", "start": start.isoformat(),
+         "owners": ["data@acme.example", "team:growth"],
          "auth": {"method": "client_credentials", "client_id_env": "ACME_ID", "client_secret_env": "ACME_SECRET"},
          "objects": {"Contact": {"sync_rules": {"rules": []}, "field_mappings": []},
                      "CampaignMember": {"sync_rules": {"rules": []}, "field_mappings": []}}},
@@ -188,3 +199,19 @@ def test_definitions_load_and_every_integration_resolves_its_partitioned_job(tmp
                                                               asset_key("remote", "CampaignMember")}
     with pytest.raises(dg.DagsterInvariantViolationError):
         defs.resolve_job_def("sync_unknown")
+
+    # Dagster's standard metadata: the store table, the mapped properties as columns, owners, code references.
+    specs = {spec.key: spec for spec in defs.resolve_all_asset_specs()}
+    contact = specs[asset_key("remote", "Contact")]
+    assert contact.owners == ["data@acme.example", "team:growth"] and specs[asset_key("embedded", "Lead")].owners == []
+    assert contact.metadata["dagster/table_name"] == "audience_users"
+    columns = {column.name: column.type for column in contact.metadata["dagster/column_schema"].columns}
+    assert columns == {mapping.property: mapping.type for mapping in config.integration("remote").mappings("Contact")}
+    (reference,) = contact.metadata["dagster/code_references"].code_references
+    assert Path(reference.file_path).read_text().splitlines()[reference.line_number - 1].startswith("def build_object_asset")
+
+
+def test_an_owner_is_an_email_or_a_team() -> None:
+    with pytest.raises(ConfigError, match="'data team' is not an owner"):
+        load_config({"id": "crm", "project": "acme", "environment": "emulator", "start": "2026-01-01T00:00:00Z",
+                     "owners": ["data team"]})

@@ -132,16 +132,13 @@ def _history_refusal(integration: IntegrationConfig, store: AudienceStore) -> st
 
 
 def _print_summary(result: dg.ExecuteInProcessResult) -> None:
-    seen = set()
+    last = {}  # the run's totals are on each object's last window
     for event in result.get_asset_materialization_events():
-        materialization = event.materialization
-        key = "/".join(materialization.asset_key.path)
-        if key in seen:
-            continue
-        seen.add(key)
+        last["/".join(event.materialization.asset_key.path)] = event.materialization
+    for key, materialization in last.items():
         meta = {k: v.value for k, v in materialization.metadata.items()}
-        print(f"  {key}: {meta['records_imported']} imported, {meta['records_updated']} updated, "
-              f"{meta['records_deleted']} deleted, {meta['records_skipped']} unchanged via {meta['api']} "
+        print(f"  {key}: {meta['run_records_imported']} imported, {meta['run_records_updated']} updated, "
+              f"{meta['run_records_deleted']} deleted, {meta['run_records_skipped']} unchanged via {meta['api']} "
               f"({meta['api_calls']} API calls, {meta['duration_seconds']} s)")
     for event in result.all_events:
         if event.is_step_failure:

@@ -103,7 +103,16 @@ def _env_var_name(value: str) -> str:
     return value
 
 
+def _owner(value: str) -> str:
+    """Dagster accepts an owner as an email address or a `team:` name."""
+    team = value.removeprefix("team:")
+    if (value.startswith("team:") and team and not team.isspace()) or re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+        return value
+    raise ValueError(f"{value!r} is not an owner: give an email address or team:<name>")
+
+
 Identifier = Annotated[str, AfterValidator(_identifier)]
+Owner = Annotated[str, AfterValidator(_owner)]
 FieldPath = Annotated[str, AfterValidator(_field_path)]
 PropertyName = Annotated[str, AfterValidator(_property_name)]
 EnvVarName = Annotated[str, AfterValidator(_env_var_name)]
@@ -428,6 +437,8 @@ class IntegrationConfig(_Model):
     reconcile_every_hours: int = Field(24, ge=0, le=24 * 31)
     lease_wait_seconds: int = Field(600, ge=0, le=86_400)
     """How long a sync waits for another sync of the same integration to finish before it fails."""
+    owners: tuple[Owner, ...] = ()
+    """Who answers for the integration's assets in Dagster (emails or team:<name>)."""
 
     _resolve_ca_file = field_validator("ca_file")(_resolve_path)
 

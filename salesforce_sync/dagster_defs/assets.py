@@ -1,5 +1,7 @@
 """One asset per (integration, object), partitioned by sync window."""
 
+import inspect
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -13,6 +15,7 @@ from salesforce_sync.runs.window import SyncWindow, WindowSync, check_settings, 
 from salesforce_sync.salesforce.org_clock import OrgClock, org_clock, skew_problem
 from salesforce_sync.store import AudienceStore, OrgAlreadyRegisteredError, SyncEvent
 from salesforce_sync.store.lease import LeaseHolder
+from salesforce_sync.store.schema import audience_users
 from salesforce_sync.runs.lease import SyncLease, SyncLeaseBusy, acquire_lease, dagster_holder
 
 INTEGRATION_TAG = "salesforce_sync/integration"
@@ -100,6 +103,21 @@ def run_holder(context: dg.AssetExecutionContext) -> LeaseHolder:
     return dagster_holder(context.run_id, tags.get(LEASE_OWNER_TAG), tags.get(LEASE_HOLDER_TAG))
 
 
+def standard_metadata(integration: IntegrationConfig, object_type: str) -> dict:
+    """Dagster's own keys: the store table, the object's mapped properties as its columns, and where the
+    asset is built (code reference)."""
+    columns = [dg.TableColumn(mapping.property, mapping.type, description=" or ".join(mapping.fields))
+               for mapping in integration.mappings(object_type)]
+    source = inspect.getsourcefile(build_object_asset)
+    line = inspect.getsourcelines(build_object_asset)[1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)  # code references are beta in Dagster 1.13
+        references = dg.CodeReferencesMetadataValue(code_references=[
+            dg.LocalFileCodeReference(file_path=str(source), line_number=line, label="asset definition")])
+    return {"dagster/table_name": audience_users.name, "dagster/column_schema": dg.TableSchema(columns=columns),
+            "dagster/code_references": references}
+
+
 def build_object_asset(integration: IntegrationConfig, object_type: str,
                        partitions: dg.TimeWindowPartitionsDefinition) -> dg.AssetsDefinition:
     missing = missing_settings(integration)
@@ -119,8 +137,10 @@ def build_object_asset(integration: IntegrationConfig, object_type: str,
         pool=f"salesforce_{integration.id}",
         tags={INTEGRATION_TAG: integration.id},
         description=description,
+        owners=list(integration.owners),
         metadata={"project": integration.project, "object_type": object_type,
-                  "frequency_minutes": integration.window_minutes, "history": integration.history},
+                  "frequency_minutes": integration.window_minutes, "history": integration.history,
+                  **standard_metadata(integration, object_type)},
     )
     def sync_object(context: dg.AssetExecutionContext, salesforce: SalesforceResource,
                     audience_store: AudienceStoreResource) -> Iterator[dg.Output[WindowSync]]:

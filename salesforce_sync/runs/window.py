@@ -8,7 +8,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +22,7 @@ from salesforce_sync.runs.reconcile import mark_window_out_of_scope, reconcile, 
 from salesforce_sync.salesforce.client import ResumeQuery, SalesforceClient, rest_page_size
 from salesforce_sync.salesforce.org_clock import DATE_RESOLUTION
 from salesforce_sync.store import AudienceStore
-from salesforce_sync.store.models import SyncEvent, UpsertCounts
+from salesforce_sync.store.models import SyncEvent, UpsertCounts, WindowTally
 from salesforce_sync.sync.budget import window_calls
 from salesforce_sync.sync.describe import Describes, field_types
 from salesforce_sync.sync.mapping import MappingWarning, map_chunk, settings_fingerprint
@@ -260,6 +261,34 @@ def plan_window(client: SalesforceClient, integration: IntegrationConfig, object
                       out_of_scope_soql=leavers)
 
 
+Progress = Callable[[str, int, int], None]
+"""Told after each chunk the store took: (object type, records done, records expected by the window's COUNT())."""
+_progress_watchers: list[Progress] = []
+
+
+@contextmanager
+def watching_progress(watcher: Progress) -> Iterator[None]:
+    """Have every window applied in this process (a CLI run in process included) report its chunks to `watcher`."""
+    _progress_watchers.append(watcher)
+    try:
+        yield
+    finally:
+        _progress_watchers.remove(watcher)
+
+
+def _reporting_chunks(sync: WindowSync, say: Callable[[str], Any]) -> Iterator[pd.DataFrame]:
+    """The window's chunks, reporting progress each time the store has taken one and asks for the next."""
+    done, began = 0, time.monotonic()
+    for chunk in sync.chunks():
+        yield chunk
+        done += len(chunk)
+        rate = done / max(time.monotonic() - began, 1e-6)
+        share = f" ({100 * done / sync.expected:.0f}%)" if sync.expected else ""
+        say(f"{sync.object_type}: {done:,} / {sync.expected:,} records{share}, {rate:,.0f} records/s")
+        for watcher in list(_progress_watchers):
+            watcher(sync.object_type, done, sync.expected)
+
+
 @dataclass(frozen=True)
 class WindowResult:
     counts: UpsertCounts
@@ -271,9 +300,12 @@ class WindowResult:
     api_usage_before: tuple[int, int] | None = None
     api_usage_after: tuple[int, int] | None = None
     out_of_scope: int = 0
+    #: The counts by window of the range when apply_window was given the window starts.
+    by_window: WindowTally | None = None
 
 
-def apply_window(store: AudienceStore, sync: WindowSync, *, run_id: str | None) -> WindowResult:
+def apply_window(store: AudienceStore, sync: WindowSync, *, run_id: str | None,
+                 window_starts: Sequence[datetime] | None = None, say: Callable[[str], Any] = log.info) -> WindowResult:
     """Upsert the window chunk by chunk (each chunk one transaction, idempotent), log it, record success.
 
     Then marks not live what the window learned no longer belongs: records modified in it that left the
@@ -281,6 +313,10 @@ def apply_window(store: AudienceStore, sync: WindowSync, *, run_id: str | None) 
     the org no longer lists (hard deletes, CampaignMembers) or that no longer matches the rules.
     A sync holding the integration's lease checks it still does before those sweeps and before moving the
     watermark.
+
+    With `window_starts` (the starts of the windows a ranged run covers) the counts are also kept by
+    window (WindowResult.by_window). `say` gets one progress line per chunk (plain logging by default; the
+    Dagster IO manager passes its run log); watchers registered with watching_progress are told too.
     """
     integration, object_type = sync.integration, sync.object_type
     project = integration.project
@@ -288,7 +324,8 @@ def apply_window(store: AudienceStore, sync: WindowSync, *, run_id: str | None) 
     scan_id = f"{run_id or 'scan'}:{object_type}:{uuid.uuid4().hex[:8]}" if everything else None
     state = store.get_state(integration.id, object_type)
     synced_before = state is not None and state.last_success_at is not None
-    counts = store.upsert_stream(project, integration.id, sync.chunks(), scan_id=scan_id)
+    tally = WindowTally(tuple(window_starts)) if window_starts else None
+    counts = store.upsert_stream(project, integration.id, _reporting_chunks(sync, say), scan_id=scan_id, tally=tally)
     scrubbed = out_of_scope = 0
     if sync.lease is not None:
         sync.lease.confirm()
@@ -301,6 +338,8 @@ def apply_window(store: AudienceStore, sync: WindowSync, *, run_id: str | None) 
                                list_out_of_scope=synced_before)
         scrubbed, out_of_scope = reconciled.hard_deleted, out_of_scope + reconciled.out_of_scope
     counts += UpsertCounts(deleted=scrubbed + out_of_scope)
+    if tally is not None:
+        tally.add_deleted_to_last(scrubbed + out_of_scope)
     if sync.window.first or everything:
         # A first window has just listed every record there is (up to its end): nothing to reconcile yet.
         store.record_object_settings(integration.id, object_type, reconciled_at=sync.planned_at,
@@ -324,7 +363,7 @@ def apply_window(store: AudienceStore, sync: WindowSync, *, run_id: str | None) 
                          at=datetime.now(UTC))
     return WindowResult(counts, scrubbed, sync.client.api_calls - sync.calls_at_start, duration,
                         len(sync.warnings) + sync.replaced_nul, sync.usage_at_start, sync.client.api_usage,
-                        out_of_scope)
+                        out_of_scope, tally)
 
 
 def _seconds(delta: timedelta | None) -> float | None:

@@ -14,6 +14,7 @@ from salesforce_sync.store.models import (
     SyncEvent,
     SyncLogEntry,
     UpsertCounts,
+    WindowTally,
 )
 from salesforce_sync.store.org_ids import canonical_org_id
 from salesforce_sync.store.urls import normalize_store_url
@@ -31,6 +32,7 @@ __all__ = [
     "SyncEvent",
     "SyncLogEntry",
     "UpsertCounts",
+    "WindowTally",
     "canonical_org_id",
     "external_ids",
     "normalize_store_url",

@@ -45,6 +45,7 @@ from salesforce_sync.store.models import (
     SyncEvent,
     SyncLogEntry,
     UpsertCounts,
+    WindowTally,
 )
 from salesforce_sync.store.org_ids import canonical_org_id
 from salesforce_sync.store.schema import (
@@ -139,9 +140,11 @@ class AudienceStore:
         return self._write(project, integration_id, prepare_chunk(integration_id, chunk), scan_id)
 
     def upsert_stream(
-        self, project: str, integration_id: str, chunks: Iterable[pd.DataFrame], *, scan_id: str | None = None
+        self, project: str, integration_id: str, chunks: Iterable[pd.DataFrame], *, scan_id: str | None = None,
+        tally: WindowTally | None = None,
     ) -> UpsertCounts:
-        """upsert_users for every chunk of a stream, each chunk its own transaction, returning the totals.
+        """upsert_users for every chunk of a stream, each chunk its own transaction, returning the totals
+        (and adding them to `tally` by each record's window, when given).
 
         On PostgreSQL, while the server writes one chunk the next is fetched and prepared, so a sync's
         Python work and database work overlap; at most two chunks are held at a time. (SQLite does its
@@ -153,7 +156,7 @@ class AudienceStore:
         totals = UpsertCounts()
         if self._is_sqlite:
             for chunk in chunks:
-                totals += self._write(project, integration_id, prepare_chunk(integration_id, chunk), scan_id)
+                totals += self._write(project, integration_id, prepare_chunk(integration_id, chunk), scan_id, tally)
             return totals
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audience-store-writer") as writer:
             pending: Future[UpsertCounts] | None = None
@@ -162,7 +165,7 @@ class AudienceStore:
                     prepared = prepare_chunk(integration_id, chunk)
                     if pending is not None:
                         totals += pending.result()
-                    pending = writer.submit(self._write, project, integration_id, prepared, scan_id)
+                    pending = writer.submit(self._write, project, integration_id, prepared, scan_id, tally)
             except BaseException:
                 if pending is not None:
                     pending.result()  # an earlier chunk's failure is reported first
@@ -171,13 +174,14 @@ class AudienceStore:
                 totals += pending.result()
         return totals
 
-    def _write(self, project: str, integration_id: str, prepared: PreparedChunk, scan_id: str | None) -> UpsertCounts:
+    def _write(self, project: str, integration_id: str, prepared: PreparedChunk, scan_id: str | None,
+               tally: WindowTally | None = None) -> UpsertCounts:
         if prepared.rows.empty:
             return UpsertCounts(duplicates=prepared.duplicates_dropped)
         backend = sqlite_upsert if self._is_sqlite else postgres_upsert
         with self._engine.begin() as connection:
             counts = backend.upsert_chunk(
-                connection, project, integration_id, prepared.rows, datetime.now(UTC), scan_id
+                connection, project, integration_id, prepared.rows, datetime.now(UTC), scan_id, tally
             )
         return counts + UpsertCounts(duplicates=prepared.duplicates_dropped)
 

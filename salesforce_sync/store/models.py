@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+import numpy as np
+import pandas as pd
 
 
 class SyncEvent(StrEnum):
@@ -61,6 +65,57 @@ class UpsertCounts:
     def changed(self) -> int:
         """Keys whose stored row this upsert wrote."""
         return self.imported + self.updated + self.deleted
+
+
+@dataclass
+class WindowTally:
+    """UpsertCounts per window of a ranged sync, each record counted in the window its cursor value
+    (`sf_modified_at`) falls in: the last window starting at or before it. Records older than the first
+    window (the history it reads) count in the first; records past the last window's start in the last.
+
+    The store adds each chunk's outcomes by stamp (`add`); a run reports one window at a time (`window`)."""
+
+    starts: tuple[datetime, ...]
+    counts: np.ndarray = field(init=False, repr=False)
+    """Rows of imported, updated, deleted, skipped: one row per window."""
+
+    def __post_init__(self) -> None:
+        if not self.starts:
+            raise ValueError("a window tally needs at least one window start")
+        self.counts = np.zeros((len(self.starts), 4), dtype=np.int64)
+        self._bounds = _microseconds(pd.Series(self.starts[1:], dtype="datetime64[us, UTC]"))
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def add(self, staged: pd.Series, changed: Sequence[tuple[Any, int, int, int]]) -> None:
+        """One chunk: the cursor values of its staged rows, and (cursor value, imported, updated, deleted)
+        per distinct cursor value the upsert changed; staged rows the upsert did not change were skipped."""
+        np.add.at(self.counts[:, 3], self._window_of(staged), 1)
+        if changed:
+            stamps, *outcomes = zip(*changed)
+            windows = self._window_of(pd.Series(stamps))
+            for column, values in enumerate(outcomes):
+                values = np.asarray(values, dtype=np.int64)
+                np.add.at(self.counts[:, column], windows, values)
+                np.add.at(self.counts[:, 3], windows, -values)
+
+    def add_deleted_to_last(self, deleted: int) -> None:
+        """Deletions found without a cursor value (reconciliation): they are learned in the last window."""
+        self.counts[-1, 2] += deleted
+
+    def window(self, index: int) -> UpsertCounts:
+        imported, updated, deleted, skipped = (int(value) for value in self.counts[index])
+        return UpsertCounts(imported=imported, updated=updated, deleted=deleted, skipped=skipped)
+
+    def _window_of(self, stamps: pd.Series) -> np.ndarray:
+        return np.searchsorted(self._bounds, _microseconds(stamps), side="right")
+
+
+def _microseconds(stamps: pd.Series) -> np.ndarray:
+    """Aware datetimes or ISO text (UTC) as microseconds since the epoch."""
+    parsed = pd.to_datetime(stamps, utc=True, format="ISO8601") if len(stamps) else stamps
+    return parsed.astype("datetime64[us, UTC]").to_numpy(dtype="datetime64[us]").astype(np.int64)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import pandas as pd
 from sqlalchemy import Connection, text
 
 from salesforce_sync.store.chunks import TEXT_CHUNK_COLUMNS
-from salesforce_sync.store.models import UpsertCounts
+from salesforce_sync.store.models import UpsertCounts, WindowTally
 
 _STAGING = "staging_audience_users"
 
@@ -36,7 +36,7 @@ _COPY = f"COPY {_STAGING} FROM STDIN"
 # RETURNING sees only the new row, so the upsert leaves its own marks to count by: xmax = 0 on a
 # fresh insert, and deleted_at = this chunk's synced_at exactly when this statement marked the row
 # deleted (deleted_at stays NULL while live and keeps its first value while deleted).
-_UPSERT = text(f"""
+_UPSERT_SQL = """
 WITH applied AS (
     INSERT INTO audience_users AS stored (
         project, external_id, integration_id, object_type, salesforce_id, email, first_name, last_name,
@@ -46,7 +46,7 @@ WITH applied AS (
     SELECT :project, external_id, :integration_id, object_type, salesforce_id, email, first_name,
            last_name, phone, properties, unsubscribed, deleted, CASE WHEN deleted THEN :synced_at END,
            sf_modified_at, :synced_at, :synced_at, :scan_id, content_hash, CASE WHEN deleted THEN 'deleted' END
-    FROM {_STAGING}
+    FROM {staging}
     ON CONFLICT (project, external_id) DO UPDATE SET
         email = EXCLUDED.email,
         first_name = EXCLUDED.first_name,
@@ -66,14 +66,19 @@ WITH applied AS (
     WHERE stored.sf_modified_at < EXCLUDED.sf_modified_at
        OR (stored.sf_modified_at = EXCLUDED.sf_modified_at
            AND stored.content_hash IS DISTINCT FROM EXCLUDED.content_hash)
-    RETURNING xmax = 0 AS inserted, deleted_at IS NOT DISTINCT FROM :synced_at AS newly_deleted
+    RETURNING xmax = 0 AS inserted, deleted_at IS NOT DISTINCT FROM :synced_at AS newly_deleted, sf_modified_at
 )
-SELECT
+SELECT {stamp}
     count(*) FILTER (WHERE inserted AND NOT newly_deleted) AS imported,
     count(*) FILTER (WHERE NOT inserted AND NOT newly_deleted) AS updated,
     count(*) FILTER (WHERE newly_deleted) AS deleted
 FROM applied
-""")
+{group}
+"""
+_UPSERT = text(_UPSERT_SQL.format(staging=_STAGING, stamp="", group=""))
+#: The same, counted per distinct cursor value (for a ranged run's per-window numbers).
+_UPSERT_BY_STAMP = text(_UPSERT_SQL.format(staging=_STAGING, stamp="sf_modified_at,",
+                                             group="GROUP BY sf_modified_at"))
 
 # "= ANY(ARRAY(...))" probes the primary key once per listed key; a join would let the planner pick a
 # hash join that reads the whole table for every chunk.
@@ -95,12 +100,19 @@ def upsert_chunk(
     rows: pd.DataFrame,
     synced_at: datetime,
     scan_id: str | None,
+    tally: WindowTally | None = None,
 ) -> UpsertCounts:
-    """Apply a prepared chunk inside the caller's transaction and count what happened."""
+    """Apply a prepared chunk inside the caller's transaction and count what happened (also into `tally` by
+    window, when given)."""
     connection.exec_driver_sql(_CREATE_STAGING)
     _copy(connection, _COPY, _copy_columns(rows))
     parameters = {"project": project, "integration_id": integration_id, "synced_at": synced_at, "scan_id": scan_id}
-    imported, updated, deleted = connection.execute(_UPSERT, parameters).one()
+    if tally is None:
+        imported, updated, deleted = connection.execute(_UPSERT, parameters).one()
+    else:
+        by_stamp = [tuple(row) for row in connection.execute(_UPSERT_BY_STAMP, parameters)]
+        tally.add(rows["sf_modified_at"], by_stamp)
+        imported, updated, deleted = (sum(row[column] for row in by_stamp) for column in (1, 2, 3))
     if scan_id is not None:
         connection.execute(_STAMP_SCAN, {"project": project, "scan_id": scan_id})
     return UpsertCounts(

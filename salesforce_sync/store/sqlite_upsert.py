@@ -14,7 +14,7 @@ import pandas as pd
 from sqlalchemy import Connection
 
 from salesforce_sync.store.chunks import CHUNK_COLUMNS
-from salesforce_sync.store.models import UpsertCounts
+from salesforce_sync.store.models import UpsertCounts, WindowTally
 from salesforce_sync.store.schema import SQLITE_TIMESTAMP_FORMAT
 
 _STAGING = "temp.staging_audience_users"
@@ -42,8 +42,13 @@ _FILL_STAGING = f"INSERT INTO {_STAGING} VALUES ({', '.join('?' for _ in (*CHUNK
 _APPLIES = """(stored.sf_modified_at < incoming.sf_modified_at
      OR (stored.sf_modified_at = incoming.sf_modified_at AND stored.content_hash IS NOT incoming.content_hash))"""
 
-_COUNT = f"""
-SELECT
+
+
+def _count_sql(by_stamp: bool) -> str:
+    """Imported, updated and deleted among the staged rows; by_stamp: per distinct cursor value."""
+    stamp, group = ("incoming.sf_modified_at, ", "GROUP BY incoming.sf_modified_at") if by_stamp else ("", "")
+    return f"""
+SELECT {stamp}
     coalesce(sum(stored.external_id IS NULL AND NOT incoming.deleted), 0),
     coalesce(sum({_APPLIES}
                  AND NOT (incoming.deleted AND NOT stored.deleted)), 0),
@@ -51,7 +56,12 @@ SELECT
                  AND (stored.external_id IS NULL OR ({_APPLIES} AND NOT stored.deleted))), 0)
 FROM {_STAGING} AS incoming
 LEFT JOIN audience_users AS stored ON stored.project = ? AND stored.external_id = incoming.external_id
+{group}
 """
+
+
+_COUNT = _count_sql(by_stamp=False)
+_COUNT_BY_STAMP = _count_sql(by_stamp=True)
 
 # "WHERE true" keeps SQLite from reading ON CONFLICT as part of the SELECT's join syntax.
 _UPSERT = f"""
@@ -100,10 +110,17 @@ def upsert_chunk(
     rows: pd.DataFrame,
     synced_at: datetime,
     scan_id: str | None,
+    tally: WindowTally | None = None,
 ) -> UpsertCounts:
-    """Apply a prepared chunk inside the caller's (BEGIN IMMEDIATE) transaction and count what happened."""
+    """Apply a prepared chunk inside the caller's (BEGIN IMMEDIATE) transaction and count what happened
+    (also into `tally` by window, when given)."""
     _stage(connection, _parameter_rows(rows))
-    imported, updated, deleted = connection.exec_driver_sql(_COUNT, (project,)).one()
+    if tally is None:
+        imported, updated, deleted = connection.exec_driver_sql(_COUNT, (project,)).one()
+    else:
+        by_stamp = [tuple(row) for row in connection.exec_driver_sql(_COUNT_BY_STAMP, (project,))]
+        tally.add(rows["sf_modified_at"], by_stamp)
+        imported, updated, deleted = (sum(row[column] for row in by_stamp) for column in (1, 2, 3))
     connection.exec_driver_sql(_UPSERT, (project, integration_id, synced_at.strftime(SQLITE_TIMESTAMP_FORMAT), scan_id))
     if scan_id is not None:
         connection.exec_driver_sql(_stamp_scan_sql(_STAGING), (project, scan_id))

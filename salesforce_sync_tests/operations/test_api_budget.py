@@ -60,7 +60,8 @@ def test_a_sync_over_the_budget_is_deferred_then_synced_by_a_later_run_with_its_
     events = [e for e in later_run.get_asset_materialization_events()
               if e.materialization.asset_key == asset_key("acme", "Lead")]
     assert len(events) == 3  # one per window of the range, from one read
-    metadata = {name: value.value for name, value in events[0].materialization.metadata.items()}
+    # What the run did as a whole is on its last window
+    metadata = {name: value.value for name, value in events[-1].materialization.metadata.items()}
     assert metadata["api"] == "bulk_2.0"
     assert metadata["api_max"] == 15_000
     assert metadata["api_usage_after"] - metadata["api_usage_before"] >= 5  # COUNT, create, poll, results, delete

@@ -68,7 +68,7 @@ def test_a_failed_sync_shows_error_verbatim_until_the_next_success_turns_it_acti
         completed = store.sync_log("acme", SyncEvent.SYNC_COMPLETED)
     assert lead.status == IntegrationStatus.ACTIVE and lead.last_success_window_end == hours_ago(0)
     assert [entry.run_id for entry in completed] == [succeeded.run_id]
-    materialized = succeeded.get_asset_materialization_events()[0].materialization.metadata
+    materialized = succeeded.get_asset_materialization_events()[-1].materialization.metadata  # run-level: last window
     assert materialized["status"].value == "Active"
     assert integration_before_sensor == IntegrationStatus.ERROR
 

@@ -11,11 +11,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from salesforce_sync.commands.sync import local_instance, run_sync
+from salesforce_sync.commands.sync import QUIET, local_instance, run_sync
+from salesforce_sync.config.errors import ConfigError
 from salesforce_sync.config.models import SyncConfig
-from salesforce_sync.dagster_defs.assets import asset_key
+from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, asset_key
 from salesforce_sync.dagster_defs.definitions import build_definitions, sync_job_name
 from salesforce_sync.emulator.harness import EmulatedOrg
+from salesforce_sync.runs.window import watching_progress
 from salesforce_sync.store import AudienceStore, IntegrationStatus, SyncEvent
 from salesforce_sync_tests.pipeline.support import (
     HOUR,
@@ -32,7 +34,7 @@ from salesforce_sync_tests.pipeline.support import (
 PROJECT = "acme"
 ORG_COUNTS = {"Lead": 300, "Contact": 150, "CampaignMember": 80}
 FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
-NUMERIC_METADATA = ("records_imported", "records_updated", "records_deleted", "records_skipped", "api_calls")
+WINDOW_COUNTS = ("records_imported", "records_updated", "records_deleted", "records_skipped")
 
 
 @pytest.fixture
@@ -53,12 +55,13 @@ def partition_keys(config: SyncConfig, integration_id: str) -> tuple[str, str]:
     return partitions.get_first_partition_key(), partitions.get_last_partition_key()
 
 
-def materializations(instance: dg.DagsterInstance, integration_id: str, run_id: str) -> dict[str, list[dict]]:
-    """Metadata of each object's materializations in one run, by object."""
+def materializations(instance: dg.DagsterInstance, integration_id: str, run_id: str) -> dict[str, dict[str, dict]]:
+    """Metadata of each object's materializations in one run, by object and partition (in partition order)."""
     found = {}
     for object_type in OBJECTS:
         records = instance.fetch_materializations(asset_key(integration_id, object_type), limit=100).records
-        found[object_type] = [record.asset_materialization.metadata for record in records if record.run_id == run_id]
+        found[object_type] = {record.partition_key: record.asset_materialization.metadata
+                              for record in sorted(records, key=lambda r: r.partition_key) if record.run_id == run_id}
     return found
 
 
@@ -69,7 +72,9 @@ def test_a_backfill_is_one_run_with_one_query_per_object_and_a_full_resync_scrub
     sf = org.simple_salesforce()
     org.control.reset_api_calls()
 
-    assert run_sync(config, ["crm"], full=False) == 0
+    told: list[tuple[str, int, int]] = []
+    with watching_progress(lambda object_type, done, expected: told.append((object_type, done, expected))):
+        assert run_sync(config, ["crm"], full=False) == 0
 
     instance = local_instance()
     (run,) = instance.get_runs()
@@ -83,21 +88,35 @@ def test_a_backfill_is_one_run_with_one_query_per_object_and_a_full_resync_scrub
     assert calls["bulk2.query.create"] == 2
     assert calls["query"] == len(OBJECTS) + 1 and "queryMore" not in calls
     metadata = materializations(instance, "crm", run.run_id)
-    for object_type, events in metadata.items():
-        assert len(events) == 2  # one materialization per window of the range, from one write
-        meta = events[0]
-        assert all(isinstance(meta[name], dg.IntMetadataValue) for name in NUMERIC_METADATA)
-        assert isinstance(meta["duration_seconds"], dg.FloatMetadataValue)
-        assert isinstance(meta["window_start"], dg.TimestampMetadataValue)
-        assert meta["window_start"].value == start.timestamp()
-        assert meta["window_end"].value == (start + 2 * HOUR).timestamp()
-        assert meta["api"].value == ("rest" if object_type == "CampaignMember" else "bulk_2.0")
+    live = store.user_counts().set_index("object_type")["live"]
+    for object_type, by_window in metadata.items():
+        assert list(by_window) == [first_key, last_key]  # one materialization per window of the range, one write
+        run_meta = by_window[last_key]  # what only the run as a whole has, once, on its last window
+        assert all(isinstance(meta[name], dg.IntMetadataValue) for meta in by_window.values() for name in WINDOW_COUNTS)
+        assert "api_calls" not in by_window[first_key] and "soql" not in by_window[first_key]
+        assert isinstance(run_meta["duration_seconds"], dg.FloatMetadataValue)
+        assert isinstance(run_meta["range_start"], dg.TimestampMetadataValue)
+        assert run_meta["range_start"].value == start.timestamp()
+        assert run_meta["range_end"].value == (start + 2 * HOUR).timestamp()
+        assert run_meta["api"].value == ("rest" if object_type == "CampaignMember" else "bulk_2.0")
+        assert run_meta["api_calls"].value > 0
+        assert run_meta["dagster/row_count"].value == live[object_type]
         expected = oracle_rows(sf, "crm", object_type, FAR_FUTURE)
-        deleted = sum(row["deleted"] for row in expected.values())
-        assert (meta["records_imported"].value, meta["records_updated"].value, meta["records_deleted"].value) == (
-            len(expected) - deleted, 0, deleted)
-        assert meta["api_calls"].value > 0
+        # Each window counts the records whose LastModifiedDate lies in it; the history before the range counts
+        # in the first window.
+        in_last = {key: row["sf_modified_at"] >= start + HOUR for key, row in expected.items()}
+        for key, last in ((first_key, False), (last_key, True)):
+            rows = [row for name, row in expected.items() if in_last[name] == last]
+            deleted = sum(row["deleted"] for row in rows)
+            assert (by_window[key]["records_imported"].value, by_window[key]["records_updated"].value,
+                    by_window[key]["records_deleted"].value) == (len(rows) - deleted, 0, deleted), (object_type, key)
+        assert sum(meta["records_imported"].value for meta in by_window.values()) == run_meta["run_records_imported"].value
         assert_same_rows(stored_rows(store, PROJECT, "crm", object_type), expected)
+    messages = [record.user_message for record in instance.all_logs(run.run_id)]
+    leads_read = len(oracle_rows(sf, "crm", "Lead", FAR_FUTURE))  # in one chunk: progress says all of them
+    assert any(message.startswith(f"Lead: {leads_read:,} / {leads_read:,} records (100%), ") and
+               message.endswith(" records/s") for message in messages)
+    assert ("Lead", leads_read, leads_read) in told and {entry[0] for entry in told} == set(OBJECTS)
 
     # Hard deletes never show in queryAll; a full re-sync finds them by what it no longer lists. A Lead
     # edited after the last complete window is listed too, so it is updated, not mistaken for deleted.
@@ -115,8 +134,8 @@ def test_a_backfill_is_one_run_with_one_query_per_object_and_a_full_resync_scrub
     full_run = next(r for r in instance.get_runs() if r.run_id != run.run_id)
     assert (full_run.tags["dagster/asset_partition_range_start"],
             full_run.tags["dagster/asset_partition_range_end"]) == (first_key, last_key)
-    counts = {name: (events[0]["records_imported"].value, events[0]["records_updated"].value,
-                     events[0]["records_deleted"].value, events[0]["full_resync"].value)
+    counts = {name: (events[last_key]["records_imported"].value, events[last_key]["records_updated"].value,
+                     events[last_key]["records_deleted"].value, events[last_key]["full_resync"].value)
               for name, events in materializations(instance, "crm", full_run.run_id).items()}
     assert counts == {"Lead": (0, 1, 2, True), "Contact": (0, 0, 0, True), "CampaignMember": (0, 0, 2, True)}
     leads = stored_rows(store, PROJECT, "crm", "Lead")
@@ -127,6 +146,15 @@ def test_a_backfill_is_one_run_with_one_query_per_object_and_a_full_resync_scrub
     for object_type, stored in (("Lead", leads), ("CampaignMember", members)):
         still_there = {key: row for key, row in stored.items() if row["salesforce_id"] not in gone_leads + gone_members}
         assert_same_rows(still_there, oracle_rows(sf, "crm", object_type, FAR_FUTURE))
+
+    # One window alone (as the sensor runs it) reports its own numbers: it re-reads its records, all unchanged.
+    job = build_definitions(config).resolve_job_def(sync_job_name("crm"))
+    single = job.execute_in_process(partition_key=last_key, instance=instance, tags={INTEGRATION_TAG: "crm"},
+                                    run_config=QUIET)
+    (lead,) = materializations(instance, "crm", single.run_id)["Lead"].values()
+    read = lead["run_records_skipped"].value
+    assert read > 0 and lead["records_skipped"].value == read and lead["records_imported"].value == 0
+    assert lead["dagster/row_count"].value == store.user_counts().set_index("object_type")["live"]["Lead"]
 
 
 @pytest.mark.slow
@@ -157,6 +185,7 @@ def test_definitions_load_and_every_integration_resolves_its_partitioned_job(tmp
          "frequency": 15, "emulator": {"state_file": str(tmp_path / "org.sqlite")},
          "objects": {"Lead": {"sync_rules": {"rules": []}, "field_mappings": []}}},
         {"id": "remote", "project": "demo", "environment": "acme.my.salesforce.com", "start": start.isoformat(),
+         "owners": ["data@acme.example", "team:growth"],
          "auth": {"method": "client_credentials", "client_id_env": "ACME_ID", "client_secret_env": "ACME_SECRET"},
          "objects": {"Contact": {"sync_rules": {"rules": []}, "field_mappings": []},
                      "CampaignMember": {"sync_rules": {"rules": []}, "field_mappings": []}}},
@@ -174,3 +203,19 @@ def test_definitions_load_and_every_integration_resolves_its_partitioned_job(tmp
                                                               asset_key("remote", "CampaignMember")}
     with pytest.raises(dg.DagsterInvariantViolationError):
         defs.resolve_job_def("sync_unknown")
+
+    # Dagster's standard metadata: the store table, the mapped properties as columns, owners, code references.
+    specs = {spec.key: spec for spec in defs.resolve_all_asset_specs()}
+    contact = specs[asset_key("remote", "Contact")]
+    assert contact.owners == ["data@acme.example", "team:growth"] and specs[asset_key("embedded", "Lead")].owners == []
+    assert contact.metadata["dagster/table_name"] == "audience_users"
+    columns = {column.name: column.type for column in contact.metadata["dagster/column_schema"].columns}
+    assert columns == {mapping.property: mapping.type for mapping in config.integration("remote").mappings("Contact")}
+    (reference,) = contact.metadata["dagster/code_references"].code_references
+    assert Path(reference.file_path).read_text().splitlines()[reference.line_number - 1].startswith("def build_object_asset")
+
+
+def test_an_owner_is_an_email_or_a_team() -> None:
+    with pytest.raises(ConfigError, match="'data team' is not an owner"):
+        load_config({"id": "crm", "project": "acme", "environment": "emulator", "start": "2026-01-01T00:00:00Z",
+                     "owners": ["data team"]})

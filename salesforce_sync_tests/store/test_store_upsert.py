@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.exc import DBAPIError
 
-from salesforce_sync.store import AudienceStore, StoreInputError, UpsertCounts
+from salesforce_sync.store import AudienceStore, StoreInputError, UpsertCounts, WindowTally
 
 ChunkFactory = Callable[..., pd.DataFrame]
 INTEGRATION = "int1"  # the chunk factory's default
@@ -453,3 +453,27 @@ def test_a_store_from_before_content_hashes_is_brought_up_to_date(
     store.log_event(PROJECT, INTEGRATION, "settings_changed", object_type="Lead", message="re-reading")
     assert store.users(PROJECT, INTEGRATION, "Lead")["removed_reason"].tolist() == ["out_of_scope"]
     assert [entry.event for entry in store.sync_log(INTEGRATION)] == ["settings_changed", "sync_started"]
+
+
+def test_a_stream_counts_each_record_in_the_window_of_its_modification(
+        store: AudienceStore, make_chunk: ChunkFactory) -> None:
+    store.upsert_users(PROJECT, INTEGRATION, make_chunk(["A", "B", "C", "D"], modified=MAY_2))
+    days = (datetime(2024, 5, 2, tzinfo=UTC), datetime(2024, 5, 3, tzinfo=UTC), datetime(2024, 5, 4, tzinfo=UTC))
+    tally = WindowTally(days)
+    chunks = [
+        # May 1 is before the first window (history): it counts in the first.
+        make_chunk(["A", "B", "C", "D", "E", "F"], modified=[MAY_3, MAY_3, MAY_1, MAY_2, MAY_1, MAY_1],
+                   deleted=[False, True, True, False, False, True]),
+        make_chunk(["G", "H"], modified=["2024-05-03T23:59:59.999999Z", "2024-05-09T00:00:00Z"]),
+    ]
+
+    totals = store.upsert_stream(PROJECT, INTEGRATION, iter(chunks), tally=tally)
+
+    assert [tally.window(index) for index in range(3)] == [
+        UpsertCounts(imported=1, deleted=1, skipped=2),  # E; F arrives deleted; C older than stored, D the same
+        UpsertCounts(imported=1, updated=1, deleted=1),  # G; A newer; B deleted
+        UpsertCounts(imported=1),  # H, after the last window's start
+    ]
+    assert totals == UpsertCounts(imported=3, updated=1, deleted=2, skipped=2)
+    tally.add_deleted_to_last(4)
+    assert tally.window(2) == UpsertCounts(imported=1, deleted=4)

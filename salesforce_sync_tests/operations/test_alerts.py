@@ -120,7 +120,7 @@ def test_a_failing_integration_alerts_its_owners_once_and_once_more_when_it_reco
     defs = build_definitions(build_config(org_integration(org, objects={"Lead": OBJECTS["Lead"]}, alerts=alerts)))
     context = dg.build_sensor_context(instance=instance, definitions=defs,
                                       resources={"audience_store": defs.resources["audience_store"]})
-    tags = defs.resolve_sensor_def("schedule_acme")(context).run_requests[0].tags
+    tags = defs.resolve_sensor_def("sync_acme_windows")(context).run_requests[0].tags
     on_failure = defs.resolve_sensor_def("sync_failure_log")
     on_success = defs.resolve_sensor_def("sync_success_status")
     org.control.inject_error(r"/queryAll$", 400, "QUERY_TIMEOUT", "Your query request was running for too long.",

@@ -27,6 +27,7 @@ from salesforce_sync.runs.health import (
 )
 from salesforce_sync.runs.alerts import announce, health_subject
 from salesforce_sync.runs.preview import preview_counts
+from salesforce_sync.sync.describe import Describes
 from salesforce_sync.salesforce.auth import SalesforceAuthError
 from salesforce_sync.salesforce.client import SalesforceRequestError
 from salesforce_sync.salesforce.org_clock import org_clock
@@ -127,17 +128,23 @@ def _outcomes(integration: IntegrationConfig, salesforce: SalesforceResource, st
         if "api_limits" in wanted:
             yield object_type, limits or _skipped("api_limits", credentials)
         effective = with_auto_mappings(store, integration, object_type)
+        described: dict[str, Describes] = {}  # the mappings check's describes, so schema_drift needs no call
+
+        def mappings_check() -> CheckOutcome:
+            outcome, described[object_type] = check_field_mappings(client, effective, object_type)
+            return outcome
+
         if "field_mappings" in wanted:
             if connected:
                 yield object_type, _guarded(integration, "field_mappings", lambda: (
-                    mapping_check_within_budget(client, effective, object_type)
-                    or check_field_mappings(client, effective, object_type)[0]))
+                    mapping_check_within_budget(client, effective, object_type) or mappings_check()))
             else:
                 yield object_type, _skipped("field_mappings", credentials)
         if "schema_drift" in wanted:
             if connected:
-                yield object_type, _guarded(integration, "schema_drift",
-                                            lambda: check_schema_drift(client, store, integration, object_type))
+                describe = described.get(object_type, {}).get(object_type)
+                yield object_type, _guarded(integration, "schema_drift", lambda: check_schema_drift(
+                    client, store, integration, object_type, describe))
             else:
                 yield object_type, _skipped("schema_drift", credentials)
         if "clock_skew" in wanted:

@@ -40,29 +40,34 @@ def freshness_sensor_name(integration_id: str) -> str:
 def build_integration_definitions(integration: IntegrationConfig) -> dg.Definitions:
     """Everything one integration contributes, as one unit: its object assets, their health checks and
     Dagster freshness checks (a materialization within twice the frequency, evaluated by the freshness
-    sensor), the sync, health and preview jobs, the health schedule and (when it syncs on a schedule) its
+    sensor; when it syncs on a schedule), the sync, health and preview jobs, the health schedule and (when it syncs on a schedule) its
     windows sensor. Empty
     for an integration with no objects. Resources are shared and added by build_definitions."""
     integration_assets = build_integration_assets(integration)
     if not integration_assets:
         return dg.Definitions()
+    scheduled = integration.scheduled and not missing_settings(integration)
+    # Only an integration synced on a schedule is expected to stay fresh.
     freshness = dg.build_last_update_freshness_checks(
-        assets=integration_assets, lower_bound_delta=timedelta(minutes=2 * integration.window_minutes))
+        assets=integration_assets, lower_bound_delta=timedelta(minutes=2 * integration.window_minutes)
+    ) if scheduled else []
     # Dagster's freshness sensor evaluates these; the jobs run only the integration's own health checks.
-    without_freshness = dg.AssetSelection.checks(*freshness)
+    freshness_selection = dg.AssetSelection.checks(*freshness)
     sync_job = dg.define_asset_job(
         name=sync_job_name(integration.id),
-        selection=dg.AssetSelection.assets(*integration_assets) - without_freshness,
+        selection=dg.AssetSelection.assets(*integration_assets) - freshness_selection,
         tags={INTEGRATION_TAG: integration.id},
         description=f"Sync every object of integration {integration.id!r} for the selected windows.")
     health_job = dg.define_asset_job(
         name=health_job_name(integration.id),
-        selection=dg.AssetSelection.checks_for_assets(*integration_assets) - without_freshness,
+        selection=dg.AssetSelection.checks_for_assets(*integration_assets) - freshness_selection,
         tags={INTEGRATION_TAG: integration.id},
         description=f"Health checks of integration {integration.id!r}, without syncing.")
-    sensors = [dg.build_sensor_for_freshness_checks(freshness_checks=freshness, name=freshness_sensor_name(integration.id))]
-    if integration.scheduled and not missing_settings(integration):
-        sensors.append(build_windows_sensor(integration, sync_job, integration_assets[0].partitions_def))
+    sensors = []
+    if scheduled:
+        sensors = [build_windows_sensor(integration, sync_job, integration_assets[0].partitions_def),
+                   dg.build_sensor_for_freshness_checks(freshness_checks=freshness,
+                                                        name=freshness_sensor_name(integration.id))]
     return dg.Definitions(
         assets=integration_assets,
         asset_checks=[build_integration_checks(integration), *freshness],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from collections.abc import Mapping
 from typing import Any
 
 from salesforce_sync.config.models import FieldMapping, IntegrationConfig
@@ -193,18 +194,20 @@ def with_auto_mappings(store: AudienceStore, integration: IntegrationConfig, obj
 
 
 def check_schema_drift(client: SalesforceClient, store: AudienceStore, integration: IntegrationConfig,
-                       object_type: str) -> CheckOutcome:
+                       object_type: str, describe: Mapping[str, Any] | None = None) -> CheckOutcome:
     """Fields the org added since the object's mappings were written (its field names when the settings
     fingerprint was last recorded), custom fields first: a warning listing them, else a pass. With
     `auto_map_new_fields` the new custom fields get mappings by describe type, kept in the store; the next
     sync's fingerprint then differs and it re-reads the object. Without a baseline yet (a store from before
-    this check) the current fields become it."""
+    this check) the current fields become it. `describe` is the object's describe when already read (by the
+    field_mappings check); else it costs one API call, if the budget allows."""
     where = f"integration {integration.id!r}, object {object_type}"
-    budget = api_budget(client, integration)
-    if not budget.allows(1):
-        return CheckOutcome("schema_drift", False, f"{where}: not checked to stay within the API budget: "
-                                                   f"{budget.describe(1, 'the check')}", warn=True)
-    describe = client.describe(object_type)
+    if describe is None:
+        budget = api_budget(client, integration)
+        if not budget.allows(1):
+            return CheckOutcome("schema_drift", False, f"{where}: not checked to stay within the API budget: "
+                                                       f"{budget.describe(1, 'the check')}", warn=True)
+        describe = client.describe(object_type)
     settings = store.object_settings(integration.id, object_type)
     if settings is None or settings.known_fields is None:
         store.record_object_settings(integration.id, object_type, known_fields=field_names(describe))

@@ -14,7 +14,7 @@ from salesforce_sync_tests.operations.support import OBJECTS, QUIET_RUN, build_c
 def freshness(defs: dg.Definitions, instance: dg.DagsterInstance) -> dict[str, bool]:
     """Run what the freshness sensor requests; passed per object."""
     context = dg.build_sensor_context(instance=instance, definitions=defs)
-    [request] = defs.resolve_sensor_def("freshness_acme").evaluate_tick(context).run_requests
+    [request] = defs.resolve_sensor_def("freshness_fresh").evaluate_tick(context).run_requests
     job = defs.resolve_implicit_global_asset_job_def().get_subset(
         asset_selection=set(), asset_check_selection=set(request.asset_check_keys))
     result = job.execute_in_process(instance=instance, run_config=QUIET_RUN, raise_on_error=False)
@@ -24,10 +24,11 @@ def freshness(defs: dg.Definitions, instance: dg.DagsterInstance) -> dict[str, b
 @pytest.mark.slow
 def test_freshness_checks_fail_before_the_first_sync_and_pass_after_it(
         org: EmulatedOrg, app_store_url: str, instance: dg.DagsterInstance) -> None:
-    defs = build_definitions(build_config(org_integration(org, objects={"Lead": OBJECTS["Lead"]})))
+    # Its own integration id: the session's instance keeps other tests' materializations of `acme`.
+    defs = build_definitions(build_config(org_integration(org, "fresh", objects={"Lead": OBJECTS["Lead"]})))
     assert freshness(defs, instance) == {"Lead": False}
     context = dg.build_sensor_context(instance=instance, definitions=defs,
                                       resources={"audience_store": defs.resources["audience_store"]})
-    tags = defs.resolve_sensor_def("sync_acme_windows")(context).run_requests[0].tags
-    assert run_job(defs, "sync_acme", instance, tags).success
+    tags = defs.resolve_sensor_def("sync_fresh_windows")(context).run_requests[0].tags
+    assert run_job(defs, "sync_fresh", instance, tags).success
     assert freshness(defs, instance) == {"Lead": True}

@@ -15,6 +15,7 @@ from salesforce_sync.sync.schema_drift import auto_mappings, new_fields, propert
 from salesforce_sync_tests.operations.support import (
     OBJECTS,
     build_config,
+    check_evaluations,
     key,
     last_complete_window_start,
     org_integration,
@@ -52,10 +53,6 @@ def test_only_new_custom_fields_of_a_mappable_type_and_a_free_name_are_mapped() 
     # Not mapped: Region (standard), Owner__c (a reference), Email__c (the email store column), Is_VIP__c (taken).
 
 
-def check_results(result: dg.ExecuteInProcessResult, check: str) -> dict[str, dg.AssetCheckEvaluation]:
-    return {e.asset_key.path[-1]: e for e in result.get_asset_check_evaluations() if e.check_name == check}
-
-
 @pytest.mark.slow
 def test_added_custom_fields_are_listed_then_mapped_and_re_read_when_opted_in(
         org: EmulatedOrg, app_store_url: str, instance: dg.DagsterInstance) -> None:
@@ -69,16 +66,16 @@ def test_added_custom_fields_are_listed_then_mapped_and_re_read_when_opted_in(
         baseline = store.object_settings("acme", "Lead").known_fields
     assert "Company" in baseline and "Favorite_Color__c" not in baseline
 
-    assert check_results(run_job(watching, "health_acme", instance), "schema_drift")["Lead"].passed
+    assert check_evaluations(run_job(watching, "health_acme", instance), "schema_drift")["Lead"].passed
     org.control.add_field("Lead", "Favorite_Color__c", "string", label="Favorite Color")
     org.control.add_field("Lead", "Yearly_Spend__c", "currency", label="Yearly Spend")
-    drift = check_results(run_job(watching, "health_acme", instance), "schema_drift")["Lead"]
+    drift = check_evaluations(run_job(watching, "health_acme", instance), "schema_drift")["Lead"]
     assert not drift.passed and drift.severity == dg.AssetCheckSeverity.WARN
     assert "2 field(s) added" in drift.description and "Favorite_Color__c (string), Yearly_Spend__c" in drift.description
     assert drift.metadata["auto_mapped"].value == 0
 
     mapping = build_definitions(build_config(org_integration(org, objects=lead_only, auto_map_new_fields=True)))
-    mapped = check_results(run_job(mapping, "health_acme", instance), "schema_drift")["Lead"]
+    mapped = check_evaluations(run_job(mapping, "health_acme", instance), "schema_drift")["Lead"]
     assert "Favorite_Color__c -> favorite_color (string), Yearly_Spend__c -> yearly_spend (number)" in \
         mapped.description
     sf = org.simple_salesforce()
@@ -98,4 +95,4 @@ def test_added_custom_fields_are_listed_then_mapped_and_re_read_when_opted_in(
     properties = users.loc[lead_id, "properties"]
     assert (properties["favorite_color"], properties["yearly_spend"]) == ("teal", 1250.5)
     assert all("favorite_color" in row for row in users["properties"])  # every stored Lead was re-read
-    assert check_results(run_job(mapping, "health_acme", instance), "schema_drift")["Lead"].passed
+    assert check_evaluations(run_job(mapping, "health_acme", instance), "schema_drift")["Lead"].passed

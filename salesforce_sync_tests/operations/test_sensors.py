@@ -173,14 +173,14 @@ def test_the_sensor_waits_while_a_run_of_the_integration_is_queued_or_running(
     assert isinstance(sensor.evaluate()[0], dg.SensorResult)
 
 
-def test_inactive_manual_and_incomplete_integrations_get_no_schedule_sensor(store: AudienceStore) -> None:
+def test_inactive_manual_and_incomplete_integrations_get_no_windows_or_freshness_sensor(store: AudienceStore) -> None:
     unfinished = offline_integration("unfinished")
     del unfinished["environment"]
     defs = build_definitions(build_config(
         offline_integration("acme"), offline_integration("paused", active=False),
         offline_integration("by_hand", frequency="manual"), unfinished))
     names = {sensor.name for sensor in defs.sensors}
-    assert names == {"sync_acme_windows", "sync_failure_log", "sync_success_status"}
+    assert names == {"sync_acme_windows", "freshness_acme", "sync_failure_log", "sync_success_status"}
 
 
 

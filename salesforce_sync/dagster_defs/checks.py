@@ -100,15 +100,15 @@ def _outcomes(integration: IntegrationConfig, salesforce: SalesforceResource, st
     if missing:
         for object_type in integration.object_types:
             for name in wanted:
-                yield object_type, CheckOutcome(name, False, f"integration {integration.id!r} is Incomplete: "
-                                                             + "; ".join(missing))
+                yield object_type, _unconnected(name, f"integration {integration.id!r} is Incomplete: "
+                                                      + "; ".join(missing))
         return
     try:
         client = salesforce.client(integration)
     except ConfigError as err:  # an unset secret: nothing can connect, so every check fails with why
         for object_type in integration.object_types:
             for name in wanted:
-                yield object_type, CheckOutcome(name, False, f"{err} (set it and reconnect the integration)")
+                yield object_type, _unconnected(name, f"{err} (set it and reconnect the integration)")
         return
     org_clock(client)  # from the first response on, the org's time is compared with the host's
     credentials: CheckOutcome | None = None
@@ -163,6 +163,11 @@ def _guarded(integration: IntegrationConfig, check: str, run: Callable[[], Check
         return CheckOutcome(check, False, str(err))
     except requests.RequestException as err:
         return CheckOutcome(check, False, f"integration {integration.id!r}: cannot reach Salesforce: {err}")
+
+
+def _unconnected(check: str, why: str) -> CheckOutcome:
+    """A failed check when nothing can connect; only the credentials check alerts about it."""
+    return CheckOutcome(check, False, why, metadata={} if check == "credentials" else {NOT_CHECKED: True})
 
 
 def _skipped(check: str, credentials: CheckOutcome | None) -> CheckOutcome:

@@ -198,3 +198,20 @@ def test_a_failing_health_check_alerts_once_apart_from_sync_failures_and_once_mo
         assert last_announced(store, "acme", "sync") == "failing"  # the check's recovery is not the sync's
         titles = [entry.message for entry in store.sync_log("acme", SyncEvent.ALERT_SENT)]
     assert titles[0] == "salesforce-sync: integration acme health check field_mappings has recovered"
+
+
+def test_an_unset_secret_alerts_once_as_failing_credentials(
+        app_store_url: str, instance: dg.DagsterInstance, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(WEBHOOK_ENV, receiver.url + "/hooks/secret")
+    integration = offline_integration("nosecret", alerts={"webhook_url_env": WEBHOOK_ENV}, environment="production",
+                                      auth={"method": "refresh_token", "client_id_env": "NOSECRET_ID",
+                                            "client_secret_env": "NOSECRET_SECRET",
+                                            "refresh_token_env": "NOSECRET_TOKEN"})
+    monkeypatch.delenv("NOSECRET_TOKEN", raising=False)
+    defs = build_definitions(build_config(integration))
+
+    assert run_job(defs, "health_nosecret", instance).success
+
+    hooks = receiver.posted("/hooks/secret")
+    assert [(hook["subject"], hook["state"]) for hook in hooks] == [("health:credentials", "failing")]
+    assert "NOSECRET" in hooks[0]["message"]

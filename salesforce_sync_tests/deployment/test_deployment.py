@@ -158,7 +158,7 @@ integrations:
     assert run["status"] == "SUCCESS", processes.tails()
     tags = {tag["key"]: tag["value"] for tag in run["tags"]}
     assert tags.get("salesforce_sync/integration") == "deployed"
-    assert tags.get("dagster/sensor_name", "").endswith("deployed")
+    assert tags.get("dagster/sensor_name") == "sync_deployed_windows"
 
     # It went through the queue: enqueued first, then started by the daemon's coordinator.
     for key in ("DAGSTER_PG_HOST", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB", "DAGSTER_PG_PORT"):

@@ -38,11 +38,10 @@ def freshness_sensor_name(integration_id: str) -> str:
 
 
 def build_integration_definitions(integration: IntegrationConfig) -> dg.Definitions:
-    """Everything one integration contributes, as one unit: its object assets, their health checks and
-    Dagster freshness checks (a materialization within twice the frequency, evaluated by the freshness
-    sensor; when it syncs on a schedule), the sync, health and preview jobs, the health schedule and (when it syncs on a schedule) its
-    windows sensor. Empty
-    for an integration with no objects. Resources are shared and added by build_definitions."""
+    """Everything one integration contributes, as one unit: its object assets and their health checks, the
+    sync, health and preview jobs and the health schedule; when it syncs on a schedule also its windows sensor
+    and Dagster freshness checks (a materialization within twice the frequency) with the sensor that evaluates
+    them. Empty for an integration with no objects. Resources are shared and added by build_definitions."""
     integration_assets = build_integration_assets(integration)
     if not integration_assets:
         return dg.Definitions()
@@ -67,7 +66,8 @@ def build_integration_definitions(integration: IntegrationConfig) -> dg.Definiti
     if scheduled:
         sensors = [build_windows_sensor(integration, sync_job, integration_assets[0].partitions_def),
                    dg.build_sensor_for_freshness_checks(freshness_checks=freshness,
-                                                        name=freshness_sensor_name(integration.id))]
+                                                        name=freshness_sensor_name(integration.id),
+                                                        default_status=dg.DefaultSensorStatus.RUNNING)]
     return dg.Definitions(
         assets=integration_assets,
         asset_checks=[build_integration_checks(integration), *freshness],

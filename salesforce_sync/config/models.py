@@ -439,6 +439,9 @@ class IntegrationConfig(_Model):
     """How long a sync waits for another sync of the same integration to finish before it fails."""
     owners: tuple[Owner, ...] = ()
     """Who answers for the integration's assets in Dagster (emails or team:<name>)."""
+    auto_map_new_fields: bool = False
+    """When the schema_drift check finds custom fields the org added, map them by their describe type (the
+    next sync re-reads the object)."""
 
     _resolve_ca_file = field_validator("ca_file")(_resolve_path)
 
@@ -515,6 +518,15 @@ class IntegrationConfig(_Model):
         """Effective field mappings of one object: defaults plus configured ones."""
         configured = self.objects[object_type].field_mappings if object_type in self.objects else None
         return effective_mappings(object_type, configured)
+
+    def with_extra_mappings(self, object_type: ObjectType, extra: tuple[FieldMapping, ...]) -> IntegrationConfig:
+        """A copy whose object also maps `extra` after its configured mappings (the mappings schema_drift
+        added for new custom fields), so everything reading `mappings()` (the sync, its fingerprint) sees them."""
+        if not extra:
+            return self
+        current = self.objects.get(object_type) or ObjectConfig()
+        extended = current.model_copy(update={"field_mappings": tuple(current.field_mappings or ()) + extra})
+        return self.model_copy(update={"objects": {**self.objects, object_type: extended}})
 
     def rule_fields(self, object_type: ObjectType) -> tuple[str, ...]:
         """The field paths one object's sync rules test (none when it has no rules)."""

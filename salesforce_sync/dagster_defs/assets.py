@@ -10,7 +10,7 @@ import dagster as dg
 from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.config.status import missing_settings
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource, SalesforceResource
-from salesforce_sync.runs.health import SyncBlocked, SyncDeferred, preflight
+from salesforce_sync.runs.health import SyncBlocked, SyncDeferred, preflight, with_auto_mappings
 from salesforce_sync.runs.window import SyncWindow, WindowSync, check_settings, plan_window, window_for_run
 from salesforce_sync.salesforce.org_clock import OrgClock, org_clock, skew_problem
 from salesforce_sync.store import AudienceStore, OrgAlreadyRegisteredError, SyncEvent
@@ -161,15 +161,16 @@ def build_object_asset(integration: IntegrationConfig, object_type: str,
             org_id = client.identity()["organization_id"]
             _refuse_another_org(store, integration, org_id)
             store.register_org(org_id, integration.project, integration.id)
-            describes = preflight(client, integration, object_type)
+            effective = with_auto_mappings(store, integration, object_type)
+            describes = preflight(client, effective, object_type)
             state = store.get_state(integration.id, object_type)
             window = sync_window(context, partitions, integration, clock,
                                  state.last_success_window_end if state else None)
             skew = skew_problem(integration.id, clock.skew, integration.overlap) if clock.skew is not None else None
             if skew:
                 context.log.warning(skew)
-            window = check_settings(store, integration, object_type, window, run_id=context.run_id)
-            plan = plan_window(client, integration, object_type, window, describes, calls_at_start=calls_at_start)
+            window = check_settings(store, effective, object_type, window, run_id=context.run_id)
+            plan = plan_window(client, effective, object_type, window, describes, calls_at_start=calls_at_start)
             plan.lease, plan.clock_skew = lease, clock.skew
         except SyncDeferred as err:
             _record_deferral(context, store, integration, object_type, window, str(err))

@@ -1,6 +1,7 @@
-"""Health checks as asset checks (credentials, API limits, field mappings, staleness), which run after every
-sync and on their own in a checks-only job, each writing a `health_check` entry to the sync log; and the
-preview-count job."""
+"""Health checks as asset checks (credentials, API limits, field mappings, staleness, clock skew, schema
+drift), which run after every sync and on their own in a checks-only job, each writing a `health_check` entry
+to the sync log and telling the owners when a check starts failing (ERROR severity) and when it recovers; and
+the preview-count job."""
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -19,15 +20,20 @@ from salesforce_sync.runs.health import (
     check_clock_skew,
     check_credentials,
     check_field_mappings,
+    check_schema_drift,
     check_staleness,
     mapping_check_within_budget,
+    with_auto_mappings,
 )
+from salesforce_sync.runs.alerts import announce, health_subject
 from salesforce_sync.runs.preview import preview_counts
+from salesforce_sync.sync.describe import Describes
 from salesforce_sync.salesforce.auth import SalesforceAuthError
 from salesforce_sync.salesforce.client import SalesforceRequestError
 from salesforce_sync.salesforce.org_clock import org_clock
-from salesforce_sync.store import SyncEvent
+from salesforce_sync.store import AudienceStore, SyncEvent
 
+NOT_CHECKED = "not_checked"
 CHECKS = {
     "credentials": "A token can be obtained and the identity call answers (org ID and user reported).",
     "api_limits": "DailyApiRequests remaining above 10% (warns at 25%); reports used and max.",
@@ -35,6 +41,8 @@ CHECKS = {
     "staleness": "The last successful sync is within twice the integration's frequency.",
     "clock_skew": "The org's clock (its responses' Date header) is within half the overlap of this host's; warns "
                   "beyond.",
+    "schema_drift": "Fields the org added since the mappings were written, custom fields first (warns); with "
+                    "auto_map_new_fields the new custom fields are mapped and the object re-read.",
 }
 
 
@@ -48,11 +56,14 @@ def build_integration_checks(integration: IntegrationConfig) -> dg.AssetChecksDe
                            audience_store: AudienceStoreResource) -> Iterator[dg.AssetCheckResult]:
         selected = context.selected_asset_check_keys
         store = audience_store.open()
+        run_id = context.op_execution_context.run_id
+        by_check: dict[str, list[CheckOutcome]] = {}
         try:
             for object_type, outcome in _outcomes(integration, salesforce, store, {k.name for k in selected}):
                 key = dg.AssetCheckKey(asset_key(integration.id, object_type), outcome.check)
                 if key not in selected:
                     continue
+                by_check.setdefault(outcome.check, []).append(outcome)
                 store.log_event(integration.project, integration.id, SyncEvent.HEALTH_CHECK, object_type=object_type,
                                 run_id=context.op_execution_context.run_id, message=outcome.message,
                                 details={"check": outcome.check, "passed": outcome.passed, "warn": outcome.warn,
@@ -61,10 +72,26 @@ def build_integration_checks(integration: IntegrationConfig) -> dg.AssetChecksDe
                     asset_key=key.asset_key, check_name=outcome.check, passed=outcome.passed and not outcome.warn,
                     severity=dg.AssetCheckSeverity.WARN if outcome.warn else dg.AssetCheckSeverity.ERROR,
                     description=outcome.message, metadata={"message": outcome.message, **_numeric(outcome.metadata)})
+            for check, outcomes in by_check.items():
+                _announce_check(store, integration, check, outcomes, run_id)
         finally:
             store.close()
 
     return integration_health
+
+
+def _announce_check(store: AudienceStore, integration: IntegrationConfig, check: str, outcomes: list[CheckOutcome],
+                    run_id: str) -> None:
+    """One state per check of the integration: failing when any object's check failed with ERROR severity,
+    recovered when every object's passed; warnings and checks not run (no connection: the credentials check
+    says why) change nothing."""
+    failing = [o.message for o in outcomes if not o.passed and not o.warn and not o.metadata.get(NOT_CHECKED)]
+    if failing:
+        announce(store, integration, "failing", message="\n".join(dict.fromkeys(failing)), run_id=run_id,
+                 subject=health_subject(check))
+    elif all(o.passed for o in outcomes):
+        announce(store, integration, "recovered", message=f"the {check} check passes again", run_id=run_id,
+                 subject=health_subject(check))
 
 
 def _outcomes(integration: IntegrationConfig, salesforce: SalesforceResource, store,
@@ -73,15 +100,15 @@ def _outcomes(integration: IntegrationConfig, salesforce: SalesforceResource, st
     if missing:
         for object_type in integration.object_types:
             for name in wanted:
-                yield object_type, CheckOutcome(name, False, f"integration {integration.id!r} is Incomplete: "
-                                                             + "; ".join(missing))
+                yield object_type, _unconnected(name, f"integration {integration.id!r} is Incomplete: "
+                                                      + "; ".join(missing))
         return
     try:
         client = salesforce.client(integration)
     except ConfigError as err:  # an unset secret: nothing can connect, so every check fails with why
         for object_type in integration.object_types:
             for name in wanted:
-                yield object_type, CheckOutcome(name, False, f"{err} (set it and reconnect the integration)")
+                yield object_type, _unconnected(name, f"{err} (set it and reconnect the integration)")
         return
     org_clock(client)  # from the first response on, the org's time is compared with the host's
     credentials: CheckOutcome | None = None
@@ -100,13 +127,26 @@ def _outcomes(integration: IntegrationConfig, salesforce: SalesforceResource, st
             yield object_type, credentials
         if "api_limits" in wanted:
             yield object_type, limits or _skipped("api_limits", credentials)
+        effective = with_auto_mappings(store, integration, object_type)
+        described: dict[str, Describes] = {}  # the mappings check's describes, so schema_drift needs no call
+
+        def mappings_check() -> CheckOutcome:
+            outcome, described[object_type] = check_field_mappings(client, effective, object_type)
+            return outcome
+
         if "field_mappings" in wanted:
             if connected:
                 yield object_type, _guarded(integration, "field_mappings", lambda: (
-                    mapping_check_within_budget(client, integration, object_type)
-                    or check_field_mappings(client, integration, object_type)[0]))
+                    mapping_check_within_budget(client, effective, object_type) or mappings_check()))
             else:
                 yield object_type, _skipped("field_mappings", credentials)
+        if "schema_drift" in wanted:
+            if connected:
+                describe = described.get(object_type, {}).get(object_type)
+                yield object_type, _guarded(integration, "schema_drift", lambda: check_schema_drift(
+                    client, store, integration, object_type, describe))
+            else:
+                yield object_type, _skipped("schema_drift", credentials)
         if "clock_skew" in wanted:
             yield object_type, skew or _skipped("clock_skew", credentials)
         if "staleness" in wanted:
@@ -125,9 +165,14 @@ def _guarded(integration: IntegrationConfig, check: str, run: Callable[[], Check
         return CheckOutcome(check, False, f"integration {integration.id!r}: cannot reach Salesforce: {err}")
 
 
+def _unconnected(check: str, why: str) -> CheckOutcome:
+    """A failed check when nothing can connect; only the credentials check alerts about it."""
+    return CheckOutcome(check, False, why, metadata={} if check == "credentials" else {NOT_CHECKED: True})
+
+
 def _skipped(check: str, credentials: CheckOutcome | None) -> CheckOutcome:
     reason = credentials.message if credentials else "credentials failed"
-    return CheckOutcome(check, False, f"not checked: no connection to the org ({reason})")
+    return CheckOutcome(check, False, f"not checked: no connection to the org ({reason})", metadata={NOT_CHECKED: True})
 
 
 def _numeric(metadata: dict) -> dict:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import dagster as dg
 
 from salesforce_sync.config.loader import load_config
-from salesforce_sync.config.models import SyncConfig
+from salesforce_sync.config.models import IntegrationConfig, SyncConfig
 from salesforce_sync.config.status import missing_settings
 from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, build_integration_assets, sync_job_name
 from salesforce_sync.dagster_defs.checks import build_integration_checks, build_preview_job
 from salesforce_sync.dagster_defs.io_manager import AudienceStoreIOManager
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource, SalesforceResource
-from salesforce_sync.dagster_defs.sensors import build_run_status_sensors, build_schedule_sensor
+from salesforce_sync.dagster_defs.sensors import build_run_status_sensors, build_windows_sensor
 from salesforce_sync.store.urls import STORE_URL_ENV_VAR, configured_store_url
 
 
@@ -32,50 +33,64 @@ def health_job_name(integration_id: str) -> str:
     return f"health_{integration_id}"
 
 
-def build_definitions(config: SyncConfig) -> dg.Definitions:
-    assets: list[dg.AssetsDefinition] = []
-    checks: list[dg.AssetChecksDefinition] = []
-    jobs = []
-    schedules = []
+def freshness_sensor_name(integration_id: str) -> str:
+    return f"freshness_{integration_id}"
+
+
+def build_integration_definitions(integration: IntegrationConfig) -> dg.Definitions:
+    """Everything one integration contributes, as one unit: its object assets and their health checks, the
+    sync, health and preview jobs and the health schedule; when it syncs on a schedule also its windows sensor
+    and Dagster freshness checks (a materialization within twice the frequency) with the sensor that evaluates
+    them. Empty for an integration with no objects. Resources are shared and added by build_definitions."""
+    integration_assets = build_integration_assets(integration)
+    if not integration_assets:
+        return dg.Definitions()
+    scheduled = integration.scheduled and not missing_settings(integration)
+    # Only an integration synced on a schedule is expected to stay fresh.
+    freshness = dg.build_last_update_freshness_checks(
+        assets=integration_assets, lower_bound_delta=timedelta(minutes=2 * integration.window_minutes)
+    ) if scheduled else []
+    # Dagster's freshness sensor evaluates these; the jobs run only the integration's own health checks.
+    freshness_selection = dg.AssetSelection.checks(*freshness)
+    sync_job = dg.define_asset_job(
+        name=sync_job_name(integration.id),
+        selection=dg.AssetSelection.assets(*integration_assets) - freshness_selection,
+        tags={INTEGRATION_TAG: integration.id},
+        description=f"Sync every object of integration {integration.id!r} for the selected windows.")
+    health_job = dg.define_asset_job(
+        name=health_job_name(integration.id),
+        selection=dg.AssetSelection.checks_for_assets(*integration_assets) - freshness_selection,
+        tags={INTEGRATION_TAG: integration.id},
+        description=f"Health checks of integration {integration.id!r}, without syncing.")
     sensors = []
-    sync_jobs = []
-    store = store_resource()
-    for integration in config.integrations:
-        integration_assets = build_integration_assets(integration)
-        if not integration_assets:
-            continue
-        assets.extend(integration_assets)
-        checks.append(build_integration_checks(integration))
-        sync_job = dg.define_asset_job(
-            name=sync_job_name(integration.id), selection=dg.AssetSelection.assets(*integration_assets),
-            tags={INTEGRATION_TAG: integration.id},
-            description=f"Sync every object of integration {integration.id!r} for the selected windows.")
-        sync_jobs.append(sync_job)
-        if integration.scheduled and not missing_settings(integration):
-            sensors.append(build_schedule_sensor(integration, sync_job, integration_assets[0].partitions_def))
-        health_job = dg.define_asset_job(
-            name=health_job_name(integration.id),
-            selection=dg.AssetSelection.checks_for_assets(*integration_assets),
-            tags={INTEGRATION_TAG: integration.id},
-            description=f"Health checks of integration {integration.id!r}, without syncing.")
-        jobs.extend([health_job, build_preview_job(integration)])
-        schedules.append(dg.ScheduleDefinition(
-            name=f"health_{integration.id}_schedule", job=health_job, cron_schedule=HEALTH_CRON,
-            default_status=dg.DefaultScheduleStatus.RUNNING if integration.active else dg.DefaultScheduleStatus.STOPPED))
-    jobs.extend(sync_jobs)
-    sensors.extend(build_run_status_sensors({i.id: i for i in config.integrations}))
+    if scheduled:
+        sensors = [build_windows_sensor(integration, sync_job, integration_assets[0].partitions_def),
+                   dg.build_sensor_for_freshness_checks(freshness_checks=freshness,
+                                                        name=freshness_sensor_name(integration.id),
+                                                        default_status=dg.DefaultSensorStatus.RUNNING)]
     return dg.Definitions(
-        assets=assets,
-        asset_checks=checks,
-        jobs=jobs,
-        schedules=schedules,
+        assets=integration_assets,
+        asset_checks=[build_integration_checks(integration), *freshness],
+        jobs=[health_job, build_preview_job(integration), sync_job],
+        schedules=[dg.ScheduleDefinition(
+            name=f"health_{integration.id}_schedule", job=health_job, cron_schedule=HEALTH_CRON,
+            default_status=dg.DefaultScheduleStatus.RUNNING if integration.active else dg.DefaultScheduleStatus.STOPPED)],
         sensors=sensors,
+    )
+
+
+def build_definitions(config: SyncConfig) -> dg.Definitions:
+    """Every integration's definitions merged, plus the run-status sensors and the shared resources."""
+    store = store_resource()
+    shared = dg.Definitions(
+        sensors=build_run_status_sensors({i.id: i for i in config.integrations}),
         resources={
             "salesforce": SalesforceResource(),
             "audience_store": store,
             "audience_store_io": AudienceStoreIOManager(store=store),
         },
     )
+    return dg.Definitions.merge(*(build_integration_definitions(i) for i in config.integrations), shared)
 
 
 defs = build_definitions(load_config())

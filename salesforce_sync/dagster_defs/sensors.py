@@ -1,5 +1,6 @@
-"""Sensors: one schedule sensor per integration that requests every completed window (missed ones in one
-ranged run), and run-status sensors that keep the sync log and the status badge right."""
+"""Sensors: one `sync_<integration>_windows` sensor per integration that requests a run for every completed
+window (missed ones in one ranged run), and run-status sensors that keep the sync log and the status badge
+right."""
 
 from __future__ import annotations
 
@@ -22,7 +23,11 @@ ACTIVE_RUN_STATUSES = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_START
                        dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
-def build_schedule_sensor(integration: IntegrationConfig, job: dg.UnresolvedAssetJobDefinition,
+def windows_sensor_name(integration_id: str) -> str:
+    return f"sync_{integration_id}_windows"
+
+
+def build_windows_sensor(integration: IntegrationConfig, job: dg.UnresolvedAssetJobDefinition,
                           partitions: dg.TimeWindowPartitionsDefinition) -> dg.SensorDefinition:
     """Requests the windows completed since the last successful sync: the whole history at first, in
     one run (the initial sync starts as soon as the integration is Active), then each new window; after
@@ -30,10 +35,10 @@ def build_schedule_sensor(integration: IntegrationConfig, job: dg.UnresolvedAsse
     a run of the integration is queued or running; a failed range is retried (its run key changes with
     the error). The store comes in as the `audience_store` resource, so its URL is read at evaluation."""
 
-    @dg.sensor(name=f"schedule_{integration.id}", job=job, minimum_interval_seconds=60,
+    @dg.sensor(name=windows_sensor_name(integration.id), job=job, minimum_interval_seconds=60,
                default_status=dg.DefaultSensorStatus.RUNNING,
                description=f"Syncs integration {integration.id!r} every {integration.window_minutes} minutes.")
-    def schedule(context: dg.SensorEvaluationContext,
+    def sync_completed_windows(context: dg.SensorEvaluationContext,
                  audience_store: AudienceStoreResource) -> dg.SensorResult | dg.SkipReason:
         active = context.instance.get_runs(filters=dg.RunsFilter(statuses=ACTIVE_RUN_STATUSES), limit=ACTIVE_RUNS_SCANNED)
         running = [run for run in active if synced_integration_id(run) == integration.id]
@@ -53,7 +58,7 @@ def build_schedule_sensor(integration: IntegrationConfig, job: dg.UnresolvedAsse
             tags={RANGE_START_TAG: start, RANGE_END_TAG: end, INTEGRATION_TAG: integration.id})],
             cursor=end)
 
-    return schedule
+    return sync_completed_windows
 
 
 def _cap(partitions: dg.TimeWindowPartitionsDefinition, start: str, end: str) -> str:

@@ -1,8 +1,10 @@
 """Tell an integration's owners when it starts failing and when it recovers: once per change of state,
 not once per failed run, through a webhook, a Slack incoming webhook or email (per integration config).
 
-The last state announced is the newest `alert_sent` entry of the sync log, so every process (the daemon's
-sensors, a CLI run) sees the same memory and a retried failure is not announced twice.
+Each integration has one state per *subject*: "sync" (its runs) and "health:<check>" (a health check failing
+with ERROR severity), so a failing check and a failing sync never swallow each other's alerts. The last state
+announced for a subject is the newest `alert_sent` entry of the sync log carrying it, so every process (the
+daemon's sensors, a CLI run) sees the same memory and a retried failure is not announced twice.
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ from salesforce_sync.store import AudienceStore, SyncEvent
 log = logging.getLogger(__name__)
 State = Literal["failing", "recovered"]
 TIMEOUT_SECONDS = 10
+SYNC_SUBJECT = "sync"
+ALERTS_SCANNED = 500  # newest alert_sent entries of an integration searched for a subject's last state
+
+
+def health_subject(check: str) -> str:
+    return f"health:{check}"
 
 
 @dataclass(frozen=True)
@@ -35,15 +43,17 @@ class Alert:
     message: str
     run_id: str | None
     at: datetime
+    subject: str = SYNC_SUBJECT
 
     @property
     def title(self) -> str:
         verb = "is failing" if self.state == "failing" else "has recovered"
-        return f"salesforce-sync: integration {self.integration} {verb}"
+        what = "" if self.subject == SYNC_SUBJECT else f" health check {self.subject.removeprefix('health:')}"
+        return f"salesforce-sync: integration {self.integration}{what} {verb}"
 
     def payload(self) -> dict[str, str | None]:
-        return {"integration": self.integration, "project": self.project, "state": self.state,
-                "message": self.message, "run_id": self.run_id, "at": self.at.isoformat()}
+        return {"integration": self.integration, "project": self.project, "subject": self.subject,
+                "state": self.state, "message": self.message, "run_id": self.run_id, "at": self.at.isoformat()}
 
 
 def due(last_announced: State | None, outcome: State) -> bool:
@@ -53,20 +63,29 @@ def due(last_announced: State | None, outcome: State) -> bool:
     return last_announced == "failing"
 
 
+def last_announced(store: AudienceStore, integration_id: str, subject: str) -> State | None:
+    """The state last announced for one subject of an integration (entries without a subject are syncs')."""
+    for entry in store.sync_log(integration_id=integration_id, event=SyncEvent.ALERT_SENT, limit=ALERTS_SCANNED):
+        details = entry.details or {}
+        if details.get("subject", SYNC_SUBJECT) == subject:
+            return details.get("state")
+    return None
+
+
 def announce(store: AudienceStore, integration: IntegrationConfig, outcome: State, *, message: str,
-             run_id: str | None = None, environ: Mapping[str, str] | None = None) -> Alert | None:
-    """Send the alert for this outcome if it changes what the owners were last told; returns it, or None."""
+             run_id: str | None = None, environ: Mapping[str, str] | None = None,
+             subject: str = SYNC_SUBJECT) -> Alert | None:
+    """Send the alert for this outcome of `subject` if it changes what the owners were last told about it;
+    returns it, or None."""
     if integration.alerts is None:
         return None
-    previous = store.sync_log(integration_id=integration.id, event=SyncEvent.ALERT_SENT, limit=1)
-    last: State | None = previous[0].details.get("state") if previous and previous[0].details else None
-    if not due(last, outcome):
+    if not due(last_announced(store, integration.id, subject), outcome):
         return None
-    alert = Alert(integration.id, integration.project, outcome, message, run_id, datetime.now(UTC))
+    alert = Alert(integration.id, integration.project, outcome, message, run_id, datetime.now(UTC), subject)
     problems = deliver(integration.alerts, alert, os.environ if environ is None else environ)
     store.log_event(integration.project, integration.id, SyncEvent.ALERT_SENT, run_id=run_id,
                     message=alert.title + ("" if not problems else " (not delivered: " + "; ".join(problems) + ")"),
-                    details={"state": outcome, "undelivered": problems})
+                    details={"subject": subject, "state": outcome, "undelivered": problems})
     return alert
 
 

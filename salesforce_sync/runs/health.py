@@ -1,4 +1,5 @@
-"""Health checks of an integration, in plain Python: credentials, API limits, field mappings, staleness.
+"""Health checks of an integration, in plain Python: credentials, API limits, field mappings, staleness, clock
+skew, schema drift.
 
 The asset checks report them; a sync runs the limits and mappings checks before it fetches anything and
 stops with the same message when one fails, so a broken mapping or an exhausted quota never moves the
@@ -10,14 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from collections.abc import Mapping
 from typing import Any
 
-from salesforce_sync.config.models import IntegrationConfig
+from salesforce_sync.config.models import FieldMapping, IntegrationConfig
 from salesforce_sync.salesforce.auth import SalesforceAuthError
 from salesforce_sync.salesforce.client import SalesforceClient, SalesforceRequestError
 from salesforce_sync.sync.budget import ApiBudget, describe_calls
 from salesforce_sync.salesforce.org_clock import org_clock, skew_limit, skew_problem
 from salesforce_sync.sync.describe import Describes, field_infos, objects_to_describe, validate_mappings
+from salesforce_sync.store import AudienceStore
+from salesforce_sync.sync.schema_drift import auto_mappings, field_names, new_fields
 from salesforce_sync.sync.soql import select_fields
 
 DEFAULT_BUDGET_PERCENT = 90
@@ -177,6 +181,57 @@ def check_staleness(integration: IntegrationConfig, last_success_at: datetime | 
                             f"{metadata['age_minutes']} minutes old, more than twice its frequency", metadata=metadata)
     return CheckOutcome("staleness", True, f"integration {integration.id!r}: last successful sync "
                                            f"{metadata['age_minutes']} minutes ago", metadata=metadata)
+
+
+def with_auto_mappings(store: AudienceStore, integration: IntegrationConfig, object_type: str) -> IntegrationConfig:
+    """The integration as it syncs `object_type`: its configured mappings plus those schema_drift added for new
+    custom fields (kept in the store), which the settings fingerprint then covers."""
+    settings = store.object_settings(integration.id, object_type)
+    if settings is None or not settings.auto_mappings:
+        return integration
+    return integration.with_extra_mappings(object_type, tuple(FieldMapping.model_validate(mapping)
+                                                              for mapping in settings.auto_mappings))
+
+
+def check_schema_drift(client: SalesforceClient, store: AudienceStore, integration: IntegrationConfig,
+                       object_type: str, describe: Mapping[str, Any] | None = None) -> CheckOutcome:
+    """Fields the org added since the object's mappings were written (its field names when the settings
+    fingerprint was last recorded), custom fields first: a warning listing them, else a pass. With
+    `auto_map_new_fields` the new custom fields get mappings by describe type, kept in the store; the next
+    sync's fingerprint then differs and it re-reads the object. Without a baseline yet (a store from before
+    this check) the current fields become it. `describe` is the object's describe when already read (by the
+    field_mappings check); else it costs one API call, if the budget allows."""
+    where = f"integration {integration.id!r}, object {object_type}"
+    if describe is None:
+        budget = api_budget(client, integration)
+        if not budget.allows(1):
+            return CheckOutcome("schema_drift", False, f"{where}: not checked to stay within the API budget: "
+                                                       f"{budget.describe(1, 'the check')}", warn=True)
+        describe = client.describe(object_type)
+    settings = store.object_settings(integration.id, object_type)
+    if settings is None or settings.known_fields is None:
+        store.record_object_settings(integration.id, object_type, known_fields=field_names(describe))
+        return CheckOutcome("schema_drift", True, f"{where}: no record of the org's fields yet; recorded its "
+                                                  f"{len(field_names(describe))} fields as the baseline")
+    effective = with_auto_mappings(store, integration, object_type)
+    mappings = effective.mappings(object_type)
+    added = new_fields(describe, settings.known_fields, mappings)
+    if not added:
+        return CheckOutcome("schema_drift", True, f"{where}: no fields added since the mappings were written",
+                            metadata={"fields": len(settings.known_fields)})
+    listed = ", ".join(f"{new.name} ({new.type})" for new in added)
+    message = f"{where}: {len(added)} field(s) added since the mappings were written: {listed}"
+    mapped: tuple[FieldMapping, ...] = ()
+    if integration.auto_map_new_fields:
+        mapped = auto_mappings(added, mappings)
+    if mapped:
+        stored = settings.auto_mappings + tuple(m.model_dump(mode="json", by_alias=True) for m in mapped)
+        store.record_object_settings(integration.id, object_type, auto_mappings=stored)
+        message += ("; mapped automatically: " + ", ".join(f"{m.fields[0]} -> {m.property} ({m.type})" for m in mapped)
+                    + f"; the next sync re-reads every {object_type}")
+    return CheckOutcome("schema_drift", False, message, warn=True, metadata={
+        "new_fields": len(added), "new_custom_fields": sum(new.custom for new in added),
+        "field_names": ", ".join(new.name for new in added), "auto_mapped": len(mapped)})
 
 
 def mapping_check_calls(integration: IntegrationConfig, object_type: str) -> int:

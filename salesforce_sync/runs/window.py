@@ -26,6 +26,7 @@ from salesforce_sync.store.models import SyncEvent, UpsertCounts, WindowTally
 from salesforce_sync.sync.budget import window_calls
 from salesforce_sync.sync.describe import Describes, field_types
 from salesforce_sync.sync.mapping import MappingWarning, map_chunk, settings_fingerprint
+from salesforce_sync.sync.schema_drift import field_names
 from salesforce_sync.sync.soql import (
     after_record_where,
     build_count_soql,
@@ -125,6 +126,8 @@ class WindowSync:
     replaced_nul: int = 0
     started: float = field(default_factory=time.monotonic)
     planned_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: The object's field names in the describe the plan was made with: schema_drift's baseline.
+    known_fields: tuple[str, ...] | None = None
 
     def chunks(self) -> Iterator[pd.DataFrame]:
         """Mapped store chunks; warnings about dropped values collect in `self.warnings`."""
@@ -258,7 +261,7 @@ def plan_window(client: SalesforceClient, integration: IntegrationConfig, object
         soql += order_by_cursor(cursor)
     return WindowSync(integration, object_type, window, soql, fields, use_bulk, expected, client, calls,
                       resume=None if use_bulk else resume, usage_at_start=usage_at_start, rules_where=where,
-                      out_of_scope_soql=leavers)
+                      out_of_scope_soql=leavers, known_fields=field_names(describes.get(object_type, {})))
 
 
 Progress = Callable[[str, int, int], None]
@@ -343,7 +346,8 @@ def apply_window(store: AudienceStore, sync: WindowSync, *, run_id: str | None,
     if sync.window.first or everything:
         # A first window has just listed every record there is (up to its end): nothing to reconcile yet.
         store.record_object_settings(integration.id, object_type, reconciled_at=sync.planned_at,
-                                     fingerprint=object_fingerprint(integration, object_type))
+                                     fingerprint=object_fingerprint(integration, object_type),
+                                     known_fields=sync.known_fields)
     for warning in sync.warnings[:MAX_LOGGED_WARNINGS]:
         log.warning("integration %r, %s: %s", integration.id, object_type, warning)
     duration = time.monotonic() - sync.started

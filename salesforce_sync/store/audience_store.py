@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from operator import index
@@ -512,17 +512,26 @@ class AudienceStore:
                                               settings.object_type == object_type)
         with self._reading() as connection:
             row = connection.execute(query).one_or_none()
-        return None if row is None else ObjectSettings(row.integration_id, row.object_type, row.fingerprint,
-                                                      row.fingerprint_at, row.reconciled_at)
+        if row is None:
+            return None
+        known = None if row.known_fields is None else tuple(row.known_fields)
+        return ObjectSettings(row.integration_id, row.object_type, row.fingerprint, row.fingerprint_at,
+                              row.reconciled_at, known, tuple(row.auto_mappings or ()))
 
     def record_object_settings(self, integration_id: str, object_type: str, *, fingerprint: str | None = None,
-                               reconciled_at: datetime | None = None) -> None:
-        """Remember the settings a complete read of the object used, and/or when its Ids were reconciled."""
+                               reconciled_at: datetime | None = None, known_fields: Sequence[str] | None = None,
+                               auto_mappings: Sequence[dict[str, str]] | None = None) -> None:
+        """Remember the settings a complete read of the object used, and/or when its Ids were reconciled, the
+        org's field names then (the schema_drift baseline) and the mappings schema_drift added."""
         _require_name("integration_id", integration_id)
         _require_name("object_type", object_type)
         values: dict[str, Any] = {}
         if fingerprint is not None:
             values.update(fingerprint=fingerprint, fingerprint_at=datetime.now(UTC))
+        if known_fields is not None:
+            values["known_fields"] = list(known_fields)
+        if auto_mappings is not None:
+            values["auto_mappings"] = [dict(mapping) for mapping in auto_mappings]
         if reconciled_at is not None:
             _require_aware("reconciled_at", reconciled_at)
             values["reconciled_at"] = reconciled_at
@@ -622,14 +631,16 @@ def _listed_keys(project: str, integration_id: str, object_type: str, salesforce
 
 
 def _add_missing_columns(connection: Connection) -> None:
-    """Bring a store created by an earlier version up to date: add the audience_users columns it lacks
-    (nullable, so existing rows simply have no content hash yet and are rewritten when next read), and
-    let the sync log accept the current events."""
-    present = {column["name"] for column in inspect(connection).get_columns(audience_users.name)}
-    for column in audience_users.columns:
-        if column.name not in present:
-            kind = column.type.compile(dialect=connection.dialect)
-            connection.exec_driver_sql(f"ALTER TABLE {audience_users.name} ADD COLUMN {column.name} {kind}")
+    """Bring a store created by an earlier version up to date: add the audience_users and object_settings
+    columns it lacks (nullable, so existing rows simply have no content hash or schema baseline yet: rows are
+    rewritten when next read, the baseline is recorded by the next check or complete read), and let the sync
+    log accept the current events."""
+    for table in (audience_users, object_settings):
+        present = {column["name"] for column in inspect(connection).get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present:
+                kind = column.type.compile(dialect=connection.dialect)
+                connection.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")
     if connection.dialect.name == "postgresql":
         allowed = connection.exec_driver_sql(
             "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'ck_sync_log_event'").scalar() or ""

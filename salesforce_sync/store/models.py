@@ -177,3 +177,7 @@ class ObjectSettings:
     fingerprint: str | None
     fingerprint_at: datetime | None
     reconciled_at: datetime | None
+    #: The object's field names in the org when the fingerprint was recorded: the schema_drift baseline.
+    known_fields: tuple[str, ...] | None = None
+    #: Mappings ({"field", "property", "type"}) schema_drift added for new custom fields (auto_map_new_fields).
+    auto_mappings: tuple[dict[str, str], ...] = ()

@@ -166,6 +166,10 @@ object_settings = Table(
     Column("fingerprint", String(64), comment="hash of the mappings and rules the stored rows were last fully read with"),
     Column("fingerprint_at", UtcDateTime),
     Column("reconciled_at", UtcDateTime, comment="when the last Id reconciliation (hard deletes, scope) finished"),
+    Column("known_fields", JsonDocument,
+           comment="the object's field names in the org's describe when the fingerprint was recorded (schema_drift)"),
+    Column("auto_mappings", JsonDocument,
+           comment="mappings of new custom fields added by schema_drift (auto_map_new_fields): field, property, type"),
     PrimaryKeyConstraint("integration_id", "object_type", name="pk_object_settings"),
 )
 """Per integration and object: which settings the stored rows reflect, and when Ids were last reconciled."""

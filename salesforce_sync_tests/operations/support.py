@@ -79,3 +79,8 @@ def run_job(defs: dg.Definitions, job_name: str, instance: dg.DagsterInstance,
     """One in-process run of a job of `defs` on `instance`; failures are returned, not raised."""
     job = defs.resolve_job_def(job_name)
     return job.execute_in_process(instance=instance, tags=tags, raise_on_error=False, run_config=QUIET_RUN)
+
+
+def check_evaluations(result: dg.ExecuteInProcessResult, check: str) -> dict[str, dg.AssetCheckEvaluation]:
+    """One check's evaluations in a run, by object."""
+    return {e.asset_key.path[-1]: e for e in result.get_asset_check_evaluations() if e.check_name == check}

@@ -1,6 +1,7 @@
-"""Alerts through Dagster's run-status sensors: a failing integration tells its owners once (webhook, Slack
-incoming webhook and email, each to a local receiver), a repeated failure says nothing more, and the first
-success after it announces the recovery once."""
+"""Alerts through Dagster's run-status sensors and health checks: a failing integration tells its owners once
+(webhook, Slack incoming webhook and email, each to a local receiver), a repeated failure says nothing more, and
+the first success after it announces the recovery once; a health check failing with ERROR severity does the
+same under its own subject, so sync and check alerts never swallow each other."""
 
 from __future__ import annotations
 
@@ -8,18 +9,20 @@ import json
 import socketserver
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
 import pytest
 
-from salesforce_sync.runs.alerts import announce, due
+from salesforce_sync.runs.alerts import announce, due, last_announced
 from salesforce_sync.dagster_defs.definitions import build_definitions
 from salesforce_sync.emulator.harness import EmulatedOrg
-from salesforce_sync.store import AudienceStore, SyncEvent
+from salesforce_sync.store import AudienceStore, SyncEvent, UpsertCounts
 from salesforce_sync_tests.operations.support import (
     OBJECTS,
     build_config,
+    hours_ago,
     offline_integration,
     org_integration,
     run_job,
@@ -120,7 +123,7 @@ def test_a_failing_integration_alerts_its_owners_once_and_once_more_when_it_reco
     defs = build_definitions(build_config(org_integration(org, objects={"Lead": OBJECTS["Lead"]}, alerts=alerts)))
     context = dg.build_sensor_context(instance=instance, definitions=defs,
                                       resources={"audience_store": defs.resources["audience_store"]})
-    tags = defs.resolve_sensor_def("schedule_acme")(context).run_requests[0].tags
+    tags = defs.resolve_sensor_def("sync_acme_windows")(context).run_requests[0].tags
     on_failure = defs.resolve_sensor_def("sync_failure_log")
     on_success = defs.resolve_sensor_def("sync_success_status")
     org.control.inject_error(r"/queryAll$", 400, "QUERY_TIMEOUT", "Your query request was running for too long.",
@@ -165,3 +168,50 @@ def test_an_unset_alert_url_is_reported_not_raised(
         [entry] = store.sync_log("quiet", SyncEvent.ALERT_SENT)
     assert alert is not None and alert.state == "failing"
     assert entry.details["undelivered"] == [f"webhook: environment variable {WEBHOOK_ENV} is not set"]
+
+
+@pytest.mark.slow
+def test_a_failing_health_check_alerts_once_apart_from_sync_failures_and_once_more_when_it_passes(
+        org: EmulatedOrg, app_store_url: str, instance: dg.DagsterInstance, receiver: Receiver,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(WEBHOOK_ENV, receiver.url + "/hooks/health")
+    lead = {"sync_rules": {"rules": []},
+            "field_mappings": [{"field": "Segment__c", "property": "segment", "type": "string"}]}
+    config = build_config(org_integration(org, objects={"Lead": lead}, alerts={"webhook_url_env": WEBHOOK_ENV}))
+    defs = build_definitions(config)
+    with AudienceStore(app_store_url) as store:
+        store.create_schema()
+        store.record_success("acme", "Lead", window_end=hours_ago(0), counts=UpsertCounts(), at=datetime.now(UTC))
+        # The sync is already failing and its owners were told: a failing check is news all the same.
+        assert announce(store, config.integrations[0], "failing", message="sync broke") is not None
+
+    for _ in range(2):  # the org has no Segment__c: field_mappings fails (ERROR) on both runs
+        assert run_job(defs, "health_acme", instance).success
+    org.control.add_field("Lead", "Segment__c", "string", label="Segment")
+    assert run_job(defs, "health_acme", instance).success
+
+    hooks = receiver.posted("/hooks/health")
+    assert [(hook["subject"], hook["state"]) for hook in hooks] == [
+        ("sync", "failing"), ("health:field_mappings", "failing"), ("health:field_mappings", "recovered")]
+    assert "Segment__c" in hooks[1]["message"] and hooks[1]["run_id"] is not None
+    with AudienceStore(app_store_url) as store:
+        assert last_announced(store, "acme", "sync") == "failing"  # the check's recovery is not the sync's
+        titles = [entry.message for entry in store.sync_log("acme", SyncEvent.ALERT_SENT)]
+    assert titles[0] == "salesforce-sync: integration acme health check field_mappings has recovered"
+
+
+def test_an_unset_secret_alerts_once_as_failing_credentials(
+        app_store_url: str, instance: dg.DagsterInstance, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(WEBHOOK_ENV, receiver.url + "/hooks/secret")
+    integration = offline_integration("nosecret", alerts={"webhook_url_env": WEBHOOK_ENV}, environment="production",
+                                      auth={"method": "refresh_token", "client_id_env": "NOSECRET_ID",
+                                            "client_secret_env": "NOSECRET_SECRET",
+                                            "refresh_token_env": "NOSECRET_TOKEN"})
+    monkeypatch.delenv("NOSECRET_TOKEN", raising=False)
+    defs = build_definitions(build_config(integration))
+
+    assert run_job(defs, "health_nosecret", instance).success
+
+    hooks = receiver.posted("/hooks/secret")
+    assert [(hook["subject"], hook["state"]) for hook in hooks] == [("health:credentials", "failing")]
+    assert "NOSECRET" in hooks[0]["message"]

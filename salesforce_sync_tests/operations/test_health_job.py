@@ -37,10 +37,10 @@ def test_health_job_runs_every_check_without_materializing_and_logs_each(
                    for evaluation in result.get_asset_check_evaluations()}
     passed = {check: evaluation.passed for check, evaluation in evaluations.items()}
     assert passed == {
-        ("Lead", "credentials"): True, ("Lead", "api_limits"): False,
-        ("Lead", "field_mappings"): False, ("Lead", "staleness"): True, ("Lead", "clock_skew"): True,
-        ("Contact", "credentials"): True, ("Contact", "api_limits"): False,
-        ("Contact", "field_mappings"): False, ("Contact", "staleness"): False, ("Contact", "clock_skew"): True,
+        ("Lead", "credentials"): True, ("Lead", "api_limits"): False, ("Lead", "field_mappings"): False,
+        ("Lead", "staleness"): True, ("Lead", "clock_skew"): True, ("Lead", "schema_drift"): False,
+        ("Contact", "credentials"): True, ("Contact", "api_limits"): False, ("Contact", "field_mappings"): False,
+        ("Contact", "staleness"): False, ("Contact", "clock_skew"): True, ("Contact", "schema_drift"): False,
     }
     limits = evaluations[("Lead", "api_limits")]
     assert limits.metadata["used"].value == maximum and limits.metadata["max"].value == maximum
@@ -48,6 +48,8 @@ def test_health_job_runs_every_check_without_materializing_and_logs_each(
     assert "not checked to stay within the API budget" in evaluations[("Contact", "field_mappings")].description
     assert evaluations[("Contact", "field_mappings")].severity == dg.AssetCheckSeverity.WARN
     assert "more than twice its frequency" in evaluations[("Contact", "staleness")].description
+    assert evaluations[("Lead", "schema_drift")].severity == dg.AssetCheckSeverity.WARN
+    assert "not checked to stay within the API budget" in evaluations[("Lead", "schema_drift")].description
 
     with AudienceStore(app_store_url) as store:
         logged = store.sync_log("acme", SyncEvent.HEALTH_CHECK)
@@ -67,6 +69,6 @@ def test_an_unset_secret_fails_every_check_naming_the_variable(
 
     assert result.success  # failed checks, not a crashed step
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == 10
+    assert len(evaluations) == 12
     assert not any(evaluation.passed for evaluation in evaluations)
     assert all(AUTH_ENV["refresh_token"] in evaluation.description for evaluation in evaluations)

@@ -45,12 +45,12 @@ def instance() -> Iterator[dg.DagsterInstance]:
 
 
 class Sensor:
-    """The `schedule_<id>` sensor of a config, evaluated the way the daemon does (definitions' resources)."""
+    """The `sync_<id>_windows` sensor of a config, evaluated the way the daemon does (definitions' resources)."""
 
     def __init__(self, instance: dg.DagsterInstance, *integrations: dict[str, Any]) -> None:
         self.instance = instance
         self.defs = build_definitions(build_config(*integrations))
-        self.sensor = self.defs.resolve_sensor_def(f"schedule_{integrations[0]['id']}")
+        self.sensor = self.defs.resolve_sensor_def(f"sync_{integrations[0]['id']}_windows")
 
     def evaluate(self) -> tuple[dg.SensorResult | dg.SkipReason, set[str]]:
         """The result and the last complete window's key (two if the hour turned during the evaluation)."""
@@ -173,14 +173,14 @@ def test_the_sensor_waits_while_a_run_of_the_integration_is_queued_or_running(
     assert isinstance(sensor.evaluate()[0], dg.SensorResult)
 
 
-def test_inactive_manual_and_incomplete_integrations_get_no_schedule_sensor(store: AudienceStore) -> None:
+def test_inactive_manual_and_incomplete_integrations_get_no_windows_or_freshness_sensor(store: AudienceStore) -> None:
     unfinished = offline_integration("unfinished")
     del unfinished["environment"]
     defs = build_definitions(build_config(
         offline_integration("acme"), offline_integration("paused", active=False),
         offline_integration("by_hand", frequency="manual"), unfinished))
     names = {sensor.name for sensor in defs.sensors}
-    assert names == {"schedule_acme", "sync_failure_log", "sync_success_status"}
+    assert names == {"sync_acme_windows", "freshness_acme", "sync_failure_log", "sync_success_status"}
 
 
 

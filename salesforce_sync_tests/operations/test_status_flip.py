@@ -32,7 +32,7 @@ def test_a_failed_sync_shows_error_verbatim_until_the_next_success_turns_it_acti
     defs = build_definitions(build_config(org_integration(org, objects={"Lead": OBJECTS["Lead"]})))
     schedule_context = dg.build_sensor_context(instance=instance, definitions=defs,
                                                resources={"audience_store": defs.resources["audience_store"]})
-    schedule = defs.resolve_sensor_def("schedule_acme")
+    schedule = defs.resolve_sensor_def("sync_acme_windows")
     first = schedule(schedule_context).run_requests[0]
     org.control.inject_error(r"/queryAll$", 400, "QUERY_TIMEOUT", "Your query request was running for too long.")
 
@@ -85,7 +85,7 @@ def test_a_ui_materialization_that_fails_is_logged_and_badged_like_a_sync_job_ru
     defs = build_definitions(build_config(org_integration(org, objects={"Lead": OBJECTS["Lead"]})))
     schedule_context = dg.build_sensor_context(instance=instance, definitions=defs,
                                                resources={"audience_store": defs.resources["audience_store"]})
-    range_tags = {k: v for k, v in defs.resolve_sensor_def("schedule_acme")(schedule_context).run_requests[0].tags.items()
+    range_tags = {k: v for k, v in defs.resolve_sensor_def("sync_acme_windows")(schedule_context).run_requests[0].tags.items()
                   if k.startswith("dagster/asset_partition_range")}
     org.control.inject_error(r"/queryAll$", 400, "QUERY_TIMEOUT", "Your query request was running for too long.")
     lead = dg.AssetKey(["salesforce", "acme", "Lead"])

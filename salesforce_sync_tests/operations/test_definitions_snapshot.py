@@ -1,0 +1,44 @@
+"""What the README promises to run in Dagster for the demo config, by name: every asset key, check, job, sensor
+and schedule. An accidental rename (or a definition added or lost) fails here; change EXPECTED together with the
+README."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+import salesforce_sync
+from salesforce_sync.config.loader import load_config
+from salesforce_sync.dagster_defs.definitions import build_definitions
+
+DEMO_CONFIG = Path(salesforce_sync.__file__).parent / "demo" / "integrations.yaml"
+OBJECTS = ("CampaignMember", "Contact", "Lead")
+HEALTH_CHECKS = ("api_limits", "clock_skew", "credentials", "field_mappings", "schema_drift", "staleness")
+EXPECTED = {
+    "assets": [f"salesforce/demo_org/{o}" for o in OBJECTS],
+    "checks": sorted(f"salesforce/demo_org/{o}:{c}" for o in OBJECTS for c in (*HEALTH_CHECKS, "freshness_check")),
+    "jobs": ["health_demo_org", "preview_demo_org", "sync_demo_org"],
+    "sensors": ["freshness_demo_org", "sync_demo_org_windows", "sync_failure_log", "sync_success_status"],
+    "schedules": ["health_demo_org_schedule"],
+}
+
+
+def test_the_demo_config_defines_exactly_what_the_readme_promises() -> None:
+    repository = build_definitions(load_config(DEMO_CONFIG)).get_repository_def()
+    found = {
+        "assets": sorted(key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()),
+        "checks": sorted(f"{key.asset_key.to_user_string()}:{key.name}"
+                         for key in repository.asset_graph.asset_check_keys),
+        "jobs": sorted(job.name for job in repository.get_all_jobs() if not job.name.startswith("__")),
+        "sensors": sorted(sensor.name for sensor in repository.sensor_defs),
+        "schedules": sorted(schedule.name for schedule in repository.schedule_defs),
+    }
+    assert found == EXPECTED
+
+
+def test_the_readme_names_every_check_job_sensor_and_schedule_pattern() -> None:
+    readme = (Path(salesforce_sync.__file__).parent.parent / "README.md").read_text()
+    for name in (*HEALTH_CHECKS, "freshness_check", "health_<integration>", "preview_<integration>",
+                 "sync_<integration>", "sync_<integration>_windows", "freshness_<integration>", "sync_failure_log",
+                 "sync_success_status", "health_<integration>_schedule", "salesforce/<integration>/<object>"):
+        assert f"`{name}`" in readme, name

@@ -4,10 +4,14 @@ over every window not yet synced (one run and one query per object), and print w
 from __future__ import annotations
 
 import os
+import sys
+from datetime import UTC, datetime
 
 import dagster as dg
+from dagster._core.utils import make_new_run_id
 
-from salesforce_sync.commands.common import open_store
+from salesforce_sync.commands.common import find_integration, open_store
+from salesforce_sync.commands.run_report import object_summaries, progress_bar, show_progress, step_failures
 from salesforce_sync.config.models import IntegrationConfig, SyncConfig
 from salesforce_sync.config.status import missing_settings
 from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, LEASE_HOLDER_TAG, LEASE_OWNER_TAG, pending_windows
@@ -31,7 +35,9 @@ concurrency:
 """
 
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Dagster's console logger would print a failed step's whole error chain and traceback; the CLI prints the
+# root cause itself (run_report.step_failures), and the run's event log keeps the rest.
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def local_instance() -> dg.DagsterInstance:
@@ -49,7 +55,7 @@ def local_instance() -> dg.DagsterInstance:
 def run_sync(config: SyncConfig, integration_ids: list[str], *, full: bool) -> int:
     defs = build_definitions(config)
     instance = local_instance()
-    chosen = [config.integration(i) for i in integration_ids] if integration_ids else list(config.integrations)
+    chosen = [find_integration(config, i) for i in integration_ids] if integration_ids else list(config.integrations)
     failures = 0
     for integration in chosen:
         missing = missing_settings(integration)
@@ -78,11 +84,14 @@ def run_sync(config: SyncConfig, integration_ids: list[str], *, full: bool) -> i
             tags = {"dagster/asset_partition_range_start": span[0], "dagster/asset_partition_range_end": span[1],
                     INTEGRATION_TAG: integration.id, LEASE_OWNER_TAG: lease.holder.owner,
                     LEASE_HOLDER_TAG: lease.holder.label}
-            result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False, run_config=QUIET)
+            run_id = make_new_run_id()
+            started = datetime.now(UTC)
+            with progress_bar(instance, integration, run_id, enabled=show_progress()):
+                result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False,
+                                                run_config=QUIET, run_id=run_id)
         print(f"{integration.id}: {'full re-sync' if full else 'sync'} of windows {span[0]} .. {span[1]} "
-              f"({'succeeded' if result.success else 'FAILED'}, run {result.run_id})")
-        _print_summary(result)
-        _print_deferrals(integration.id, result.run_id)
+              f"({'succeeded' if result.success else 'FAILED'}, run {run_id})")
+        _print_outcome(instance, integration, run_id, started)
         failures += not result.success
     store = open_store()
     try:
@@ -94,16 +103,22 @@ def run_sync(config: SyncConfig, integration_ids: list[str], *, full: bool) -> i
     return 1 if failures else 0
 
 
-def _print_deferrals(integration_id: str, run_id: str) -> None:
-    """Objects the API budget deferred in this run (not synced, not failed: a later run syncs them)."""
+def _print_outcome(instance: dg.DagsterInstance, integration: IntegrationConfig, run_id: str,
+                   started: datetime) -> None:
+    """A line per object synced, the objects the API budget deferred (a later run syncs them) and, on stderr,
+    the root cause of each failed step."""
     store = open_store()
     try:
-        deferred = [entry for entry in store.sync_log(integration_id, SyncEvent.SYNC_DEFERRED, limit=50)
+        for summary in object_summaries(store, instance, integration, run_id, started):
+            print(summary.line())
+        deferred = [entry for entry in store.sync_log(integration.id, SyncEvent.SYNC_DEFERRED, since=started)
                     if entry.run_id == run_id]
     finally:
         store.close()
     for entry in deferred:
         print(f"  {entry.object_type}: {entry.message}")
+    for step, cause in step_failures(instance, run_id):
+        print(f"salesforce-sync sync: error: integration '{integration.id}', step {step}: {cause}", file=sys.stderr)
 
 
 def _take_lease(integration: IntegrationConfig) -> SyncLease:
@@ -129,22 +144,3 @@ def _history_refusal(integration: IntegrationConfig, store: AudienceStore) -> st
     return (f"{integration.id}: not synced: history is historical_only and its initial import finished "
             f"(through {min(done).isoformat()}); nothing syncs after it (set history: historical_and_forward to "
             f"keep it in step)")
-
-
-def _print_summary(result: dg.ExecuteInProcessResult) -> None:
-    seen = set()
-    for event in result.get_asset_materialization_events():
-        materialization = event.materialization
-        key = "/".join(materialization.asset_key.path)
-        if key in seen:
-            continue
-        seen.add(key)
-        meta = {k: v.value for k, v in materialization.metadata.items()}
-        print(f"  {key}: {meta['records_imported']} imported, {meta['records_updated']} updated, "
-              f"{meta['records_deleted']} deleted, {meta['records_skipped']} unchanged via {meta['api']} "
-              f"({meta['api_calls']} API calls, {meta['duration_seconds']} s)")
-    for event in result.all_events:
-        if event.is_step_failure:
-            print(f"  step {event.step_key} failed: {event.step_failure_data.error.message.strip()}")
-
-

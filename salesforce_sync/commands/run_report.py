@@ -43,7 +43,7 @@ class ObjectSummary:
     def line(self) -> str:
         calls = "?" if self.api_calls is None else str(self.api_calls)
         return (f"  {self.object_type}: {self.imported} imported, {self.updated} updated, {self.deleted} deleted, "
-                f"{self.unchanged} unchanged; {calls} API calls, {self.seconds:.1f} s, "
+                f"{self.unchanged} unchanged; {calls} API calls, {self.seconds:.2f} s, "
                 f"{self.records_per_second:,.0f} records/s")
 
 

@@ -42,7 +42,7 @@ def _sync(args: argparse.Namespace) -> int:
     from salesforce_sync.commands.sync import run_sync
     from salesforce_sync.config.loader import load_config
 
-    return run_sync(load_config(), args.integrations, full=args.full)
+    return run_sync(load_config(), args.integrations, full=args.full, workspace=Path(args.workspace))
 
 
 def _operator_errors() -> tuple[type[Exception], ...]:
@@ -230,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("integrations", nargs="*", help="integration ids (default: all)")
     sync.add_argument("--full", action="store_true", help="full re-sync: all windows in one query, and records "
                                                           "Salesforce no longer lists are marked deleted")
+    sync.add_argument("--workspace", default="workspace.yaml",
+                      help="the Dagster workspace file naming the code location; used when a Dagster daemon serves "
+                           "the instance, so the run goes through its run queue (default: ./workspace.yaml)")
     sync.set_defaults(handler=_reported(_sync))
 
     emulator = commands.add_parser("emulator", help="run an emulated Salesforce org")

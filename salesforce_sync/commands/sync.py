@@ -3,12 +3,20 @@ over every window not yet synced (one run and one query per object), and print w
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
+from dagster._cli.job import execute_launch_command
+from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster._core.utils import make_new_run_id
+from dagster._daemon.controller import get_daemon_statuses
+from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
+from dagster_shared.cli import WorkspaceOpts
 
 from salesforce_sync.commands.common import find_integration, open_store
 from salesforce_sync.commands.run_report import object_summaries, progress_bar, show_progress, step_failures
@@ -37,6 +45,12 @@ concurrency:
 
 # Dagster's console logger would print a failed step's whole error chain and traceback; the CLI prints the
 # root cause itself (run_report.step_failures), and the run's event log keeps the rest.
+DEFAULT_WORKSPACE = Path("workspace.yaml")
+"""The workspace file `dagster-daemon run` reads in the folder it starts in."""
+FINISHED_STATUSES = frozenset({dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE,
+                               dg.DagsterRunStatus.CANCELED})
+RUN_POLL_SECONDS = 1.0
+
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
@@ -52,10 +66,21 @@ def local_instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(str(home))
 
 
-def run_sync(config: SyncConfig, integration_ids: list[str], *, full: bool) -> int:
+def run_sync(config: SyncConfig, integration_ids: list[str], *, full: bool,
+             workspace: Path = DEFAULT_WORKSPACE) -> int:
+    """Sync the integrations (all when none are named); 1 when any sync failed or could not start.
+
+    With a Dagster daemon running for the instance, each run goes through the instance's run queue (its
+    concurrency limits, its run launcher) from the code location `workspace` names, and this command waits
+    for it; otherwise the run executes in this process."""
     defs = build_definitions(config)
     instance = local_instance()
     chosen = [find_integration(config, i) for i in integration_ids] if integration_ids else list(config.integrations)
+    queued = queue_daemon_running(instance)
+    if queued and not workspace.is_file():
+        print(f"a Dagster daemon serves this instance, but there is no workspace file {workspace} naming the code "
+              "location, so the sync runs in this process (give --workspace to use the run queue)")
+        queued = False
     failures = 0
     for integration in chosen:
         missing = missing_settings(integration)
@@ -87,12 +112,15 @@ def run_sync(config: SyncConfig, integration_ids: list[str], *, full: bool) -> i
             run_id = make_new_run_id()
             started = datetime.now(UTC)
             with progress_bar(instance, integration, run_id, enabled=show_progress()):
-                result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False,
-                                                run_config=QUIET, run_id=run_id)
+                if queued:
+                    succeeded = _submit_and_wait(instance, workspace, job.name, tags, run_id)
+                else:
+                    succeeded = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False,
+                                                       run_config=QUIET, run_id=run_id).success
         print(f"{integration.id}: {'full re-sync' if full else 'sync'} of windows {span[0]} .. {span[1]} "
-              f"({'succeeded' if result.success else 'FAILED'}, run {run_id})")
+              f"({'succeeded' if succeeded else 'FAILED'}, run {run_id}{', through the run queue' if queued else ''})")
         _print_outcome(instance, integration, run_id, started)
-        failures += not result.success
+        failures += not succeeded
     store = open_store()
     try:
         counts = store.user_counts()
@@ -101,6 +129,27 @@ def run_sync(config: SyncConfig, integration_ids: list[str], *, full: bool) -> i
         store.close()
     print(f"\naudience store {where} now holds:\n" + (counts.to_string(index=False) if len(counts) else "nobody yet"))
     return 1 if failures else 0
+
+
+def queue_daemon_running(instance: dg.DagsterInstance) -> bool:
+    """Whether the instance queues runs and a daemon dequeues them: its queued-run coordinator has sent a
+    heartbeat lately (the check the Dagster UI's daemon page makes)."""
+    if not isinstance(instance.run_coordinator, QueuedRunCoordinator):
+        return False
+    daemon_type = QueuedRunCoordinatorDaemon.daemon_type()
+    return bool(get_daemon_statuses(instance, [daemon_type], ignore_errors=True)[daemon_type].healthy)
+
+
+def _submit_and_wait(instance: dg.DagsterInstance, workspace: Path, job_name: str, tags: dict[str, str],
+                     run_id: str) -> bool:
+    """Create the run from the workspace's code location, submit it to the run queue and wait until it ends."""
+    execute_launch_command(instance=instance, workspace_opts=WorkspaceOpts(workspace=[str(workspace)]),
+                           job_name=job_name, tags=json.dumps(tags), run_id=run_id)
+    while True:
+        run = instance.get_run_by_id(run_id)
+        if run is not None and run.status in FINISHED_STATUSES:
+            return run.status == dg.DagsterRunStatus.SUCCESS
+        time.sleep(RUN_POLL_SECONDS)
 
 
 def _print_outcome(instance: dg.DagsterInstance, integration: IntegrationConfig, run_id: str,

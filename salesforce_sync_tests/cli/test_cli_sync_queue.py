@@ -4,6 +4,7 @@ the integration's lease, which the run re-enters, and prints the same summary.""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -87,8 +88,6 @@ def test_without_a_daemon_the_sync_runs_in_this_process(
 def test_with_a_daemon_the_sync_goes_through_the_run_queue_and_waits_for_the_run(
         org: EmulatedOrg, use_config: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch, dagster_home: Path,
         tmp_path: Path, processes: Processes, capsys: pytest.CaptureFixture[str]) -> None:
-    import os
-
     use_config(manual_integration(org))
     set_app_credentials(monkeypatch, org, refresh_token=True)
     instance = dg.DagsterInstance.get()
@@ -105,5 +104,5 @@ def test_with_a_daemon_the_sync_goes_through_the_run_queue_and_waits_for_the_run
     assert run.tags[LEASE_OWNER_TAG].startswith("cli:")
     events = {record.dagster_event.event_type for record in instance.all_logs(run.run_id) if record.dagster_event}
     assert {dg.DagsterEventType.RUN_ENQUEUED, dg.DagsterEventType.RUN_STARTING} <= events  # queued, then launched
-    step_pids = {record.pid for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)}
+    step_pids = {record.dagster_event.pid for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)}
     assert step_pids and os.getpid() not in step_pids  # a run worker the daemon launched ran the steps

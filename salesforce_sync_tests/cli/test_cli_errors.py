@@ -8,7 +8,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -130,14 +130,6 @@ def test_a_failed_sync_step_prints_its_own_error_not_dagsters_wrapper(
     assert errors[0].startswith("salesforce-sync sync: error: integration 'crm', step salesforce__crm__Lead: ")
     assert "Dagster" not in captured.err and "Traceback" not in captured.err
     assert "invalid_client" in errors[0] or "client" in errors[0].lower()
-
-
-@pytest.fixture
-def store(cli_env: Path) -> Iterator[AudienceStore]:
-    opened = AudienceStore(f"sqlite:///{cli_env / 'audience.db'}")
-    opened.create_schema()
-    yield opened
-    opened.close()
 
 
 def test_a_sync_prints_one_summary_line_per_object(

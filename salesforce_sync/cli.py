@@ -51,6 +51,7 @@ def _operator_errors() -> tuple[type[Exception], ...]:
     from sqlalchemy.exc import InterfaceError, OperationalError
 
     from salesforce_sync.commands.connect import ConnectError
+    from salesforce_sync.commands.sync import DagsterInstanceError
     from salesforce_sync.config.errors import ConfigError
     from salesforce_sync.salesforce.auth import SalesforceAuthError
     from salesforce_sync.runs.health import SyncDeferred
@@ -58,7 +59,7 @@ def _operator_errors() -> tuple[type[Exception], ...]:
     from salesforce_sync.store.errors import OrgAlreadyRegisteredError, StoreInputError
     from salesforce_sync.sync.errors import SyncRuleError
 
-    return (ConfigError, ConnectError, OrgAlreadyRegisteredError, SalesforceAuthError, SalesforceRequestError,
+    return (ConfigError, ConnectError, DagsterInstanceError, OrgAlreadyRegisteredError, SalesforceAuthError, SalesforceRequestError,
             StoreInputError, SyncDeferred, SyncRuleError, requests.RequestException, OperationalError,
             InterfaceError)
 
@@ -68,32 +69,18 @@ def _error_line(err: Exception) -> str:
     import requests
     from sqlalchemy.exc import DBAPIError
 
+    from salesforce_sync.commands.common import first_line, root_cause
     from salesforce_sync.store.urls import STORE_URL_ENV_VAR, configured_store_url, normalize_store_url
 
     if isinstance(err, DBAPIError):
         where = normalize_store_url(configured_store_url()).render_as_string(hide_password=True)
         return (f"audience store {where} ({STORE_URL_ENV_VAR}) cannot be reached: "
-                f"{_first_line(str(err.orig) or str(err))}")
+                f"{first_line(str(err.orig) or str(err))}")
     if isinstance(err, requests.RequestException):
         request = err.request
         host = urlsplit(request.url).netloc if request is not None and request.url else "its login host"
-        return f"Salesforce at {host} cannot be reached: {_first_line(str(_root_cause(err)))}"
-    return _first_line(str(err))
-
-
-def _root_cause(err: BaseException) -> BaseException:
-    """The innermost exception under `err` (socket, DNS or TLS error under urllib3's and requests' wrappers)."""
-    seen = {id(err)}
-    while True:
-        inner = err.__cause__ or getattr(err, "reason", None) or (None if err.__suppress_context__ else err.__context__)
-        if not isinstance(inner, BaseException) or id(inner) in seen:
-            return err
-        seen.add(id(inner))
-        err = inner
-
-
-def _first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), text.strip())
+        return f"Salesforce at {host} cannot be reached: {first_line(str(root_cause(err)))}"
+    return first_line(str(err))
 
 
 def _debugging(args: argparse.Namespace) -> bool:

@@ -84,14 +84,18 @@ def _api_calls(instance: dg.DagsterInstance, run_id: str, key: dg.AssetKey) -> i
     return max(calls, default=None)
 
 
-def step_failures(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, str]]:
-    """(step, root cause) of each failed step of the run, Dagster's wrapper errors unwrapped."""
+def run_failures(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, str]]:
+    """(`step KEY`, root cause) of each failed step, Dagster's wrapper errors unwrapped; when no step failed but
+    the run did (it could not start: the code location did not load, the run worker died), (`run`, why)."""
     failures = []
     for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
         event = record.dagster_event
         if event is not None and event.step_failure_data is not None and event.step_failure_data.error is not None:
-            failures.append((event.step_key or "?", user_error_text(event.step_failure_data.error)))
-    return failures
+            failures.append((f"step {event.step_key}", user_error_text(event.step_failure_data.error)))
+    if failures:
+        return failures
+    return [("run", record.dagster_event.message or "failed")
+            for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE) if record.dagster_event]
 
 
 @contextmanager

@@ -18,8 +18,8 @@ from dagster._daemon.controller import get_daemon_statuses
 from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
 from dagster_shared.cli import WorkspaceOpts
 
-from salesforce_sync.commands.common import find_integration, open_store
-from salesforce_sync.commands.run_report import object_summaries, progress_bar, show_progress, step_failures
+from salesforce_sync.commands.common import find_integration, first_line, open_store, root_cause
+from salesforce_sync.commands.run_report import object_summaries, progress_bar, run_failures, show_progress
 from salesforce_sync.config.models import IntegrationConfig, SyncConfig
 from salesforce_sync.config.status import missing_settings
 from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, LEASE_HOLDER_TAG, LEASE_OWNER_TAG, pending_windows
@@ -43,21 +43,32 @@ concurrency:
 """
 
 
-# Dagster's console logger would print a failed step's whole error chain and traceback; the CLI prints the
-# root cause itself (run_report.step_failures), and the run's event log keeps the rest.
 DEFAULT_WORKSPACE = Path("workspace.yaml")
 """The workspace file `dagster-daemon run` reads in the folder it starts in."""
 FINISHED_STATUSES = frozenset({dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE,
                                dg.DagsterRunStatus.CANCELED})
 RUN_POLL_SECONDS = 1.0
 
+# Dagster's console logger would print a failed step's whole error chain and traceback; the CLI prints the
+# root cause itself (run_report.run_failures), and the run's event log keeps the rest.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+class DagsterInstanceError(Exception):
+    """Dagster's own instance (its dagster.yaml or its storage) could not be opened; says which and why."""
 
 
 def local_instance() -> dg.DagsterInstance:
     """DAGSTER_HOME's instance when set, else a persistent one under the sync home."""
     if os.environ.get("DAGSTER_HOME"):
-        return dg.DagsterInstance.get()
+        try:
+            return dg.DagsterInstance.get()
+        except Exception as error:  # its dagster.yaml, an unset variable in it, its storage: never our bug
+            cause = root_cause(error)
+            why = ("; ".join(" ".join(problem.message.split("Stack Trace:")[0].split()) for problem in cause.errors)
+                   if isinstance(cause, dg.DagsterInvalidConfigError) else first_line(str(cause)))
+            raise DagsterInstanceError(f"the Dagster instance in DAGSTER_HOME={os.environ['DAGSTER_HOME']} cannot be "
+                                       f"opened: {why}") from error
     home = sync_home() / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
@@ -166,8 +177,8 @@ def _print_outcome(instance: dg.DagsterInstance, integration: IntegrationConfig,
         store.close()
     for entry in deferred:
         print(f"  {entry.object_type}: {entry.message}")
-    for step, cause in step_failures(instance, run_id):
-        print(f"salesforce-sync sync: error: integration '{integration.id}', step {step}: {cause}", file=sys.stderr)
+    for where, cause in run_failures(instance, run_id):
+        print(f"salesforce-sync sync: error: integration '{integration.id}', {where}: {cause}", file=sys.stderr)
 
 
 def _take_lease(integration: IntegrationConfig) -> SyncLease:

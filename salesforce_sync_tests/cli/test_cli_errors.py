@@ -88,6 +88,21 @@ def test_unreachable_store_is_one_line_naming_its_url_without_the_password(
         assert "hunter2" not in line
 
 
+def test_a_dagster_instance_that_cannot_open_is_one_line_naming_dagster_home_and_the_cause(
+        org: EmulatedOrg, use_config: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    use_config(config_text(emulator_integration(org)))
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("storage:\n  postgres:\n    postgres_url:\n      env: D2_UNSET_PG_URL\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.delenv("D2_UNSET_PG_URL", raising=False)
+    assert main(["sync", "crm"]) == 1
+    line = one_error_line(capsys, "sync")
+    assert line.startswith(f"the Dagster instance in DAGSTER_HOME={home} cannot be opened: "), line
+    assert '"D2_UNSET_PG_URL" which is not set' in line and "Stack Trace" not in line
+
+
 def test_salesforce_tls_failure_is_one_line_naming_the_host_and_the_certificate_error(
         org: EmulatedOrg, use_config: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:

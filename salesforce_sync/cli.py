@@ -11,7 +11,7 @@ import threading
 import warnings
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -59,9 +59,9 @@ def _operator_errors() -> tuple[type[Exception], ...]:
     from salesforce_sync.store.errors import OrgAlreadyRegisteredError, StoreInputError
     from salesforce_sync.sync.errors import SyncRuleError
 
-    return (ConfigError, ConnectError, DagsterInstanceError, OrgAlreadyRegisteredError, SalesforceAuthError, SalesforceRequestError,
-            StoreInputError, SyncDeferred, SyncRuleError, requests.RequestException, OperationalError,
-            InterfaceError)
+    return (ConfigError, ConnectError, DagsterInstanceError, OrgAlreadyRegisteredError, SalesforceAuthError,
+            SalesforceRequestError, StoreInputError, SyncDeferred, SyncRuleError, requests.RequestException,
+            OperationalError, InterfaceError)
 
 
 def _error_line(err: Exception) -> str:
@@ -206,9 +206,16 @@ def _add_operator_commands(commands: argparse._SubParsersAction[argparse.Argumen
     connect.set_defaults(handler=_reported(_connect))
 
 
+def _installed_version() -> str:
+    try:
+        return version("salesforce-sync")
+    except PackageNotFoundError:  # run from a source checkout that was never pip-installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="salesforce-sync", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version('salesforce-sync')}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_installed_version()}")
     parser.add_argument("--debug", action="store_true",
                         help=f"show the traceback of an error instead of one line (also: {DEBUG_ENV_VAR}=1)")
     commands = parser.add_subparsers(dest="command", required=True)

@@ -104,5 +104,6 @@ def test_with_a_daemon_the_sync_goes_through_the_run_queue_and_waits_for_the_run
     assert run.tags[LEASE_OWNER_TAG].startswith("cli:")
     events = {record.dagster_event.event_type for record in instance.all_logs(run.run_id) if record.dagster_event}
     assert {dg.DagsterEventType.RUN_ENQUEUED, dg.DagsterEventType.RUN_STARTING} <= events  # queued, then launched
-    step_pids = {record.dagster_event.pid for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)}
+    step_starts = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)
+    step_pids = {record.dagster_event.pid for record in step_starts if record.dagster_event}
     assert step_pids and os.getpid() not in step_pids  # a run worker the daemon launched ran the steps

@@ -51,7 +51,7 @@ def _operator_errors() -> tuple[type[Exception], ...]:
     from sqlalchemy.exc import InterfaceError, OperationalError
 
     from salesforce_sync.commands.connect import ConnectError
-    from salesforce_sync.commands.sync import DagsterInstanceError
+    from salesforce_sync.commands.sync import DagsterSetupError
     from salesforce_sync.config.errors import ConfigError
     from salesforce_sync.salesforce.auth import SalesforceAuthError
     from salesforce_sync.runs.health import SyncDeferred
@@ -59,7 +59,7 @@ def _operator_errors() -> tuple[type[Exception], ...]:
     from salesforce_sync.store.errors import OrgAlreadyRegisteredError, StoreInputError
     from salesforce_sync.sync.errors import SyncRuleError
 
-    return (ConfigError, ConnectError, DagsterInstanceError, OrgAlreadyRegisteredError, SalesforceAuthError,
+    return (ConfigError, ConnectError, DagsterSetupError, OrgAlreadyRegisteredError, SalesforceAuthError,
             SalesforceRequestError, StoreInputError, SyncDeferred, SyncRuleError, requests.RequestException,
             OperationalError, InterfaceError)
 

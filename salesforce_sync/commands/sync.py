@@ -54,8 +54,9 @@ RUN_POLL_SECONDS = 1.0
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
-class DagsterInstanceError(Exception):
-    """Dagster's own instance (its dagster.yaml or its storage) could not be opened; says which and why."""
+class DagsterSetupError(Exception):
+    """Dagster's instance (its dagster.yaml, its storage) or the workspace's code location could not be used;
+    says which and why."""
 
 
 def local_instance() -> dg.DagsterInstance:
@@ -67,7 +68,7 @@ def local_instance() -> dg.DagsterInstance:
             cause = root_cause(error)
             why = ("; ".join(" ".join(problem.message.split("Stack Trace:")[0].split()) for problem in cause.errors)
                    if isinstance(cause, dg.DagsterInvalidConfigError) else first_line(str(cause)))
-            raise DagsterInstanceError(f"the Dagster instance in DAGSTER_HOME={os.environ['DAGSTER_HOME']} cannot be "
+            raise DagsterSetupError(f"the Dagster instance in DAGSTER_HOME={os.environ['DAGSTER_HOME']} cannot be "
                                        f"opened: {why}") from error
     home = sync_home() / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
@@ -154,8 +155,12 @@ def queue_daemon_running(instance: dg.DagsterInstance) -> bool:
 def _submit_and_wait(instance: dg.DagsterInstance, workspace: Path, job_name: str, tags: dict[str, str],
                      run_id: str) -> bool:
     """Create the run from the workspace's code location, submit it to the run queue and wait until it ends."""
-    execute_launch_command(instance=instance, workspace_opts=WorkspaceOpts(workspace=[str(workspace)]),
-                           job_name=job_name, tags=json.dumps(tags), run_id=run_id)
+    try:
+        execute_launch_command(instance=instance, workspace_opts=WorkspaceOpts(workspace=[str(workspace)]),
+                               job_name=job_name, tags=json.dumps(tags), run_id=run_id)
+    except Exception as error:  # the workspace file, its code location or the job in it: setup, not our bug
+        raise DagsterSetupError(f"job {job_name} could not be submitted from the code location of workspace "
+                                f"{workspace}: {first_line(str(root_cause(error)))}") from error
     while True:
         run = instance.get_run_by_id(run_id)
         if run is not None and run.status in FINISHED_STATUSES:

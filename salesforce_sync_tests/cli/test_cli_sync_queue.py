@@ -107,3 +107,17 @@ def test_with_a_daemon_the_sync_goes_through_the_run_queue_and_waits_for_the_run
     step_starts = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)
     step_pids = {record.dagster_event.pid for record in step_starts if record.dagster_event}
     assert step_pids and os.getpid() not in step_pids  # a run worker the daemon launched ran the steps
+
+    broken = tmp_path / "broken_workspace.yaml"
+    broken.write_text(WORKSPACE_YAML.replace("dagster_defs.definitions", "no_such_module"))
+    assert main(["sync", "crm", "--full", "--workspace", str(broken)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"salesforce-sync sync: error: job sync_crm could not be submitted from the code location of "
+                          f"workspace {broken}: "), err
+    assert "no_such_module" in err
+
+    assert main(["sync", "crm", "--full", "--workspace", str(tmp_path / "missing.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "there is no workspace file" in out and "through the run queue" not in out
+    assert the_run(instance, out).status == dg.DagsterRunStatus.SUCCESS

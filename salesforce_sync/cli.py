@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
 import warnings
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
+
+DEBUG_ENV_VAR = "SALESFORCE_SYNC_DEBUG"
 
 
 def _emulator_serve(args: argparse.Namespace) -> int:
@@ -37,14 +42,16 @@ def _sync(args: argparse.Namespace) -> int:
     from salesforce_sync.commands.sync import run_sync
     from salesforce_sync.config.loader import load_config
 
-    return run_sync(load_config(), args.integrations, full=args.full)
+    return run_sync(load_config(), args.integrations, full=args.full, workspace=Path(args.workspace))
 
 
 def _operator_errors() -> tuple[type[Exception], ...]:
     """Errors the operator commands report as one clear line and exit 1 (bugs still show a traceback)."""
     import requests
+    from sqlalchemy.exc import InterfaceError, OperationalError
 
     from salesforce_sync.commands.connect import ConnectError
+    from salesforce_sync.commands.sync import DagsterSetupError
     from salesforce_sync.config.errors import ConfigError
     from salesforce_sync.salesforce.auth import SalesforceAuthError
     from salesforce_sync.runs.health import SyncDeferred
@@ -52,8 +59,32 @@ def _operator_errors() -> tuple[type[Exception], ...]:
     from salesforce_sync.store.errors import OrgAlreadyRegisteredError, StoreInputError
     from salesforce_sync.sync.errors import SyncRuleError
 
-    return (ConfigError, ConnectError, OrgAlreadyRegisteredError, SalesforceAuthError, SalesforceRequestError,
-            StoreInputError, SyncDeferred, SyncRuleError, requests.RequestException)
+    return (ConfigError, ConnectError, DagsterSetupError, OrgAlreadyRegisteredError, SalesforceAuthError,
+            SalesforceRequestError, StoreInputError, SyncDeferred, SyncRuleError, requests.RequestException,
+            OperationalError, InterfaceError)
+
+
+def _error_line(err: Exception) -> str:
+    """One line that says what could not be reached or read, and why (the innermost cause, not its wrappers)."""
+    import requests
+    from sqlalchemy.exc import DBAPIError
+
+    from salesforce_sync.commands.common import first_line, root_cause
+    from salesforce_sync.store.urls import STORE_URL_ENV_VAR, configured_store_url, normalize_store_url
+
+    if isinstance(err, DBAPIError):
+        where = normalize_store_url(configured_store_url()).render_as_string(hide_password=True)
+        return (f"audience store {where} ({STORE_URL_ENV_VAR}) cannot be reached: "
+                f"{first_line(str(err.orig) or str(err))}")
+    if isinstance(err, requests.RequestException):
+        request = err.request
+        host = urlsplit(request.url).netloc if request is not None and request.url else "its login host"
+        return f"Salesforce at {host} cannot be reached: {first_line(str(root_cause(err)))}"
+    return first_line(str(err))
+
+
+def _debugging(args: argparse.Namespace) -> bool:
+    return bool(args.debug or os.environ.get(DEBUG_ENV_VAR, "").strip() not in ("", "0"))
 
 
 def _reported(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -61,7 +92,9 @@ def _reported(command: Callable[[argparse.Namespace], int]) -> Callable[[argpars
         try:
             return command(args)
         except _operator_errors() as err:
-            print(f"salesforce-sync {args.command}: error: {err}", file=sys.stderr)
+            if _debugging(args):
+                raise
+            print(f"salesforce-sync {args.command}: error: {_error_line(err)}", file=sys.stderr)
             return 1
 
     return run
@@ -173,15 +206,28 @@ def _add_operator_commands(commands: argparse._SubParsersAction[argparse.Argumen
     connect.set_defaults(handler=_reported(_connect))
 
 
+def _installed_version() -> str:
+    try:
+        return version("salesforce-sync")
+    except PackageNotFoundError:  # run from a source checkout that was never pip-installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="salesforce-sync", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_installed_version()}")
+    parser.add_argument("--debug", action="store_true",
+                        help=f"show the traceback of an error instead of one line (also: {DEBUG_ENV_VAR}=1)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     sync = commands.add_parser("sync", help="sync integrations now: every window not yet synced, one run each")
     sync.add_argument("integrations", nargs="*", help="integration ids (default: all)")
     sync.add_argument("--full", action="store_true", help="full re-sync: all windows in one query, and records "
                                                           "Salesforce no longer lists are marked deleted")
-    sync.set_defaults(handler=_sync)
+    sync.add_argument("--workspace", default="workspace.yaml",
+                      help="the Dagster workspace file naming the code location; used when a Dagster daemon serves "
+                           "the instance, so the run goes through its run queue (default: ./workspace.yaml)")
+    sync.set_defaults(handler=_reported(_sync))
 
     emulator = commands.add_parser("emulator", help="run an emulated Salesforce org")
     emulator_commands = emulator.add_subparsers(dest="emulator_command", required=True)

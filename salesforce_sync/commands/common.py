@@ -32,6 +32,22 @@ def find_integration(config: SyncConfig, integration_id: str) -> IntegrationConf
         raise ConfigError(str(missing.args[0])) from None
 
 
+def root_cause(err: BaseException) -> BaseException:
+    """The innermost exception under `err` (socket, DNS or TLS error under urllib3's and requests' wrappers)."""
+    seen = {id(err)}
+    while True:
+        inner = err.__cause__ or getattr(err, "reason", None) or (None if err.__suppress_context__ else err.__context__)
+        if not isinstance(inner, BaseException) or id(inner) in seen:
+            return err
+        seen.add(id(inner))
+        err = inner
+
+
+def first_line(text: str) -> str:
+    """The first non-blank line, stripped."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), text.strip())
+
+
 def iso_utc(moment: datetime | None) -> str:
     """`2026-11-23T09:22:03Z`; NOTHING for no date. Naive datetimes are taken as UTC."""
     if moment is None:

@@ -3,11 +3,23 @@ over every window not yet synced (one run and one query per object), and print w
 
 from __future__ import annotations
 
+import json
 import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
+from dagster._cli.job import execute_launch_command
+from dagster._core.run_coordinator import QueuedRunCoordinator
+from dagster._core.utils import make_new_run_id
+from dagster._daemon.controller import get_daemon_statuses
+from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
+from dagster_shared.cli import WorkspaceOpts
 
-from salesforce_sync.commands.common import open_store
+from salesforce_sync.commands.common import find_integration, first_line, open_store, root_cause
+from salesforce_sync.commands.run_report import object_summaries, progress_bar, run_failures, show_progress
 from salesforce_sync.config.models import IntegrationConfig, SyncConfig
 from salesforce_sync.config.status import missing_settings
 from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, LEASE_HOLDER_TAG, LEASE_OWNER_TAG, pending_windows
@@ -31,13 +43,33 @@ concurrency:
 """
 
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+DEFAULT_WORKSPACE = Path("workspace.yaml")
+"""The workspace file `dagster-daemon run` reads in the folder it starts in."""
+FINISHED_STATUSES = frozenset({dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE,
+                               dg.DagsterRunStatus.CANCELED})
+RUN_POLL_SECONDS = 1.0
+
+# Dagster's console logger would print a failed step's whole error chain and traceback; the CLI prints the
+# root cause itself (run_report.run_failures), and the run's event log keeps the rest.
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+class DagsterSetupError(Exception):
+    """Dagster's instance (its dagster.yaml, its storage) or the workspace's code location could not be used;
+    says which and why."""
 
 
 def local_instance() -> dg.DagsterInstance:
     """DAGSTER_HOME's instance when set, else a persistent one under the sync home."""
     if os.environ.get("DAGSTER_HOME"):
-        return dg.DagsterInstance.get()
+        try:
+            return dg.DagsterInstance.get()
+        except Exception as error:  # its dagster.yaml, an unset variable in it, its storage: never our bug
+            cause = root_cause(error)
+            why = ("; ".join(" ".join(problem.message.split("Stack Trace:")[0].split()) for problem in cause.errors)
+                   if isinstance(cause, dg.DagsterInvalidConfigError) else first_line(str(cause)))
+            raise DagsterSetupError(f"the Dagster instance in DAGSTER_HOME={os.environ['DAGSTER_HOME']} cannot be "
+                                       f"opened: {why}") from error
     home = sync_home() / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
@@ -46,10 +78,21 @@ def local_instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(str(home))
 
 
-def run_sync(config: SyncConfig, integration_ids: list[str], *, full: bool) -> int:
+def run_sync(config: SyncConfig, integration_ids: list[str], *, full: bool,
+             workspace: Path = DEFAULT_WORKSPACE) -> int:
+    """Sync the integrations (all when none are named); 1 when any sync failed or could not start.
+
+    With a Dagster daemon running for the instance, each run goes through the instance's run queue (its
+    concurrency limits, its run launcher) from the code location `workspace` names, and this command waits
+    for it; otherwise the run executes in this process."""
     defs = build_definitions(config)
     instance = local_instance()
-    chosen = [config.integration(i) for i in integration_ids] if integration_ids else list(config.integrations)
+    chosen = [find_integration(config, i) for i in integration_ids] if integration_ids else list(config.integrations)
+    queued = queue_daemon_running(instance)
+    if queued and not workspace.is_file():
+        print(f"a Dagster daemon serves this instance, but there is no workspace file {workspace} naming the code "
+              "location, so the sync runs in this process (give --workspace to use the run queue)")
+        queued = False
     failures = 0
     for integration in chosen:
         missing = missing_settings(integration)
@@ -78,12 +121,18 @@ def run_sync(config: SyncConfig, integration_ids: list[str], *, full: bool) -> i
             tags = {"dagster/asset_partition_range_start": span[0], "dagster/asset_partition_range_end": span[1],
                     INTEGRATION_TAG: integration.id, LEASE_OWNER_TAG: lease.holder.owner,
                     LEASE_HOLDER_TAG: lease.holder.label}
-            result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False, run_config=QUIET)
+            run_id = make_new_run_id()
+            started = datetime.now(UTC)
+            with progress_bar(instance, integration, run_id, enabled=show_progress()):
+                if queued:
+                    succeeded = _submit_and_wait(instance, workspace, job.name, tags, run_id)
+                else:
+                    succeeded = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False,
+                                                       run_config=QUIET, run_id=run_id).success
         print(f"{integration.id}: {'full re-sync' if full else 'sync'} of windows {span[0]} .. {span[1]} "
-              f"({'succeeded' if result.success else 'FAILED'}, run {result.run_id})")
-        _print_summary(result)
-        _print_deferrals(integration.id, result.run_id)
-        failures += not result.success
+              f"({'succeeded' if succeeded else 'FAILED'}, run {run_id}{', through the run queue' if queued else ''})")
+        _print_outcome(instance, integration, run_id, started)
+        failures += not succeeded
     store = open_store()
     try:
         counts = store.user_counts()
@@ -94,16 +143,47 @@ def run_sync(config: SyncConfig, integration_ids: list[str], *, full: bool) -> i
     return 1 if failures else 0
 
 
-def _print_deferrals(integration_id: str, run_id: str) -> None:
-    """Objects the API budget deferred in this run (not synced, not failed: a later run syncs them)."""
+def queue_daemon_running(instance: dg.DagsterInstance) -> bool:
+    """Whether the instance queues runs and a daemon dequeues them: its queued-run coordinator has sent a
+    heartbeat lately (the check the Dagster UI's daemon page makes)."""
+    if not isinstance(instance.run_coordinator, QueuedRunCoordinator):
+        return False
+    daemon_type = QueuedRunCoordinatorDaemon.daemon_type()
+    return bool(get_daemon_statuses(instance, [daemon_type], ignore_errors=True)[daemon_type].healthy)
+
+
+def _submit_and_wait(instance: dg.DagsterInstance, workspace: Path, job_name: str, tags: dict[str, str],
+                     run_id: str) -> bool:
+    """Create the run from the workspace's code location, submit it to the run queue and wait until it ends."""
+    try:
+        execute_launch_command(instance=instance, workspace_opts=WorkspaceOpts(workspace=[str(workspace)]),
+                               job_name=job_name, tags=json.dumps(tags), run_id=run_id)
+    except Exception as error:  # the workspace file, its code location or the job in it: setup, not our bug
+        raise DagsterSetupError(f"job {job_name} could not be submitted from the code location of workspace "
+                                f"{workspace}: {first_line(str(root_cause(error)))}") from error
+    while True:
+        run = instance.get_run_by_id(run_id)
+        if run is not None and run.status in FINISHED_STATUSES:
+            return run.status == dg.DagsterRunStatus.SUCCESS
+        time.sleep(RUN_POLL_SECONDS)
+
+
+def _print_outcome(instance: dg.DagsterInstance, integration: IntegrationConfig, run_id: str,
+                   started: datetime) -> None:
+    """A line per object synced, the objects the API budget deferred (a later run syncs them) and, on stderr,
+    the root cause of each failed step."""
     store = open_store()
     try:
-        deferred = [entry for entry in store.sync_log(integration_id, SyncEvent.SYNC_DEFERRED, limit=50)
+        for summary in object_summaries(store, instance, integration, run_id, started):
+            print(summary.line())
+        deferred = [entry for entry in store.sync_log(integration.id, SyncEvent.SYNC_DEFERRED, since=started)
                     if entry.run_id == run_id]
     finally:
         store.close()
     for entry in deferred:
         print(f"  {entry.object_type}: {entry.message}")
+    for where, cause in run_failures(instance, run_id):
+        print(f"salesforce-sync sync: error: integration '{integration.id}', {where}: {cause}", file=sys.stderr)
 
 
 def _take_lease(integration: IntegrationConfig) -> SyncLease:
@@ -129,19 +209,3 @@ def _history_refusal(integration: IntegrationConfig, store: AudienceStore) -> st
     return (f"{integration.id}: not synced: history is historical_only and its initial import finished "
             f"(through {min(done).isoformat()}); nothing syncs after it (set history: historical_and_forward to "
             f"keep it in step)")
-
-
-def _print_summary(result: dg.ExecuteInProcessResult) -> None:
-    last = {}  # the run's totals are on each object's last window
-    for event in result.get_asset_materialization_events():
-        last["/".join(event.materialization.asset_key.path)] = event.materialization
-    for key, materialization in last.items():
-        meta = {k: v.value for k, v in materialization.metadata.items()}
-        print(f"  {key}: {meta['run_records_imported']} imported, {meta['run_records_updated']} updated, "
-              f"{meta['run_records_deleted']} deleted, {meta['run_records_skipped']} unchanged via {meta['api']} "
-              f"({meta['api_calls']} API calls, {meta['duration_seconds']} s)")
-    for event in result.all_events:
-        if event.is_step_failure:
-            print(f"  step {event.step_key} failed: {event.step_failure_data.error.message.strip()}")
-
-

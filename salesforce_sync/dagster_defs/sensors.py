@@ -5,10 +5,10 @@ right."""
 from __future__ import annotations
 
 import dagster as dg
-from dagster._utils.error import SerializableErrorInfo
 
 from salesforce_sync.runs.alerts import announce
 from salesforce_sync.config.models import IntegrationConfig
+from salesforce_sync.dagster_defs.errors import user_error_text
 from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, asset_key, pending_windows, synced_integration_id
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource
 from salesforce_sync.store import IntegrationStatus, SyncEvent
@@ -16,8 +16,6 @@ from salesforce_sync.store import IntegrationStatus, SyncEvent
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 MAX_WINDOWS_PER_RUN = 24 * 7
-DAGSTER_WRAPPER_ERRORS = frozenset({"DagsterExecutionStepExecutionError", "DagsterExecutionHandleOutputError",
-                                    "DagsterExecutionLoadInputError", "DagsterResourceFunctionError"})
 ACTIVE_RUNS_SCANNED = 200  # queued or running runs of the whole instance looked at for the integration's
 ACTIVE_RUN_STATUSES = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
                        dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
@@ -133,16 +131,7 @@ def build_run_status_sensors(integrations: dict[str, IntegrationConfig]) -> list
 
 def _run_error(context: dg.RunFailureSensorContext) -> str:
     """The failing steps' errors as the sync logs them (each once), else the run's own failure message."""
-    messages = [_user_error_text(event.step_failure_data.error) for event in context.get_step_failure_events()
+    messages = [user_error_text(event.step_failure_data.error) for event in context.get_step_failure_events()
                 if event.step_failure_data and event.step_failure_data.error]
     return "\n".join(dict.fromkeys(messages)) or (context.failure_event.message or "run failed")
 
-
-def _user_error_text(error: SerializableErrorInfo) -> str:
-    """The exception's own text, without its class name and without Dagster's wrapper around errors
-    raised in asset, IO manager or resource code (the original is the wrapper's cause)."""
-    while error.cls_name in DAGSTER_WRAPPER_ERRORS and error.cause is not None:
-        error = error.cause
-    text = error.message.strip()
-    qualified_name, separator, rest = text.partition(": ")
-    return rest if separator and qualified_name.rsplit(".", 1)[-1] == error.cls_name else text

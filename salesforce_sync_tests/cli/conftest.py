@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from salesforce_sync.emulator.harness import EmulatedOrg
+from salesforce_sync.store import AudienceStore
 from salesforce_sync_tests.cli.cli_support import CLIENT_ID_ENV, CLIENT_SECRET_ENV, REFRESH_TOKEN_ENV
 
 
@@ -41,3 +42,12 @@ def use_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli_env: Path) -
         return path
 
     return write
+
+
+@pytest.fixture
+def store(cli_env: Path) -> Iterator[AudienceStore]:
+    """The default SQLite store under the test's sync home, which the CLI reads too."""
+    opened = AudienceStore(f"sqlite:///{cli_env / 'audience.db'}")
+    opened.create_schema()
+    yield opened
+    opened.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -52,15 +52,6 @@ def preview_rows(output: str) -> dict[str, tuple[int, str]]:
 def live_people(store: AudienceStore, integration_id: str) -> dict[str, int]:
     users = store.users(PROJECT, integration_id)
     return {object_type: int((~group["deleted"]).sum()) for object_type, group in users.groupby("object_type")}
-
-
-@pytest.fixture
-def store(cli_env: Path) -> Iterator[AudienceStore]:
-    """The default SQLite store under the test's sync home, which the CLI reads too."""
-    opened = AudienceStore(f"sqlite:///{cli_env / 'audience.db'}")
-    opened.create_schema()
-    yield opened
-    opened.close()
 
 
 def test_preview_counts_equal_the_live_records_a_full_sync_stores(

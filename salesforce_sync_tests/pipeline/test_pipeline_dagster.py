@@ -167,7 +167,7 @@ def test_a_second_project_connecting_the_same_org_is_refused(
 
     assert run_sync(config, ["events_crm"], full=False) == 1
 
-    output = capsys.readouterr().out
+    output = capsys.readouterr().err  # the CLI prints a failed step's own error on stderr
     (failure,) = {entry.message for entry in store.sync_log("events_crm", event=SyncEvent.SYNC_FAILED)}
     for text in (failure, output):
         assert org_id[:15] in text and "'sales'" in text and "'sales_crm'" in text and "'events'" in text

@@ -5,7 +5,7 @@ Dagster runs cost seconds each, so only what is about Dagster is checked here.""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -147,8 +147,14 @@ def test_a_backfill_is_one_run_with_one_query_per_object_and_a_full_resync_scrub
         still_there = {key: row for key, row in stored.items() if row["salesforce_id"] not in gone_leads + gone_members}
         assert_same_rows(still_there, oracle_rows(sf, "crm", object_type, FAR_FUTURE))
 
-    # One window alone (as the sensor runs it) reports its own numbers: it re-reads its records, all unchanged.
+    # One window alone (as the sensor runs it) reports its own numbers: it re-reads the records stamped in it,
+    # all unchanged since the full re-sync (one is stamped there now, so the window is never empty).
     job = build_definitions(config).resolve_job_def(sync_job_name("crm"))
+    last_window = job.partitions_def.time_window_for_partition_key(last_key)
+    org.control.set_clock(last_window.start + timedelta(minutes=30), freeze=True)
+    sf.Lead.update(edited_lead, {"Title": "Stamped in the last window"})
+    org.control.set_clock(datetime.now(UTC))
+    assert run_sync(config, ["crm"], full=True) == 0
     single = job.execute_in_process(partition_key=last_key, instance=instance, tags={INTEGRATION_TAG: "crm"},
                                     run_config=QUIET)
     (lead,) = materializations(instance, "crm", single.run_id)["Lead"].values()

@@ -11,7 +11,14 @@ from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.config.status import missing_settings
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource, SalesforceResource
 from salesforce_sync.runs.health import SyncBlocked, SyncDeferred, preflight, with_auto_mappings
-from salesforce_sync.runs.window import SyncWindow, WindowSync, check_settings, plan_window, window_for_run
+from salesforce_sync.runs.window import (
+    SyncWindow,
+    WindowSync,
+    check_settings,
+    plan_window,
+    record_window_failure,
+    window_for_run,
+)
 from salesforce_sync.salesforce.org_clock import OrgClock, org_clock, skew_problem
 from salesforce_sync.store import AudienceStore, OrgAlreadyRegisteredError, SyncEvent
 from salesforce_sync.store.lease import LeaseHolder
@@ -211,9 +218,7 @@ def _end_failed(store: AudienceStore, integration: IntegrationConfig, object_typ
                 window: SyncWindow | dg.TimeWindow, run_id: str, error: str, lease: SyncLease | None) -> None:
     """Record why the step failed and let go of the lease (the IO manager never runs to release it)."""
     try:
-        store.log_event(integration.project, integration.id, SyncEvent.SYNC_FAILED, object_type=object_type,
-                        window_start=window.start, window_end=window.end, run_id=run_id, message=error)
-        store.record_failure(integration.id, object_type, error=error)
+        record_window_failure(store, integration, object_type, window, run_id=run_id, error=error)
     finally:
         if lease is not None:
             lease.release()

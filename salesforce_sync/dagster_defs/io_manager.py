@@ -3,8 +3,8 @@
 import dagster as dg
 
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource
-from salesforce_sync.runs.window import WindowResult, WindowSync, apply_window
-from salesforce_sync.store import AudienceStore, IntegrationStatus, SyncEvent, UpsertCounts
+from salesforce_sync.runs.window import WindowResult, WindowSync, apply_window, record_window_failure
+from salesforce_sync.store import AudienceStore, IntegrationStatus, UpsertCounts
 
 
 class AudienceStoreIOManager(dg.ConfigurableIOManager):
@@ -23,13 +23,10 @@ class AudienceStoreIOManager(dg.ConfigurableIOManager):
             try:
                 result = apply_window(store, obj, run_id=run_id, window_starts=starts, say=context.log.info)
             except Exception as err:
-                integration = obj.integration
-                store.log_event(integration.project, integration.id, SyncEvent.SYNC_FAILED,
-                                object_type=obj.object_type, window_start=obj.window.start,
-                                window_end=obj.window.end, run_id=run_id, message=str(err))
-                store.record_failure(integration.id, obj.object_type, error=str(err))
+                record_window_failure(store, obj.integration, obj.object_type, obj.window, run_id=run_id,
+                                      error=str(err))
                 raise
-            live = live_rows(store, obj.integration.id, obj.object_type)
+            live = object_counts(store, obj.integration.id, obj.object_type).get("live", 0)
         finally:
             store.close()
             if obj.lease is not None:
@@ -45,11 +42,9 @@ class AudienceStoreIOManager(dg.ConfigurableIOManager):
         key = context.asset_key.path
         store = self.store.open()
         try:
-            counts = store.user_counts()
+            return object_counts(store, key[1], key[2])
         finally:
             store.close()
-        rows = counts[(counts["integration_id"] == key[1]) & (counts["object_type"] == key[2])]
-        return rows.to_dict("records")[0] if len(rows) else {}
 
 
 def report_windows(context: dg.OutputContext, keys: list[str], result: WindowResult, run: dict) -> None:
@@ -98,11 +93,11 @@ def run_metadata(obj: WindowSync, result: WindowResult) -> dict:
     }
 
 
-def live_rows(store: AudienceStore, integration_id: str, object_type: str) -> int:
-    """Live (not deleted) rows of one object of one integration in the store."""
+def object_counts(store: AudienceStore, integration_id: str, object_type: str) -> dict:
+    """The store's row counts (users, live, deleted) of one object of one integration; {} before any."""
     counts = store.user_counts()
     rows = counts[(counts["integration_id"] == integration_id) & (counts["object_type"] == object_type)]
-    return int(rows["live"].sum())
+    return rows.to_dict("records")[0] if len(rows) else {}
 
 
 def _usage_metadata(before: tuple[int, int] | None, after: tuple[int, int] | None) -> dict[str, int]:

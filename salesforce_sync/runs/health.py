@@ -24,7 +24,7 @@ from salesforce_sync.store import AudienceStore
 from salesforce_sync.sync.schema_drift import auto_mappings, field_names, new_fields
 from salesforce_sync.sync.soql import select_fields
 
-DEFAULT_BUDGET_PERCENT = 90
+DEFAULT_BUDGET_PERCENT: int = IntegrationConfig.model_fields["api_budget_percent"].default
 WARN_REMAINING_SHARE = 0.25
 LIMIT_EXCEEDED = "REQUEST_LIMIT_EXCEEDED"
 #: A related object the org does not have (a polymorphic target, say) is an empty describe, not an error.

@@ -9,7 +9,6 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -264,21 +263,6 @@ def plan_window(client: SalesforceClient, integration: IntegrationConfig, object
                       out_of_scope_soql=leavers, known_fields=field_names(describes.get(object_type, {})))
 
 
-Progress = Callable[[str, int, int], None]
-"""Told after each chunk the store took: (object type, records done, records expected by the window's COUNT())."""
-_progress_watchers: list[Progress] = []
-
-
-@contextmanager
-def watching_progress(watcher: Progress) -> Iterator[None]:
-    """Have every window applied in this process (a CLI run in process included) report its chunks to `watcher`."""
-    _progress_watchers.append(watcher)
-    try:
-        yield
-    finally:
-        _progress_watchers.remove(watcher)
-
-
 def _reporting_chunks(sync: WindowSync, say: Callable[[str], Any]) -> Iterator[pd.DataFrame]:
     """The window's chunks, reporting progress each time the store has taken one and asks for the next."""
     done, began = 0, time.monotonic()
@@ -288,8 +272,6 @@ def _reporting_chunks(sync: WindowSync, say: Callable[[str], Any]) -> Iterator[p
         rate = done / max(time.monotonic() - began, 1e-6)
         share = f" ({100 * done / sync.expected:.0f}%)" if sync.expected else ""
         say(f"{sync.object_type}: {done:,} / {sync.expected:,} records{share}, {rate:,.0f} records/s")
-        for watcher in list(_progress_watchers):
-            watcher(sync.object_type, done, sync.expected)
 
 
 @dataclass(frozen=True)
@@ -319,7 +301,7 @@ def apply_window(store: AudienceStore, sync: WindowSync, *, run_id: str | None,
 
     With `window_starts` (the starts of the windows a ranged run covers) the counts are also kept by
     window (WindowResult.by_window). `say` gets one progress line per chunk (plain logging by default; the
-    Dagster IO manager passes its run log); watchers registered with watching_progress are told too.
+    Dagster IO manager passes its run log).
     """
     integration, object_type = sync.integration, sync.object_type
     project = integration.project
@@ -368,6 +350,15 @@ def apply_window(store: AudienceStore, sync: WindowSync, *, run_id: str | None,
     return WindowResult(counts, scrubbed, sync.client.api_calls - sync.calls_at_start, duration,
                         len(sync.warnings) + sync.replaced_nul, sync.usage_at_start, sync.client.api_usage,
                         out_of_scope, tally)
+
+
+def record_window_failure(store: AudienceStore, integration: IntegrationConfig, object_type: str, window: Any,
+                          *, run_id: str | None, error: str) -> None:
+    """A window that failed: `sync_failed` with the error verbatim, and the object's status Error. `window` is
+    anything with `start` and `end` (a SyncWindow, or Dagster's partition window before one was planned)."""
+    store.log_event(integration.project, integration.id, SyncEvent.SYNC_FAILED, object_type=object_type,
+                    window_start=window.start, window_end=window.end, run_id=run_id, message=error)
+    store.record_failure(integration.id, object_type, error=error)
 
 
 def _seconds(delta: timedelta | None) -> float | None:

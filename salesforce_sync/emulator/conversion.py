@@ -56,9 +56,7 @@ class LeadConversion:
                         results.append({**self._convert(conn, convert), "success": True, "errors": []})
                 except SalesforceApiError as err:
                     results.append({"accountId": None, "contactId": None, "leadId": convert.lead_id,
-                                    "opportunityId": None, "success": False,
-                                    "errors": [{"statusCode": err.error_code, "message": err.message,
-                                                "fields": err.fields}]})
+                                    "opportunityId": None, "success": False, "errors": [err.record_error()]})
         return results
 
     def converted_statuses(self) -> list[str]:

@@ -12,7 +12,7 @@ from typing import Any
 from simple_salesforce import Salesforce
 
 from salesforce_sync.emulator import EmulatedOrg
-from salesforce_sync.salesforce.writes import BULK_JOB_FAILED, RecordError, RecordResult, RecordWriter
+from salesforce_sync.salesforce.writes import BULK_JOB_FAILED, OUTCOME_UNKNOWN, RecordError, RecordResult, RecordWriter
 from salesforce_sync_tests.emulator.test_emulator_convert_lead import basic, convert
 
 _serial = itertools.count(1)
@@ -186,3 +186,30 @@ def test_salesforce_error_shapes_parse_into_one_record_error() -> None:
     assert RecordError("CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY", "LeadTrigger: execution of AfterUpdate\n\ncaused by: "
                        "System.DmlException: Update failed. UNABLE_TO_LOCK_ROW").retryable
     assert not RecordError("CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY", "LeadTrigger: caused by: bad value").retryable
+
+
+def test_a_create_whose_answer_is_lost_is_not_sent_again(org: EmulatedOrg, sf: Salesforce,
+                                                         make_writer: Callable[..., RecordWriter]) -> None:
+    writer = make_writer("collections")
+    org.control.cut_connection(r"/composite/sobjects$")  # the server commits, then the answer is cut half-way
+    records = [lead("Lost") for _ in range(3)]
+    results = writer.write("Lead", "insert", records)
+    assert {(r.error.status_code, r.attempts, r.error.retryable) for r in results} == {(OUTCOME_UNKNOWN, 1, False)}
+    names = ",".join(f"'{r['LastName']}'" for r in records)
+    assert sf.query(f"SELECT COUNT() FROM Lead WHERE LastName IN ({names})")["totalSize"] == 3  # once each
+
+    ids = [r["Id"] for r in sf.query(f"SELECT Id FROM Lead WHERE LastName IN ({names})")["records"]]
+    org.control.cut_connection(r"/composite/sobjects$")  # an update may simply be sent again
+    assert ok(writer.write("Lead", "update", [{"Id": i, "Title": "Resent"} for i in ids])) == ids
+
+
+def test_a_bulk_upload_whose_answer_is_lost_is_aborted_and_sent_again(org: EmulatedOrg, sf: Salesforce,
+                                                                      make_writer: Callable[..., RecordWriter]) -> None:
+    writer = make_writer("bulk")
+    org.control.cut_connection(r"/jobs/ingest/750\w+/batches$")
+    records = [lead("Reupload") for _ in range(3)]
+    results = writer.write("Lead", "insert", records)
+    ok(results)
+    assert [r.attempts for r in results] == [2, 2, 2]
+    names = ",".join(f"'{r['LastName']}'" for r in records)
+    assert sf.query(f"SELECT COUNT() FROM Lead WHERE LastName IN ({names})")["totalSize"] == 3

@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any, Literal
 from urllib.parse import quote_plus
 
+import requests
 from simple_salesforce import format_soql
 
 from salesforce_sync.salesforce.client import SalesforceClient
@@ -64,6 +65,8 @@ class RecordError:
 
     @property
     def retryable(self) -> bool:
+        if self.status_code == "REQUEST_LIMIT_EXCEEDED":  # too many long requests at once, not the daily quota
+            return "TotalRequests" not in self.message
         if self.status_code in RETRYABLE_CODES:
             return True
         return self.status_code == WRAPPING_CODE and any(code in self.message for code in RETRYABLE_CODES)
@@ -130,6 +133,7 @@ class RecordWriter:
         self.max_attempts = max(1, max_attempts)
         self.poll_seconds = poll_seconds
         self._api_calls = 0
+        self._halted: RecordError | None = None
 
     @property
     def api_calls(self) -> int:
@@ -153,7 +157,9 @@ class RecordWriter:
         """One result per record, in input order.
 
         Fewer than `bulk_threshold` records go through sObject Collections (<= 200 per call, allOrNone false),
-        more through Bulk 2.0 ingest jobs. A key set to None (or "") clears the field; an absent key leaves it
+        more through Bulk 2.0 ingest jobs. A refusal of the whole object or session (unknown object, daily API
+        quota spent) ends the write: the records not yet written get that error, those written keep their result.
+        A key set to None (or "") clears the field; an absent key leaves it
         as it is. Update records carry "Id"; upsert records carry `external_id_field`. Records failing with a
         retryable error are sent again, alone, after a growing wait, until `max_attempts`. A request refused as
         a whole (HTTP 400) is split in halves until the records at fault are found, each getting the error."""
@@ -161,6 +167,7 @@ class RecordWriter:
             raise ValueError(f"unknown write operation {operation!r}: use insert, update or upsert")
         if operation == "upsert" and not external_id_field:
             raise ValueError(f"upsert of {object_name} needs an external_id_field")
+        self._halted = None
         results: list[RecordResult | None] = [None] * len(records)
         attempts = [0] * len(records)
         pending = list(range(len(records)))
@@ -189,6 +196,8 @@ class RecordWriter:
 
     def _send(self, object_name: str, operation: Operation, rows: Sequence[Mapping[str, Any]],
               external_id_field: str | None) -> list[_Outcome]:
+        if self._halted is not None:
+            return [_Outcome(error=self._halted)] * len(rows)
         if len(rows) >= self.bulk_threshold:
             return self._bulk(object_name, operation, rows, external_id_field)
         outcomes: list[_Outcome] = []
@@ -196,6 +205,11 @@ class RecordWriter:
             outcomes.extend(self._collection(object_name, operation, rows[start:start + COLLECTION_SIZE],
                                              external_id_field))
         return outcomes
+
+    def _halt(self, err: SalesforceRequestError) -> RecordError:
+        """The error of a refusal no record causes; nothing more is sent in this write."""
+        self._halted = RecordError.from_request_error(err)
+        return self._halted
 
     # ---- sObject Collections ---------------------------------------------------------------------
 
@@ -208,11 +222,15 @@ class RecordWriter:
             method, path = "PATCH", "composite/sobjects"
         else:
             method, path = "PATCH", f"composite/sobjects/{object_name}/{external_id_field}"
+        if self._halted is not None:
+            return [_Outcome(error=self._halted)] * len(rows)
         body = {"allOrNone": False, "records": [
             {"attributes": {"type": object_name}, **{k: _json_value(v) for k, v in row.items()}} for row in rows]}
         try:
             items = self.client._request(method, path, json=body, headers=self._headers,
                                          idempotent=operation != "insert").json()
+        except requests.RequestException as err:  # still lost after the client's retries; never sent, if a create
+            return [_Outcome(error=RecordError("CONNECTION_LOST", f"{type(err).__name__}: {err}"))] * len(rows)
         except SalesforceRequestError as err:
             return self._refused(err, rows, lambda part: self._collection(object_name, operation, part,
                                                                           external_id_field))
@@ -224,13 +242,13 @@ class RecordWriter:
     def _refused(self, err: SalesforceRequestError, rows: Sequence[Mapping[str, Any]],
                  resend: Callable[[Sequence[Mapping[str, Any]]], list[_Outcome]]) -> list[_Outcome]:
         """The rows' outcomes when their request failed as a whole: the error for every row when it is transient
-        or the outcome is unknown; halves sent apart when a row may be at fault (400); else it is raised."""
+        or the outcome is unknown; halves sent apart when a row may be at fault (400); else the write halts."""
         if err.outcome_unknown:
             return [_Outcome(error=RecordError(OUTCOME_UNKNOWN, str(err)))] * len(rows)
         if transient_cause(err) is not None:
             return [_Outcome(error=RecordError.from_request_error(err))] * len(rows)
         if err.status != 400 or err.error_code in REQUEST_LEVEL_CODES:
-            raise err
+            return [_Outcome(error=self._halt(err))] * len(rows)
         if len(rows) == 1:
             return [_Outcome(error=RecordError.from_request_error(err))]
         middle = len(rows) // 2
@@ -255,23 +273,31 @@ class RecordWriter:
                                 "columnDelimiter": "COMMA", "lineEnding": "LF"}
         if operation == "upsert":
             spec["externalIdFieldName"] = external_id_field
+        if self._halted is not None:
+            return [_Outcome(error=self._halted)] * len(keys)
         try:
             job_id = self.client._request("POST", "jobs/ingest", json=spec, headers=self._headers).json()["id"]
+        except requests.RequestException as err:
+            return [_Outcome(error=RecordError("CONNECTION_LOST", f"{type(err).__name__}: {err}"))] * len(keys)
         except SalesforceRequestError as err:
             if transient_cause(err) is None and (err.status != 400 or err.error_code in REQUEST_LEVEL_CODES):
-                raise
+                return [_Outcome(error=self._halt(err))] * len(keys)
             return [_Outcome(error=RecordError.from_request_error(err))] * len(keys)
         try:
             self.client._request("PUT", f"jobs/ingest/{job_id}/batches", data=data, idempotent=False,
                                  headers={**self._headers, "Content-Type": "text/csv"})
             self._close(job_id)
-        except SalesforceRequestError as err:
-            self._abort(job_id)  # nothing of a job never closed is processed: its rows may all be sent again
-            error = RecordError("CONNECTION_LOST", str(err)) if err.outcome_unknown else \
-                RecordError.from_request_error(err)
-            return [_Outcome(error=error)] * len(keys)
-        state = self._wait(job_id)
-        return self._job_results(job_id, state, columns, keys, operation)
+        except (SalesforceRequestError, requests.RequestException) as err:
+            if self._abort(job_id):  # nothing of an aborted job is processed: its rows may all be sent again
+                lost = not isinstance(err, SalesforceRequestError) or err.outcome_unknown
+                error = RecordError("CONNECTION_LOST", str(err)) if lost else RecordError.from_request_error(err)
+                return [_Outcome(error=error)] * len(keys)
+            # not aborted: the close went through after all, so the job runs; read its results
+        try:
+            return self._job_results(job_id, self._wait(job_id), columns, keys, operation)
+        except (SalesforceRequestError, requests.RequestException) as err:  # the job runs, its results are unknown
+            return [_Outcome(error=RecordError(OUTCOME_UNKNOWN, f"Bulk job {job_id} was closed but its results "
+                                               f"could not be read: {err}"))] * len(keys)
 
     def _close(self, job_id: str) -> None:
         """UploadComplete; when a retried close finds the job closed already (the first answer was lost), fine."""
@@ -283,11 +309,13 @@ class RecordWriter:
                     self.client._request("GET", f"jobs/ingest/{job_id}").json()["state"] == "Open":
                 raise
 
-    def _abort(self, job_id: str) -> None:
+    def _abort(self, job_id: str) -> bool:
+        """Whether the job is now Aborted (False: it was closed already, or the org could not be reached)."""
         try:
             self.client._request("PATCH", f"jobs/ingest/{job_id}", json={"state": "Aborted"}, headers=self._headers)
-        except SalesforceRequestError:
-            pass  # already closed or gone: it then either ran (results unread) or never will
+            return True
+        except (SalesforceRequestError, requests.RequestException):
+            return False
 
     def _wait(self, job_id: str) -> dict[str, Any]:
         delay = self.poll_seconds
@@ -295,6 +323,8 @@ class RecordWriter:
             state = self.client._request("GET", f"jobs/ingest/{job_id}").json()
             if state["state"] in ("JobComplete", "Failed", "Aborted"):
                 return state
+            if state["state"] == "Open":
+                raise SalesforceRequestError(f"Bulk job {job_id} is still Open: it was never closed")
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
 

@@ -213,3 +213,22 @@ def test_a_bulk_upload_whose_answer_is_lost_is_aborted_and_sent_again(org: Emula
     assert [r.attempts for r in results] == [2, 2, 2]
     names = ",".join(f"'{r['LastName']}'" for r in records)
     assert sf.query(f"SELECT COUNT() FROM Lead WHERE LastName IN ({names})")["totalSize"] == 3
+
+
+def test_a_spent_daily_quota_halts_the_write_and_keeps_what_was_written(org: EmulatedOrg, sf: Salesforce,
+                                                                         make_writer: Callable[..., RecordWriter],
+                                                                         path: str) -> None:
+    writer = make_writer(path)
+    org.control.inject_error(r"/composite/sobjects$|/jobs/ingest$", 403, "REQUEST_LIMIT_EXCEEDED",
+                             "TotalRequests Limit exceeded.", count=-1, after=1)
+    try:
+        first = writer.write("Lead", "insert", [lead("Quota") for _ in range(250)])
+        refused = writer.write("Lead", "insert", [lead("Quota") for _ in range(250)])
+    finally:
+        org.control.clear_faults()
+    sent = [r for r in first if r.error is None]
+    assert len(sent) == (200 if path == "collections" else 250)
+    assert {(r.error.status_code, r.error.retryable, r.attempts) for r in first[len(sent):] + refused} == \
+        {("REQUEST_LIMIT_EXCEEDED", False, 1)}
+    assert writer.api_calls <= 9  # nothing more is sent once the org refused the quota
+    assert len(stored(sf, [r.salesforce_id for r in sent], "LastName")) == len(sent)

@@ -117,6 +117,8 @@ class RecordResult:
 
 @dataclass(frozen=True)
 class _Outcome:
+    """What one send did to a record (a RecordResult before the attempts are counted)."""
+
     salesforce_id: str | None = None
     created: bool = False
     error: RecordError | None = None
@@ -159,10 +161,10 @@ class RecordWriter:
         Fewer than `bulk_threshold` records go through sObject Collections (<= 200 per call, allOrNone false),
         more through Bulk 2.0 ingest jobs. A refusal of the whole object or session (unknown object, daily API
         quota spent) ends the write: the records not yet written get that error, those written keep their result.
-        A key set to None (or "") clears the field; an absent key leaves it
-        as it is. Update records carry "Id"; upsert records carry `external_id_field`. Records failing with a
-        retryable error are sent again, alone, after a growing wait, until `max_attempts`. A request refused as
-        a whole (HTTP 400) is split in halves until the records at fault are found, each getting the error."""
+        A key set to None (or "") clears the field; an absent key leaves it as it is. Update records carry "Id";
+        upsert records carry `external_id_field`. Records failing with a retryable error are sent again, alone,
+        after a growing wait, until `max_attempts`. A request refused as a whole (HTTP 400) is split in halves
+        until the records at fault are found, each getting the error."""
         if operation not in OPERATIONS:
             raise ValueError(f"unknown write operation {operation!r}: use insert, update or upsert")
         if operation == "upsert" and not external_id_field:
@@ -176,6 +178,8 @@ class RecordWriter:
             round_number += 1
             if round_number > 1:
                 self.client.retry_policy.sleep(self._backoff(round_number - 1))
+                if self._halted is not None and self._halted.retryable:  # a passing refusal: try again
+                    self._halted = None
             for index in pending:
                 attempts[index] += 1
             rows = [records[i] for i in pending]

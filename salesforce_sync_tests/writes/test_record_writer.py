@@ -232,3 +232,12 @@ def test_a_spent_daily_quota_halts_the_write_and_keeps_what_was_written(org: Emu
         {("REQUEST_LIMIT_EXCEEDED", False, 1)}
     assert writer.api_calls <= 9  # nothing more is sent once the org refused the quota
     assert len(stored(sf, [r.salesforce_id for r in sent], "LastName")) == len(sent)
+
+
+def test_a_passing_concurrency_refusal_is_waited_out(org: EmulatedOrg, make_writer: Callable[..., RecordWriter]) -> None:
+    writer = make_writer("collections")
+    org.control.inject_error(r"/composite/sobjects$", 403, "REQUEST_LIMIT_EXCEEDED",
+                             "ConcurrentPerOrgLongTxn Limit exceeded.", count=1, after=1)
+    results = writer.write("Lead", "insert", [lead("Busy") for _ in range(250)])
+    ok(results)
+    assert [r.attempts for r in results] == [1] * 200 + [2] * 50

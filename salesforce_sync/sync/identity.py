@@ -1,0 +1,130 @@
+"""One person across a project's synced records (pure, no I/O).
+
+Records are the same person when a converted Lead names the Contact it became (ConvertedContactId), when a
+CampaignMember names its Lead or Contact, or when they share a normalised email; sameness is transitive
+(union-find). A person's id comes from one member's external ID, so it stays put while unrelated records
+change; its opt-out is the safest of its members' (unsubscribed if any member opted out).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from salesforce_sync.config.models import IDENTITY_LINKS, ObjectType
+
+#: Which record speaks for a person: a Contact over a Lead over a CampaignMember (then the newest).
+PRIMARY_ORDER: dict[str, int] = {"Contact": 0, "Lead": 1, "CampaignMember": 2}
+
+
+def normalise_email(value: str | None, *, dotless_domains: frozenset[str] = frozenset()) -> str | None:
+    """The email as people are matched on it: trimmed and casefolded; None when it is not one address
+    (empty, no `@` or more than one, an empty side), so junk like "n/a" never joins strangers. Dots in
+    the local part are dropped only for `dotless_domains` (e.g. gmail.com, where they do not matter)."""
+    if value is None:
+        return None
+    email = value.strip().casefold()
+    local, at, domain = email.partition("@")
+    if not at or not local or not domain or "@" in domain or any(c.isspace() for c in email):
+        return None
+    if domain in dotless_domains:
+        local = local.replace(".", "")
+    return f"{local}@{domain}"
+
+
+def link_targets(integration_id: str, object_type: str, properties: dict[str, str | None]) -> tuple[str, ...]:
+    """External IDs of the records this one names as the same person (its identity references)."""
+    return tuple(f"sf_{integration_id}_{target}_{properties[name]}"
+                 for _, name, target in IDENTITY_LINKS.get(object_type, ()) if properties.get(name))
+
+
+def link_properties(object_type: ObjectType) -> tuple[str, ...]:
+    return tuple(name for _, name, _ in IDENTITY_LINKS[object_type])
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityRecord:
+    """What identity needs of one live stored record; `email` already normalised, `links` from link_targets."""
+
+    external_id: str
+    integration_id: str
+    object_type: str
+    salesforce_id: str
+    email: str | None
+    unsubscribed: bool | None
+    modified_at: datetime
+    links: tuple[str, ...] = ()
+    converted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """One person: the records that are them, the one that speaks for them, and their merged opt-out."""
+
+    person_id: str
+    primary: IdentityRecord
+    email: str | None
+    unsubscribed: bool
+    members: tuple[IdentityRecord, ...]
+
+
+def person_id(members: Iterable[IdentityRecord]) -> str:
+    """`p_` and a hash of the smallest Lead or Contact external ID (CampaignMembers only when there is no
+    Lead or Contact: memberships come and go), so the id changes only when the person's own records do."""
+    anchor = min((member.object_type == "CampaignMember", member.external_id) for member in members)[1]
+    return "p_" + hashlib.blake2b(anchor.encode(), digest_size=12).hexdigest()
+
+
+def primary_record(members: Iterable[IdentityRecord]) -> IdentityRecord:
+    """A Contact over a Lead over a CampaignMember, then the most recently modified, then the smallest key."""
+    return min(members, key=lambda m: (PRIMARY_ORDER.get(m.object_type, 3), -m.modified_at.timestamp(),
+                                       m.external_id))
+
+
+def make_person(members: tuple[IdentityRecord, ...]) -> Person:
+    primary = primary_record(members)
+    emails = sorted((PRIMARY_ORDER.get(m.object_type, 3), -m.modified_at.timestamp(), m.email)
+                    for m in members if m.email)
+    email = primary.email or (emails[0][2] if emails else None)
+    return Person(person_id(members), primary, email, any(m.unsubscribed for m in members), members)
+
+
+def group_people(records: Iterable[IdentityRecord]) -> Iterator[Person]:
+    """The people the records make up, each record in exactly one. A link to a record that is not among
+    `records` (out of scope, deleted) still joins the records that name it."""
+    parent: list[int] = []
+    members: list[IdentityRecord] = []
+    by_key: dict[str, int] = {}  # an external ID or email -> a record it joins
+
+    def find(node: int) -> int:
+        root = node
+        while parent[root] != root:
+            root = parent[root]
+        while parent[node] != root:
+            parent[node], node = root, parent[node]
+        return root
+
+    def join(node: int, key: str) -> None:
+        other = by_key.setdefault(key, node)
+        if other != node:
+            a, b = find(node), find(other)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+
+    for index, record in enumerate(records):
+        parent.append(index)
+        members.append(record)
+        join(index, record.external_id)
+        if record.email:
+            join(index, "@" + record.email)  # emails and keys never collide: a key never starts with @
+        for target in record.links:
+            join(index, target)
+    by_key.clear()
+    groups: dict[int, list[IdentityRecord]] = {}
+    for index, record in enumerate(members):
+        groups.setdefault(find(index), []).append(record)
+    members.clear()
+    for group in groups.values():
+        yield make_person(tuple(group))

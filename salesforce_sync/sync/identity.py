@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from salesforce_sync.config.models import IDENTITY_LINKS, ObjectType
+from salesforce_sync.config.models import IDENTITY_LINKS
 
 #: Which record speaks for a person: a Contact over a Lead over a CampaignMember (then the newest).
 PRIMARY_ORDER: dict[str, int] = {"Contact": 0, "Lead": 1, "CampaignMember": 2}
@@ -34,19 +34,26 @@ def normalise_email(value: str | None, *, dotless_domains: frozenset[str] = froz
     return f"{local}@{domain}"
 
 
-def link_targets(integration_id: str, object_type: str, properties: dict[str, str | None]) -> tuple[str, ...]:
-    """External IDs of the records this one names as the same person (its identity references)."""
-    return tuple(f"sf_{integration_id}_{target}_{properties[name]}"
-                 for _, name, target in IDENTITY_LINKS.get(object_type, ()) if properties.get(name))
+def link_properties() -> tuple[str, ...]:
+    """Every property an identity reference is stored under (what identity reads of `properties`)."""
+    return tuple(dict.fromkeys(name for links in IDENTITY_LINKS.values() for _, name, _ in links))
 
 
-def link_properties(object_type: ObjectType) -> tuple[str, ...]:
-    return tuple(name for _, name, _ in IDENTITY_LINKS[object_type])
+def identity_record(external_id: str, integration_id: str, object_type: str, salesforce_id: str, email: str | None,
+                    unsubscribed: bool | None, modified_at: datetime, properties: dict[str, str | None], *,
+                    dotless_domains: frozenset[str] = frozenset()) -> IdentityRecord:
+    """A stored record as identity sees it: its email normalised, its references (`properties`, see
+    IDENTITY_LINKS) as the external IDs they name; a Lead naming its Contact is a converted Lead."""
+    links = tuple(f"sf_{integration_id}_{target}_{properties[name]}"
+                  for _, name, target in IDENTITY_LINKS.get(object_type, ()) if properties.get(name))  # type: ignore[call-overload]
+    return IdentityRecord(external_id, integration_id, object_type, salesforce_id,
+                          normalise_email(email, dotless_domains=dotless_domains), unsubscribed, modified_at, links,
+                          converted=object_type == "Lead" and bool(links))
 
 
 @dataclass(frozen=True, slots=True)
 class IdentityRecord:
-    """What identity needs of one live stored record; `email` already normalised, `links` from link_targets."""
+    """What identity needs of one live stored record (see identity_record)."""
 
     external_id: str
     integration_id: str

@@ -7,17 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from salesforce_sync.sync.identity import IdentityRecord, group_people, link_targets, normalise_email
+from salesforce_sync.sync.identity import IdentityRecord, group_people, identity_record, normalise_email
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 
 
 def record(object_type: str, salesforce_id: str, email: str | None = None, *, integration: str = "crm",
            unsubscribed: bool | None = False, minutes: int = 0, **properties: str) -> IdentityRecord:
-    return IdentityRecord(f"sf_{integration}_{object_type}_{salesforce_id}", integration, object_type, salesforce_id,
-                          normalise_email(email), unsubscribed, T0 + timedelta(minutes=minutes),
-                          link_targets(integration, object_type, properties),
-                          converted=bool(properties.get("converted_contact_id")))
+    return identity_record(f"sf_{integration}_{object_type}_{salesforce_id}", integration, object_type, salesforce_id,
+                           email, unsubscribed, T0 + timedelta(minutes=minutes), properties)
 
 
 def people_of(records: list[IdentityRecord]) -> dict[frozenset[str], object]:
@@ -45,6 +43,8 @@ def test_dots_are_dropped_only_for_configured_domains() -> None:
 
 def test_a_converted_lead_joins_its_contact_even_with_another_email() -> None:
     lead = record("Lead", "00Q1", "old@example.com", converted_contact_id="0031")
+    assert lead.converted and lead.links == ("sf_crm_Contact_0031",)
+    assert not record("Lead", "00Q2", converted_contact_id=None).converted
     contact = record("Contact", "0031", "new@example.com", minutes=-5)
     other = record("Contact", "0032", "someone@example.com")
     people = people_of([lead, contact, other])

@@ -12,7 +12,6 @@ def rebuild_people(store: AudienceStore, project: str, *,
                    dotless_domains: frozenset[str] = frozenset()) -> PeopleCounts:
     """The project's people rebuilt from scratch; returns how many people and member records it now has."""
     names = link_properties()
-    records = (identity_record(r.external_id, r.integration_id, r.object_type, r.salesforce_id, r.email,
-                               r.unsubscribed, r.modified_at, r.links, dotless_domains=dotless_domains)
-               for r in store.people.live_records(project, names))
+    records = (identity_record(r.external_id, r.integration_id, r.object_type, r.email, r.unsubscribed,
+                               r.modified_at, r.links, dotless_domains=dotless_domains) for r in store.people.live_records(project, names))
     return store.people.replace(project, group_people(records))

@@ -25,7 +25,6 @@ class StoredRecord:
     external_id: str
     integration_id: str
     object_type: str
-    salesforce_id: str
     email: str | None
     unsubscribed: bool | None
     modified_at: datetime
@@ -84,14 +83,13 @@ class PeopleStore:
         text of each named property (identity references)."""
         users = audience_users.c
         links = [users.properties[name].as_string().label(name) for name in link_properties]
-        query = (select(users.external_id, users.integration_id, users.object_type, users.salesforce_id, users.email,
-                        users.unsubscribed, users.sf_modified_at, *links)
+        query = (select(users.external_id, users.integration_id, users.object_type, users.email, users.unsubscribed,
+                        users.sf_modified_at, *links)
                  .where(users.project == project, users.deleted == false()).order_by(users.external_id))
         with self._reading() as connection:
             result = connection.execution_options(yield_per=READ_BATCH).execute(query)
             for row in result:
-                yield StoredRecord(row[0], row[1], row[2], row[3], row[4], row[5], row[6],
-                                   dict(zip(link_properties, row[7:])))
+                yield StoredRecord(*row[:6], dict(zip(link_properties, row[6:])))
 
     def replace(self, project: str, everyone: Iterable[Person]) -> PeopleCounts:
         """Replace the project's people with `everyone`, in one transaction, written in batches. The first

@@ -9,6 +9,8 @@ change; its opt-out is the safest of its members' (unsubscribed if any member op
 from __future__ import annotations
 
 import hashlib
+import sys
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,31 +41,36 @@ def link_properties() -> tuple[str, ...]:
     return tuple(dict.fromkeys(name for links in IDENTITY_LINKS.values() for _, name, _ in links))
 
 
-def identity_record(external_id: str, integration_id: str, object_type: str, salesforce_id: str, email: str | None,
+def identity_record(external_id: str, integration_id: str, object_type: str, email: str | None,
                     unsubscribed: bool | None, modified_at: datetime, properties: dict[str, str | None], *,
                     dotless_domains: frozenset[str] = frozenset()) -> IdentityRecord:
     """A stored record as identity sees it: its email normalised, its references (`properties`, see
     IDENTITY_LINKS) as the external IDs they name; a Lead naming its Contact is a converted Lead."""
     links = tuple(f"sf_{integration_id}_{target}_{properties[name]}"
                   for _, name, target in IDENTITY_LINKS.get(object_type, ()) if properties.get(name))  # type: ignore[call-overload]
-    return IdentityRecord(external_id, integration_id, object_type, salesforce_id,
+    return IdentityRecord(external_id, sys.intern(integration_id), sys.intern(object_type),
                           normalise_email(email, dotless_domains=dotless_domains), unsubscribed, modified_at, links,
                           converted=object_type == "Lead" and bool(links))
 
 
 @dataclass(frozen=True, slots=True)
 class IdentityRecord:
-    """What identity needs of one live stored record (see identity_record)."""
+    """What identity needs of one live stored record (see identity_record); kept small, a project may hold
+    a million of them while it is grouped."""
 
     external_id: str
     integration_id: str
     object_type: str
-    salesforce_id: str
     email: str | None
     unsubscribed: bool | None
     modified_at: datetime
     links: tuple[str, ...] = ()
     converted: bool = False
+
+    @property
+    def salesforce_id(self) -> str:
+        """The Id in the external ID `sf_<integration>_<object>_<Id>` (object types and Ids have no `_`)."""
+        return self.external_id.rsplit("_", 1)[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +108,10 @@ def make_person(members: tuple[IdentityRecord, ...]) -> Person:
 def group_people(records: Iterable[IdentityRecord]) -> Iterator[Person]:
     """The people the records make up, each record in exactly one. A link to a record that is not among
     `records` (out of scope, deleted) still joins the records that name it."""
-    parent: list[int] = []
+    parent = array("q")
     members: list[IdentityRecord] = []
-    by_key: dict[str, int] = {}  # an external ID or email -> a record it joins
+    by_key: dict[str, int] = {}  # an external ID -> a record that is or names it
+    by_email: dict[str, int] = {}  # a normalised email -> a record that has it
 
     def find(node: int) -> int:
         root = node
@@ -113,8 +121,8 @@ def group_people(records: Iterable[IdentityRecord]) -> Iterator[Person]:
             parent[node], node = root, parent[node]
         return root
 
-    def join(node: int, key: str) -> None:
-        other = by_key.setdefault(key, node)
+    def join(node: int, key: str, seen: dict[str, int]) -> None:
+        other = seen.setdefault(key, node)
         if other != node:
             a, b = find(node), find(other)
             if a != b:
@@ -123,11 +131,12 @@ def group_people(records: Iterable[IdentityRecord]) -> Iterator[Person]:
     for index, record in enumerate(records):
         parent.append(index)
         members.append(record)
-        join(index, record.external_id)
+        join(index, record.external_id, by_key)
         if record.email:
-            join(index, "@" + record.email)  # emails and keys never collide: a key never starts with @
+            join(index, record.email, by_email)
         for target in record.links:
-            join(index, target)
+            join(index, target, by_key)
+    by_email.clear()
     by_key.clear()
     groups: dict[int, list[IdentityRecord]] = {}
     for index, record in enumerate(members):

@@ -114,7 +114,7 @@ def test_a_failed_rebuild_leaves_the_previous_people(
 
     def many_then_broken() -> Iterator[Person]:
         for n in range(WRITE_BATCH + 10):  # a whole batch is written before the failure
-            record = identity_record(f"sf_x_Lead_{n}", "x", "Lead", str(n), f"p{n}@example.com", False,
+            record = identity_record(f"sf_x_Lead_{n}", "x", "Lead", f"p{n}@example.com", False,
                                      pd.Timestamp("2024-01-01", tz="UTC").to_pydatetime(), {})
             yield from group_people([record])
         raise RuntimeError("killed mid-rebuild")

@@ -14,8 +14,7 @@ T0 = datetime(2026, 11, 20, tzinfo=UTC)
 
 def record(object_type: str, salesforce_id: str, email: str | None = None, *, integration: str = "crm",
            unsubscribed: bool | None = False, minutes: int = 0, **properties: str) -> IdentityRecord:
-    return identity_record(f"sf_{integration}_{object_type}_{salesforce_id}", integration, object_type, salesforce_id,
-                           email, unsubscribed, T0 + timedelta(minutes=minutes), properties)
+    return identity_record(f"sf_{integration}_{object_type}_{salesforce_id}", integration, object_type, email, unsubscribed, T0 + timedelta(minutes=minutes), properties)
 
 
 def people_of(records: list[IdentityRecord]) -> dict[frozenset[str], object]:

@@ -47,7 +47,7 @@ def build_people_asset(project: str, integrations: Sequence[IntegrationConfig]) 
             store.close()
         return dg.MaterializeResult(metadata={
             "people": counts.people, "records": counts.records, "merged_records": counts.merged,
-            "dagster/row_count": counts.people})
+            "rebuilt": counts.rebuilt, "dagster/row_count": counts.people})
 
     return people_of_project
 

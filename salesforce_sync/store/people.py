@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import islice
 
 from sqlalchemy import Connection, Engine, delete, false, func, select
 
-from salesforce_sync.store.schema import audience_users, people, person_members
+from salesforce_sync.store.schema import audience_users, people, people_builds, person_members
 from salesforce_sync.sync.identity import IdentityRecord, Person, normalise_email
 
 READ_BATCH = 10_000
@@ -64,6 +64,8 @@ class PersonMember:
 class PeopleCounts:
     people: int
     records: int
+    #: False when the last build's source was unchanged and the people were kept as they were.
+    rebuilt: bool = True
 
     @property
     def merged(self) -> int:
@@ -78,6 +80,23 @@ class PeopleStore:
         self._engine = engine
         self._reading = reading
 
+    def records_stamp(self, project: str) -> str:
+        """How many records the project has and when the newest write to them happened: every upsert, deletion
+        and scope change of a record moves it, so equal stamps mean nothing identity reads has changed."""
+        users = audience_users.c
+        query = select(func.count(), func.max(users.last_synced_at)).where(users.project == project)
+        with self._reading() as connection:
+            count, newest = connection.execute(query).one()
+        return f"{count}:{newest}"
+
+    def last_build(self, project: str) -> tuple[str, PeopleCounts] | None:
+        """The source and counts of the project's last people build, if any."""
+        builds = people_builds.c
+        query = select(builds.source, builds.people, builds.records).where(builds.project == project)
+        with self._reading() as connection:
+            row = connection.execute(query).one_or_none()
+        return None if row is None else (row.source, PeopleCounts(row.people, row.records, rebuilt=False))
+
     def live_records(self, project: str, link_properties: Sequence[str]) -> Iterator[StoredRecord]:
         """The project's live records ordered by external_id, streamed in batches (bounded memory), with the
         text of each named property (identity references)."""
@@ -91,9 +110,10 @@ class PeopleStore:
             for row in result:
                 yield StoredRecord(*row[:6], dict(zip(link_properties, row[6:])))
 
-    def replace(self, project: str, everyone: Iterable[Person]) -> PeopleCounts:
-        """Replace the project's people with `everyone`, in one transaction, written in batches. The first
-        batch is taken before the transaction begins, so a lazy grouping does its work outside it."""
+    def replace(self, project: str, everyone: Iterable[Person], *, source: str) -> PeopleCounts:
+        """Replace the project's people with `everyone`, in one transaction, written in batches, recording
+        `source` (what they were built from). The first batch is taken before the transaction begins, so a
+        lazy grouping does its work outside it."""
         people_count = records = 0
         batch = iter(everyone)
         chunk = list(islice(batch, WRITE_BATCH))
@@ -107,6 +127,9 @@ class PeopleStore:
                 connection.execute(person_members.insert(), members)
                 people_count, records = people_count + len(chunk), records + len(members)
                 chunk = list(islice(batch, WRITE_BATCH))
+            connection.execute(delete(people_builds).where(people_builds.c.project == project))
+            connection.execute(people_builds.insert().values(project=project, source=source, built_at=datetime.now(UTC),
+                                                             people=people_count, records=records))
         return PeopleCounts(people_count, records)
 
     def counts(self, project: str) -> PeopleCounts:

@@ -217,3 +217,14 @@ person_members = Table(
     Index("ix_person_members_email", "project", "email"),
 )
 """Which live audience_users record belongs to which person."""
+
+people_builds = Table(
+    "people_builds",
+    metadata,
+    Column("project", Key, primary_key=True),
+    Column("source", String, nullable=False, comment="what the people were built from (see runs/people.py)"),
+    Column("built_at", UtcDateTime, nullable=False),
+    Column("people", BigInteger, nullable=False),
+    Column("records", BigInteger, nullable=False),
+)
+"""The last rebuild of each project's people, so one with nothing new to read is skipped."""

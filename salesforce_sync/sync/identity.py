@@ -17,6 +17,9 @@ from datetime import datetime
 
 from salesforce_sync.config.models import IDENTITY_LINKS
 
+IDENTITY_VERSION = 1
+"""Bumped whenever the grouping rules change, so every project's people are rebuilt with the new ones."""
+
 #: Which record speaks for a person: a Contact over a Lead over a CampaignMember (then the newest).
 PRIMARY_ORDER: dict[str, int] = {"Contact": 0, "Lead": 1, "CampaignMember": 2}
 

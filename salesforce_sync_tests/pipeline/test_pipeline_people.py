@@ -89,7 +89,7 @@ def test_a_converted_lead_and_its_contact_become_one_person(org: EmulatedOrg, st
     new_contact = results[0]["contactId"]
 
     assert run_sync(config, ["crm"], full=True) == 0  # reads up to now, so the conversions are synced
-    materialize_people(defs, instance)
+    assert materialize_people(defs, instance)["rebuilt"].value is True
 
     # the Lead converted into an existing Contact with another address: one person through ConvertedContactId
     person = person_of(store, merged["Email"])

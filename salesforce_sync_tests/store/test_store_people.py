@@ -90,8 +90,11 @@ def test_rebuild_groups_live_records_and_write_back_finds_them_by_email(
 def test_a_rebuild_follows_changes_and_keeps_unrelated_ids(
         store: AudienceStore, project: str, make_chunk: Callable[..., pd.DataFrame]) -> None:
     seed(store, project, make_chunk)
-    rebuild_people(store, project)
+    assert rebuild_people(store, project).rebuilt
     before = store.people.by_email(project, ["ada@example.com", "grace@example.com", "linus@example.com"])
+    # nothing synced since: the build is kept (unless forced)
+    assert rebuild_people(store, project) == PeopleCounts(5, 10, rebuilt=False)
+    assert rebuild_people(store, project, force=True) == PeopleCounts(5, 10)
 
     # Grace's Lead is deleted; a new Lead with Linus's address (other case) opts out
     write(store, project, make_chunk, "Lead", {"00Q2": ("grace@example.com", {"converted_contact_id": None})},
@@ -101,7 +104,7 @@ def test_a_rebuild_follows_changes_and_keeps_unrelated_ids(
     counts = rebuild_people(store, project)
 
     after = store.people.by_email(project, ["ada@example.com", "grace@example.com", "linus@example.com"])
-    assert counts == PeopleCounts(5, 10)
+    assert counts == PeopleCounts(5, 10, rebuilt=True)
     assert {k: m.person_id for k, m in after.items()} == {k: m.person_id for k, m in before.items()}
     assert after["grace@example.com"].leads == {} and after["linus@example.com"].leads == {"int1": ("00Q7",)}
 
@@ -120,7 +123,7 @@ def test_a_failed_rebuild_leaves_the_previous_people(
         raise RuntimeError("killed mid-rebuild")
 
     with pytest.raises(RuntimeError, match="killed mid-rebuild"):
-        store.people.replace(project, many_then_broken())
+        store.people.replace(project, many_then_broken(), source="broken")
 
     assert store.people.counts(project) == PeopleCounts(5, 10)
     assert store.people.by_email(project, ["ada@example.com"]) == before

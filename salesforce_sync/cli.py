@@ -120,6 +120,13 @@ def _logs(args: argparse.Namespace) -> int:
     return run_logs(args.integration, event=args.event, since=args.since, limit=args.limit, as_json=args.json)
 
 
+def _people(args: argparse.Namespace) -> int:
+    from salesforce_sync.commands.people import run_people
+    from salesforce_sync.config.loader import load_config
+
+    return run_people(load_config(), args.project, email=args.email)
+
+
 def _connect(args: argparse.Namespace) -> int:
     from salesforce_sync.commands.connect import run_connect
     from salesforce_sync.config.loader import load_config
@@ -190,6 +197,11 @@ def _add_operator_commands(commands: argparse._SubParsersAction[argparse.Argumen
     logs.add_argument("--limit", type=_positive, default=50, help="at most this many entries (default: 50)")
     logs.add_argument("--json", action="store_true", help="print JSON, messages verbatim")
     logs.set_defaults(handler=_reported(_logs))
+
+    people = commands.add_parser("people", help="people per project, or one person (by email) and their records")
+    people.add_argument("project", nargs="?", help="project id (default: all)")
+    people.add_argument("--email", help="show the person with this email (matched trimmed and case-insensitively)")
+    people.set_defaults(handler=_reported(_people))
 
     connect = commands.add_parser(
         "connect", help="authorize access to the integration's org in a browser (OAuth with PKCE) and store its "

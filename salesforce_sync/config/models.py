@@ -295,8 +295,30 @@ class FieldMapping(_Model):
         return (value,) if isinstance(value, str) else value
 
 
+#: The reference fields that tie one person's records together (`sync.identity`): (field, the property it is
+#: stored under in `properties`, the object it names). A converted Lead names the Contact it became, a
+#: CampaignMember its Lead or Contact. Always read, whatever the configured mappings.
+IDENTITY_LINKS: dict[ObjectType, tuple[tuple[str, str, ObjectType], ...]] = {
+    "Lead": (("ConvertedContactId", "converted_contact_id", "Contact"),),
+    "Contact": (),
+    "CampaignMember": (("LeadId", "lead_id", "Lead"), ("ContactId", "contact_id", "Contact")),
+}
+CONVERTED_PROPERTY = "is_converted"
+"""A Lead's IsConverted: converted Leads are read-only in Salesforce, so write-back skips them."""
+
+
+def identity_mappings(object_type: ObjectType) -> tuple[FieldMapping, ...]:
+    """The mappings of an object's identity references (and a Lead's IsConverted); no configured mapping may
+    take their property names."""
+    links = tuple(FieldMapping(fields=(field,), property=name, type="string")
+                  for field, name, _ in IDENTITY_LINKS[object_type])
+    converted = (FieldMapping(fields=("IsConverted",), property=CONVERTED_PROPERTY, type="boolean"),)
+    return links + (converted if object_type == "Lead" else ())
+
+
 def default_mappings(object_type: ObjectType) -> tuple[FieldMapping, ...]:
-    """Mappings every object has unless a configured mapping targets the same property."""
+    """Mappings every object has: the person fields (unless a configured mapping targets the same property),
+    then its identity references."""
     opt_out_fields = (
         ("Lead.HasOptedOutOfEmail", "Contact.HasOptedOutOfEmail")
         if object_type == "CampaignMember" else ("HasOptedOutOfEmail",)
@@ -307,6 +329,7 @@ def default_mappings(object_type: ObjectType) -> tuple[FieldMapping, ...]:
         FieldMapping(fields=("LastName",), property="last_name", type="string"),
         FieldMapping(fields=("Phone",), property="phone", type="string"),
         FieldMapping(fields=opt_out_fields, property=OPT_OUT_PROPERTY, type="boolean"),
+        *identity_mappings(object_type),
     )
 
 
@@ -479,6 +502,17 @@ class IntegrationConfig(_Model):
     @classmethod
     def _utc_start(cls, value: Any) -> Any:
         return _as_utc_datetime(value)
+
+    @model_validator(mode="after")
+    def _identity_properties_kept(self) -> IntegrationConfig:
+        for object_type, settings in self.objects.items():
+            taken = {mapping.property for mapping in identity_mappings(object_type)}
+            for index, mapping in enumerate(settings.field_mappings or ()):
+                if mapping.property in taken:
+                    raise FieldProblem(("objects", object_type, "field_mappings", index, "property"),
+                                       f"'{mapping.property}' is filled by the sync itself ({object_type} identity "
+                                       "links); map to another property name")
+        return self
 
     @model_validator(mode="after")
     def _connection_consistent(self) -> IntegrationConfig:

@@ -48,6 +48,7 @@ from salesforce_sync.store.models import (
     WindowTally,
 )
 from salesforce_sync.store.org_ids import canonical_org_id
+from salesforce_sync.store.people import PeopleStore
 from salesforce_sync.store.schema import (
     INTEGRATION_LEVEL,
     UtcDateTime,
@@ -116,6 +117,11 @@ class AudienceStore:
     def leases(self) -> SyncLeases:
         """The sync leases kept in this store (one sync of an integration at a time)."""
         return SyncLeases(self._engine, self._reading, is_sqlite=self._is_sqlite)
+
+    @property
+    def people(self) -> PeopleStore:
+        """People (records of one person grouped by sync.identity) and the lookups write-back uses."""
+        return PeopleStore(self._engine, self._reading)
 
     def create_schema(self) -> None:
         """Create any missing tables and indexes; safe to call on every start, from several processes."""

@@ -186,3 +186,45 @@ sync_leases = Table(
     Column("heartbeat_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False, comment="free for others after this unless renewed"),
 )
+
+people = Table(
+    "people",
+    metadata,
+    Column("project", Key, nullable=False),
+    Column("person_id", Key, nullable=False, comment="p_<hash of the smallest Lead or Contact external_id>"),
+    Column("primary_external_id", Key, nullable=False, comment="the record that speaks for the person"),
+    Column("email", Text, comment="normalised (trimmed, casefolded) email of the primary record or another member"),
+    Column("unsubscribed", Boolean, nullable=False, comment="true when any member opted out"),
+    Column("member_count", Integer, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False, comment="newest Salesforce modification among the members"),
+    PrimaryKeyConstraint("project", "person_id", name="pk_people"),
+)
+"""One person per row: live synced records grouped by sync.identity, rebuilt per project (store/people.py)."""
+
+person_members = Table(
+    "person_members",
+    metadata,
+    Column("project", Key, nullable=False),
+    Column("external_id", Key, nullable=False),
+    Column("person_id", Key, nullable=False),
+    Column("integration_id", Key, nullable=False),
+    Column("object_type", Key, nullable=False),
+    Column("salesforce_id", String, nullable=False),
+    Column("email", Text, comment="the member's normalised email"),
+    Column("converted", Boolean, nullable=False, comment="a converted Lead (read-only in Salesforce)"),
+    PrimaryKeyConstraint("project", "external_id", name="pk_person_members"),
+    Index("ix_person_members_person", "project", "person_id"),
+    Index("ix_person_members_email", "project", "email"),
+)
+"""Which live audience_users record belongs to which person."""
+
+people_builds = Table(
+    "people_builds",
+    metadata,
+    Column("project", Key, primary_key=True),
+    Column("source", String, nullable=False, comment="what the people were built from (see runs/people.py)"),
+    Column("built_at", UtcDateTime, nullable=False),
+    Column("people", BigInteger, nullable=False),
+    Column("records", BigInteger, nullable=False),
+)
+"""The last rebuild of each project's people, so one with nothing new to read is skipped."""

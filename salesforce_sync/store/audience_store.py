@@ -59,6 +59,7 @@ from salesforce_sync.store.schema import (
     sync_log,
 )
 from salesforce_sync.store.urls import normalize_store_url
+from salesforce_sync.store.write_back import WriteBackStore
 
 _Choice = TypeVar("_Choice", SyncEvent, IntegrationStatus)
 
@@ -116,6 +117,11 @@ class AudienceStore:
     def leases(self) -> SyncLeases:
         """The sync leases kept in this store (one sync of an integration at a time)."""
         return SyncLeases(self._engine, self._reading, is_sqlite=self._is_sqlite)
+
+    @property
+    def write_back(self) -> WriteBackStore:
+        """The write-back's sources, links, snapshots, outcomes and create intents."""
+        return WriteBackStore(self._engine, self._reading, is_sqlite=self._is_sqlite)
 
     def create_schema(self) -> None:
         """Create any missing tables and indexes; safe to call on every start, from several processes."""

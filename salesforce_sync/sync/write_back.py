@@ -195,6 +195,9 @@ def plan_row(object_type: WriteBackObject, settings: WriteBackObjectConfig, row:
         if found is not None:
             current, matched_by = found, step
             break
+    if current is not None and current.get("IsConverted") == "true":
+        return RowPlan(key, "skip", current["Id"], matched_by=matched_by,
+                       message="the Lead was converted; its Contact takes the changes")
     ext_field = settings.external_id_field
     if current is None:
         if create_intent and not ext_field and not (email or domain):

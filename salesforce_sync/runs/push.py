@@ -19,6 +19,7 @@ from typing import Any
 
 from simple_salesforce import format_soql
 
+from salesforce_sync.config.errors import ConfigError
 from salesforce_sync.config.models import IntegrationConfig, WriteBackObject, WriteBackObjectConfig
 from salesforce_sync.runs.connection import connect
 from salesforce_sync.runs.health import require_budget
@@ -79,12 +80,12 @@ def push_integration(store: AudienceStore, integration: IntegrationConfig, *, ho
     writes nothing, so never waits for a sync)."""
     write_back = integration.write_back
     if write_back is None:
-        raise ValueError(f"integration {integration.id!r} has no write_back section")
+        raise ConfigError(f"integration '{integration.id}': write_back is not configured")
     chosen = [o for o in write_back.object_types if objects is None or o in objects]
     for name in objects or ():
         if name not in write_back.objects:
-            raise ValueError(f"integration {integration.id!r}: write_back has no object {name!r} "
-                             f"(configured: {', '.join(write_back.object_types)})")
+            raise ConfigError(f"integration '{integration.id}': write_back.objects has no {name} "
+                              f"(configured: {', '.join(write_back.object_types)})")
     lease = None if dry_run or holder is None else acquire_lease(store, integration.id, holder,
                                                                  wait=integration.lease_wait)
     try:
@@ -128,7 +129,7 @@ def push_object(store: AudienceStore, client: SalesforceClient, integration: Int
     result.api_calls = client.api_calls - calls_before
     result.write_calls = pusher.write_calls
     result.duration_seconds = time.monotonic() - started
-    if not dry_run:
+    if not dry_run and any(result.counts.values()):
         _log_counts(store, integration, result, run_id)
     return result
 

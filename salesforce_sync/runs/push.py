@@ -35,6 +35,7 @@ from salesforce_sync.sync.write_back import (
     email_key,
     plan_row,
     reconcile_order,
+    rejection_rate,
     restricted_picklists,
     row_hash,
     website_domain,
@@ -65,8 +66,7 @@ class PushResult:
 
     @property
     def rejection_rate(self) -> float:
-        sent = sum(self.counts.values())
-        return self.counts["rejected"] / sent if sent else 0.0
+        return rejection_rate(self.counts)
 
 
 Report = Callable[[str, RowPlan], None]

@@ -230,6 +230,12 @@ def plan_row(object_type: WriteBackObject, settings: WriteBackObjectConfig, row:
     return RowPlan(key, "update", record_id, {**values, "Id": record_id}, matched_by)
 
 
+def rejection_rate(counts: Mapping[str, int]) -> float:
+    """The share of a write-back's rows whose latest outcome is rejected (0 when it has none)."""
+    rows = sum(counts.values())
+    return counts.get("rejected", 0) / rows if rows else 0.0
+
+
 def _owner_value(settings: WriteBackObjectConfig, row: Mapping[str, Any], current: Mapping[str, Any] | None,
                  owner_ids: Mapping[str, str], default_owner_id: str | None) -> str | None:
     """The OwnerId to send: the User with the row's owner email, else the default owner; None sends nothing

@@ -129,13 +129,18 @@ def test_a_push_killed_between_writing_and_recording_then_rerun_creates_no_dupli
     source("prospects", rows)
     settings = lead_source(match=["linked"], **({"external_id_field": "Audience_Id__c"} if external_id else {}))
     environment = configure(org, store_url, tmp_path, monkeypatch, {"chunk_size": chunk, "objects": {"Lead": settings}})
-    org.control.add_latency("composite/sobjects", 400)  # each chunk's write takes a while: room to strike
+    # Each chunk's write waits before Salesforce processes it: room to strike. Without intents nothing in the store
+    # shows the second chunk's write has begun, so the lock waits for the lease check before it (ms) to pass.
+    latency_ms = 1500 if external_id else 400
+    org.control.add_latency("composite/sobjects", latency_ms)
 
     push = subprocess.Popen([sys.executable, "-m", "salesforce_sync.cli", "push", "crm"], env=environment,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: sum(store.write_back.outcome_counts("crm", "Lead").values()) == chunk and
                  (external_id or bool(store.write_back.intents("crm", "Lead", keys))), push, "its second chunk")
+        if external_id:
+            time.sleep(latency_ms / 3000)
         with store_writes_blocked(store_url):
             wait_for(lambda: len(leads_at(sf, "kill.test")) == 2 * chunk, push, "writing its second chunk")
             push.send_signal(signal.SIGKILL)

@@ -16,10 +16,6 @@ from salesforce_sync.runs.push import PushResult, push_integration
 from salesforce_sync.store.write_back import StoredOutcome
 from salesforce_sync.sync.write_back import RowPlan
 
-_VERBS = {"create": "create", "upsert": "upsert", "update": "update", "unchanged": "unchanged", "skip": "skip",
-          "reject": "reject"}
-
-
 def run_push(config: SyncConfig, integration_id: str | None, *, object_type: str | None, dry_run: bool,
              full: bool) -> int:
     integrations = _write_back_integrations(config, integration_id)
@@ -85,7 +81,7 @@ def _print_plans(integration: IntegrationConfig, planned: list[tuple[str, RowPla
         print("no new or changed rows")
         return
     print(render_table(("OBJECT", "ACTION", "KEY", "SALESFORCE ID", "DETAIL"), [
-        (name, _VERBS[plan.action], plan.key, plan.salesforce_id or NOTHING, _detail(plan))
+        (name, plan.action, plan.key, plan.salesforce_id or NOTHING, _detail(plan))
         for name, plan in planned]))
 
 

@@ -272,3 +272,52 @@ def test_config_errors_name_the_integration_object_and_field(integration: Build,
     with pytest.raises(ConfigError) as caught:
         integration({"objects": {"Lead": bad}})
     assert f"integration 'crm': {message}" in str(caught.value)
+
+
+def test_a_row_still_refused_after_the_retries_is_sent_again_by_the_next_push(
+        org: EmulatedOrg, sf: Salesforce, store: AudienceStore, source: Source, integration: Build) -> None:
+    source("prospects", [prospect("p1", "stuck@prospects.test")])
+    config = integration({"objects": {"Lead": lead_source()}})
+    org.control.lock_rows("Lead", 4)  # one locked write more than the push's 3 attempts
+    first = push(store, config)["Lead"]
+    refused = outcomes(store)["p1"]
+    assert first.counts["rejected"] == 1 and (refused.status_code, refused.retryable) == ("UNABLE_TO_LOCK_ROW", True)
+    assert refused.attempts == 3 and not leads_with_email(sf, "stuck@prospects.test")
+    second = push(store, config)["Lead"]
+    assert second.counts["created"] == 1 and outcomes(store)["p1"].outcome == "created"
+    assert len(leads_with_email(sf, "stuck@prospects.test")) == 1
+
+
+def test_contacts_from_a_query_source(sf: Salesforce, store: AudienceStore, source: Source,
+                                      integration: Build) -> None:
+    contact = sf.query("SELECT Id, Email FROM Contact WHERE Email != null ORDER BY CreatedDate LIMIT 1")["records"][0]
+    source("people", [dict(prospect("c1", contact["Email"], last_name="Queried"), kind="customer"),
+                      dict(prospect("c2", "new.contact@prospects.test"), kind="customer"),
+                      dict(prospect("l1", "lead.only@prospects.test"), kind="lead")])
+    config = integration({"objects": {"Contact": {
+        "query": "SELECT person_id, email, last_name FROM people WHERE kind = 'customer';", "key": "person_id",
+        "email_column": "email", "fields": [{"column": "last_name", "field": "LastName"},
+                                            {"column": "email", "field": "Email"}]}}})
+    result = push(store, config)["Contact"]
+    assert result.counts["updated"] == 1 and result.counts["created"] == 1 and sum(result.counts.values()) == 2
+    assert sf.Contact.get(contact["Id"])["LastName"] == "Queried"
+    assert sf.query("SELECT COUNT() FROM Contact WHERE Email = 'new.contact@prospects.test'")["totalSize"] == 1
+    assert set(o.source_key for o in store.write_back.outcomes("crm", "Contact")) == {"c1", "c2"}
+
+
+def test_a_push_keeps_to_the_api_budget_and_waits_for_the_lease(
+        org: EmulatedOrg, sf: Salesforce, store: AudienceStore, source: Source, integration: Build) -> None:
+    from salesforce_sync.runs.health import SyncDeferred
+    from salesforce_sync.runs.lease import SyncLeaseBusy, acquire_lease, cli_holder
+
+    source("prospects", [prospect("p1", "budget@prospects.test")])
+    org.control.set_api_limit(100)
+    with pytest.raises(SyncDeferred, match="write-back of Lead deferred"):
+        push(store, integration({"objects": {"Lead": lead_source()}}, api_budget_percent=1))
+    assert not leads_with_email(sf, "budget@prospects.test") and store.write_back.outcomes("crm") == []
+    org.control.set_api_limit(15_000)
+
+    with acquire_lease(store, "crm", cli_holder(), wait=__import__("datetime").timedelta(0)):
+        with pytest.raises(SyncLeaseBusy, match="already being synced by CLI pid"):
+            push(store, integration({"objects": {"Lead": lead_source()}}, lease_wait_seconds=0))
+    assert not leads_with_email(sf, "budget@prospects.test")

@@ -6,13 +6,14 @@ from collections.abc import Iterable, Iterator
 
 import dagster as dg
 
+from salesforce_sync.config.errors import ConfigError
 from salesforce_sync.config.models import IntegrationConfig, SyncConfig, WriteBackObject
 from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, run_holder
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource, SalesforceResource
 from salesforce_sync.demo.prospects import ensure_demo_source
 from salesforce_sync.runs.health import SyncDeferred
 from salesforce_sync.runs.lease import SyncLeaseBusy, acquire_lease
-from salesforce_sync.runs.push import push_object
+from salesforce_sync.runs.push import check_pushable, push_object
 from salesforce_sync.store import SyncEvent
 from salesforce_sync.sync.write_back import rejection_rate
 
@@ -61,6 +62,12 @@ def build_write_back_asset(integration: IntegrationConfig, object_type: WriteBac
     )
     def write_back(context: dg.AssetExecutionContext, salesforce: SalesforceResource,
                    audience_store: AudienceStoreResource) -> Iterator[dg.MaterializeResult]:
+        if not integration.active:
+            raise dg.Failure(f"integration {integration.id!r} is Inactive (active: false) and does not push")
+        try:
+            check_pushable(integration)
+        except ConfigError as err:
+            raise dg.Failure(str(err)) from None
         store = audience_store.open()
         try:
             ensure_demo_source(store, integration)

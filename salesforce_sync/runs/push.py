@@ -20,7 +20,7 @@ from typing import Any
 from simple_salesforce import format_soql
 
 from salesforce_sync.config.errors import ConfigError
-from salesforce_sync.config.models import IntegrationConfig, WriteBackObject, WriteBackObjectConfig
+from salesforce_sync.config.models import IntegrationConfig, WriteBackConfig, WriteBackObject, WriteBackObjectConfig
 from salesforce_sync.runs.connection import connect
 from salesforce_sync.runs.health import require_budget
 from salesforce_sync.runs.lease import acquire_lease
@@ -73,14 +73,22 @@ Report = Callable[[str, RowPlan], None]
 """Called with (object, plan) for every planned row of a dry run."""
 
 
+def check_pushable(integration: IntegrationConfig) -> WriteBackConfig:
+    """The integration's write_back, or a ConfigError saying why it cannot push."""
+    if integration.write_back is None:
+        raise ConfigError(f"integration '{integration.id}': write_back is not configured")
+    if integration.environment is None:
+        raise ConfigError(f"integration '{integration.id}': connection: environment is not configured, so there is "
+                          "no org to push to")
+    return integration.write_back
+
+
 def push_integration(store: AudienceStore, integration: IntegrationConfig, *, holder: LeaseHolder | None,
                      objects: Sequence[str] | None = None, full: bool = False, dry_run: bool = False,
                      run_id: str | None = None, report: Report | None = None) -> list[PushResult]:
     """Push the integration's write-back objects (all, or `objects`), holding its lease unless a dry run (which
     writes nothing, so never waits for a sync)."""
-    write_back = integration.write_back
-    if write_back is None:
-        raise ConfigError(f"integration '{integration.id}': write_back is not configured")
+    write_back = check_pushable(integration)
     chosen = [o for o in write_back.object_types if objects is None or o in objects]
     for name in objects or ():
         if name not in write_back.objects:
@@ -107,10 +115,11 @@ def push_object(store: AudienceStore, client: SalesforceClient, integration: Int
     started, calls_before = time.monotonic(), client.api_calls
     result = PushResult(integration.id, object_type, dry_run=dry_run)
     pusher = _ObjectPush(store, client, integration, object_type, settings)
+    fingerprint = settings.model_dump_json() + str(integration.write_back.contact_before_lead)
     for chunk in store.write_back.source_chunks(table=settings.table, query=settings.query, key=settings.key,
                                                 chunk_rows=integration.write_back.chunk_size):
         rows = {str(row[settings.key]): row for row in chunk}
-        hashes = {key: row_hash(row, settings.source_columns) for key, row in rows.items()}
+        hashes = {key: row_hash(row, settings.source_columns, fingerprint) for key, row in rows.items()}
         keys = store.write_back.rows_to_push(integration.id, object_type, hashes, full=full)
         if not keys:
             continue

@@ -28,9 +28,11 @@ TWO_LABEL_SUFFIXES = frozenset({
 })
 
 
-def row_hash(row: Mapping[str, Any], columns: Sequence[str]) -> str:
-    """A fingerprint of a source row's content over `columns`: equal exactly when nothing pushed changed."""
-    payload = json.dumps([sendable(row.get(column)) for column in columns], default=str, ensure_ascii=False)
+def row_hash(row: Mapping[str, Any], columns: Sequence[str], settings: str = "") -> str:
+    """A fingerprint of a source row's content over `columns` and of the `settings` it is written with: equal
+    exactly when nothing pushed changed (so a changed mapping sends every row again)."""
+    payload = json.dumps([settings, *(sendable(row.get(column)) for column in columns)], default=str,
+                         ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 

@@ -54,6 +54,13 @@ def test_new_rows_are_created_and_an_unchanged_source_sends_nothing_the_second_t
     logged = sorted((entry.event.value, entry.count) for entry in store.sync_log("crm"))
     assert logged == [("records_created", 2), ("records_rejected", 0), ("records_updated", 0)]
 
+    # A changed mapping is a change of every row: each is sent again, with the new field.
+    fields = [*lead_source()["fields"], {"column": "first_name", "field": "Title"}]
+    remapped = push(store, integration({"objects": {"Lead": lead_source(fields=fields)}}))["Lead"]
+    assert remapped.counts["updated"] == 2
+    assert leads_with_email(sf, "new.two@prospects.test")[0]["Id"] == store.write_back.links("crm", "Lead", ["p2"])["p2"]
+    assert sf.Lead.get(created["Id"])["Title"] == "Pat"
+
 
 def test_matches_by_link_then_email_and_skips_a_lead_whose_email_is_a_contacts(
         sf: Salesforce, store: AudienceStore, source: Source, integration: Build) -> None:

@@ -118,7 +118,10 @@ def push_object(store: AudienceStore, client: SalesforceClient, integration: Int
     fingerprint = settings.model_dump_json() + str(integration.write_back.contact_before_lead)
     for chunk in store.write_back.source_chunks(table=settings.table, query=settings.query, key=settings.key,
                                                 chunk_rows=integration.write_back.chunk_size):
-        rows = {str(row[settings.key]): row for row in chunk}
+        rows = {str(row[settings.key]): row for row in chunk if row[settings.key] not in (None, "")}
+        if len(rows) < len(chunk):
+            log.warning("integration %r: %s write-back: %d source rows have no %s (or repeat one) and are not "
+                        "pushed", integration.id, object_type, len(chunk) - len(rows), settings.key)
         hashes = {key: row_hash(row, settings.source_columns, fingerprint) for key, row in rows.items()}
         keys = store.write_back.rows_to_push(integration.id, object_type, hashes, full=full)
         if not keys:

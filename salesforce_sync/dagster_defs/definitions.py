@@ -16,6 +16,7 @@ from salesforce_sync.dagster_defs.io_manager import AudienceStoreIOManager
 from salesforce_sync.dagster_defs.people import build_people_definitions
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource, SalesforceResource
 from salesforce_sync.dagster_defs.sensors import build_run_status_sensors, build_windows_sensor
+from salesforce_sync.dagster_defs.write_back import build_write_back_definitions, source_specs
 from salesforce_sync.store.urls import STORE_URL_ENV_VAR, configured_store_url
 
 
@@ -92,8 +93,11 @@ def build_definitions(config: SyncConfig) -> dg.Definitions:
             "audience_store_io": AudienceStoreIOManager(store=store),
         },
     )
-    return dg.Definitions.merge(*(build_integration_definitions(i) for i in config.integrations),
-                                build_people_definitions(config), shared)
+    merged = dg.Definitions.merge(*(build_integration_definitions(i) for i in config.integrations),
+                                  *(build_write_back_definitions(i) for i in config.integrations),
+                                  build_people_definitions(config), shared)
+    defined = [key for asset in merged.assets or () for key in getattr(asset, "keys", ())]
+    return dg.Definitions.merge(merged, dg.Definitions(assets=source_specs(config, defined)))
 
 
 defs = build_definitions(load_config())

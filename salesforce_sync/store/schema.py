@@ -228,3 +228,57 @@ people_builds = Table(
     Column("records", BigInteger, nullable=False),
 )
 """The last rebuild of each project's people, so one with nothing new to read is skipped."""
+WRITE_BACK_OUTCOMES = ("created", "updated", "unchanged", "skipped", "rejected")
+"""What a write-back push did with a source row."""
+
+
+def _write_back_table(name: str, *columns: Column, comment: str) -> Table:
+    """A per-source-row table of the write-back, keyed by integration, Salesforce object and source key."""
+    return Table(
+        name, metadata,
+        Column("integration_id", Key, nullable=False),
+        Column("object_type", Key, nullable=False),
+        Column("source_key", Key, nullable=False, comment="the person's or company's key in the source"),
+        *columns,
+        PrimaryKeyConstraint("integration_id", "object_type", "source_key", name=f"pk_{name}"),
+        comment=comment,
+    )
+
+
+write_back_links = _write_back_table(
+    "write_back_links",
+    Column("salesforce_id", String(18), nullable=False),
+    Column("linked_at", UtcDateTime, nullable=False),
+    comment="which Salesforce record a source row is, once matched or created",
+)
+
+write_back_snapshots = _write_back_table(
+    "write_back_snapshots",
+    Column("row_hash", String(32), nullable=False, comment="content hash of the row as last pushed successfully"),
+    Column("pushed_at", UtcDateTime, nullable=False),
+    comment="what Salesforce last accepted of each source row: the next push sends only rows whose hash differs",
+)
+
+write_back_outcomes = _write_back_table(
+    "write_back_outcomes",
+    Column("outcome", String(16), nullable=False),
+    Column("row_hash", String(32), nullable=False, comment="content hash of the row this outcome is for"),
+    Column("salesforce_id", String(18)),
+    Column("status_code", String(64), comment="Salesforce's statusCode, or ours for what we found before sending"),
+    Column("message", Text),
+    Column("fields", JsonDocument),
+    Column("retryable", Boolean, nullable=False),
+    Column("found_before_sending", Boolean, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("run_id", String),
+    Column("at", UtcDateTime, nullable=False),
+    CheckConstraint(_one_of("outcome", list(WRITE_BACK_OUTCOMES)), name="ck_write_back_outcomes_outcome"),
+    comment="the latest push outcome of each source row, with Salesforce's reason for a rejection",
+)
+
+write_back_intents = _write_back_table(
+    "write_back_intents",
+    Column("run_id", String),
+    Column("at", UtcDateTime, nullable=False),
+    comment="creates sent without an external ID and not yet answered: a rerun matches these before creating",
+)

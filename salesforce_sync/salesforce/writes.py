@@ -376,9 +376,9 @@ class RecordWriter:
     # ---- look-ups --------------------------------------------------------------------------------
 
     def find(self, object_name: str, field: str, values: Iterable[str], fields: Sequence[str]) -> list[dict[str, Any]]:
-        """Live records whose `field` is one of `values`, with `fields`, in as few queries as the URL length of a
+        """Live records whose `field` is one of `values`, with their Id and `fields`, in as few queries as the URL length of a
         REST query allows (hundreds of keys each)."""
-        head = f"SELECT {', '.join(dict.fromkeys(fields))} FROM {object_name} WHERE {field} IN ("
+        head = f"SELECT {', '.join(dict.fromkeys(['Id', *fields]))} FROM {object_name} WHERE {field} IN ("
         terms = (format_soql("{}", value) for value in dict.fromkeys(v for v in values if v not in (None, "")))
         return self._query_batches(head, ",", ")", terms)
 
@@ -386,7 +386,7 @@ class RecordWriter:
                        field: str = "Website") -> list[dict[str, Any]]:
         """Candidate records whose `field` contains one of `domains` (`LIKE '%domain%'`, OR-ed, batched); the
         caller normalises the values and picks."""
-        head = f"SELECT {', '.join(dict.fromkeys(fields))} FROM {object_name} WHERE ("
+        head = f"SELECT {', '.join(dict.fromkeys(['Id', *fields]))} FROM {object_name} WHERE ("
         terms = (format_soql(f"{field} LIKE '%{{:like}}%'", domain)
                  for domain in dict.fromkeys(d for d in domains if d))
         return self._query_batches(head, " OR ", ")", terms)

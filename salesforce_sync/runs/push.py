@@ -25,7 +25,7 @@ from salesforce_sync.runs.connection import connect
 from salesforce_sync.runs.health import require_budget
 from salesforce_sync.runs.lease import acquire_lease
 from salesforce_sync.salesforce.client import SalesforceClient
-from salesforce_sync.salesforce.writes import COLLECTION_SIZE, RecordResult, RecordWriter
+from salesforce_sync.salesforce.writes import COLLECTION_SIZE, OUTCOME_UNKNOWN, RecordResult, RecordWriter
 from salesforce_sync.store import AudienceStore, SyncEvent
 from salesforce_sync.store.lease import LeaseHolder
 from salesforce_sync.store.write_back import RowOutcome
@@ -332,8 +332,11 @@ def _written(plan: RowPlan, result: RecordResult, content: str) -> RowOutcome:
     message = error.message
     if error.duplicate_ids:
         message += f" (matching records: {', '.join(error.duplicate_ids)})"
+    # A create whose answer was lost may exist: it is not re-sent in this push, but the next one matches it
+    # through its kept intent (record_outcomes keeps intents of retryable rows) and then creates only if needed.
+    retryable = error.retryable or error.status_code == OUTCOME_UNKNOWN
     return RowOutcome(plan.key, "rejected", content, plan.salesforce_id, error.status_code, message, error.fields,
-                      retryable=error.retryable, attempts=result.attempts)
+                      retryable=retryable, attempts=result.attempts)
 
 
 def _oldest_first(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

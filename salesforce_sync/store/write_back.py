@@ -125,7 +125,9 @@ class WriteBackStore:
     def record_outcomes(self, integration_id: str, object_type: str, outcomes: Sequence[RowOutcome],
                         run_id: str | None) -> None:
         """One transaction: each row's outcome; for rows Salesforce accepted (or that needed nothing) the
-        snapshot moves to their content and the link to their record; their create intents are settled."""
+        snapshot moves to their content and the link to their record; create intents are settled except for
+        rows refused in a way the next push retries (a create whose answer was lost may exist: the next push
+        matches it through the intent before creating)."""
         if not outcomes:
             return
         now = datetime.now(UTC)
@@ -140,7 +142,7 @@ class WriteBackStore:
                          for o in accepted]
         link_rows = [{**base, "source_key": o.source_key, "salesforce_id": o.salesforce_id, "linked_at": now}
                      for o in accepted if o.salesforce_id]
-        keys = [o.source_key for o in outcomes]
+        keys = [o.source_key for o in outcomes if o.outcome != "rejected" or not o.retryable]
         with self._engine.begin() as connection:
             connection.execute(self._upsert(write_back_outcomes, [c for c in outcome_rows[0] if c not in base
                                                                   and c != "source_key"]), outcome_rows)

@@ -12,6 +12,7 @@ from simple_salesforce import Salesforce
 
 from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.emulator.harness import EmulatedOrg
+from salesforce_sync.salesforce.writes import OUTCOME_UNKNOWN
 from salesforce_sync.store import AudienceStore, SyncEvent
 from salesforce_sync.sync.write_back import PRECHECK_RESTRICTED_PICKLIST
 from salesforce_sync_tests.write_back.conftest import lead_source, prospect, push
@@ -246,6 +247,27 @@ def test_a_create_intent_left_by_a_killed_push_is_matched_before_creating(
     assert result.counts["created"] == 0 and result.counts["unchanged"] + result.counts["updated"] == 1
     assert [lead["Id"] for lead in leads_with_email(sf, "intent@prospects.test")] == [made["id"]]
     assert store.write_back.links("crm", "Lead", ["p1"]) == {"p1": made["id"]}
+    assert not store.write_back.intents("crm", "Lead", ["p1"])
+
+
+def test_a_create_whose_answer_is_lost_is_matched_by_the_next_push_not_created_twice(
+        org: EmulatedOrg, sf: Salesforce, store: AudienceStore, source: Source, integration: Build) -> None:
+    source("prospects", [prospect("p1", "lost.answer@prospects.test")])
+    config = integration({"objects": {"Lead": lead_source(match=["linked"])}})
+    org.control.cut_connection(r"/composite/sobjects$")  # Salesforce creates the Lead; its answer never arrives
+    try:
+        first = push(store, config)["Lead"]
+    finally:
+        org.control.clear_faults()
+    lost = outcomes(store)["p1"]
+    assert first.counts["rejected"] == 1 and (lost.status_code, lost.retryable) == (OUTCOME_UNKNOWN, True)
+    assert store.write_back.intents("crm", "Lead", ["p1"])  # kept: the next push must look before creating
+    (made,) = leads_with_email(sf, "lost.answer@prospects.test")
+
+    second = push(store, config)["Lead"]
+    assert second.counts["created"] == 0 and second.counts["updated"] + second.counts["unchanged"] == 1
+    assert [lead["Id"] for lead in leads_with_email(sf, "lost.answer@prospects.test")] == [made["Id"]]
+    assert store.write_back.links("crm", "Lead", ["p1"]) == {"p1": made["Id"]}
     assert not store.write_back.intents("crm", "Lead", ["p1"])
 
 

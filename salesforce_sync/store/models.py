@@ -26,6 +26,7 @@ class SyncEvent(StrEnum):
     ALERT_SENT = "alert_sent"
     SETTINGS_CHANGED = "settings_changed"
     RECONCILED = "reconciled"
+    FORMULAS_REFRESHED = "formulas_refreshed"
 
 
 class IntegrationStatus(StrEnum):
@@ -181,3 +182,5 @@ class ObjectSettings:
     known_fields: tuple[str, ...] | None = None
     #: Mappings ({"field", "property", "type"}) schema_drift added for new custom fields (auto_map_new_fields).
     auto_mappings: tuple[dict[str, str], ...] = ()
+    #: When the last formula refresh of the object began (see `runs.formula_refresh`).
+    formula_refreshed_at: datetime | None = None

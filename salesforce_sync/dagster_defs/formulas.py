@@ -2,9 +2,8 @@
 sensor that requests it when an object's formula values are due for a re-read (see `runs.formula_refresh`). Each
 run reports per object, as an observation on the object's asset, when it refreshed and what it changed."""
 
-from __future__ import annotations
-
 from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 
@@ -62,9 +61,9 @@ def build_formula_refresh_job(integration: IntegrationConfig) -> dg.JobDefinitio
     return formula_refresh_job
 
 
-def refresh_metadata(integration: IntegrationConfig, result: FormulaRefresh) -> dict[str, dg.RawMetadataValue]:
+def refresh_metadata(integration: IntegrationConfig, result: FormulaRefresh) -> dict[str, Any]:
     """What the object's asset shows of a refresh: the cadence, when it ran and what it read and changed."""
-    metadata: dict[str, dg.RawMetadataValue] = {"formula_refresh_minutes": integration.formula_refresh_minutes}
+    metadata: dict[str, Any] = {"formula_refresh_minutes": integration.formula_refresh_minutes}
     if result.skipped:
         return metadata | {"formula_refresh_skipped": result.skipped}
     return metadata | {

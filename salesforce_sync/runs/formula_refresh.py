@@ -75,7 +75,8 @@ def refresh_due(store: AudienceStore, integration: IntegrationConfig, now: datet
 
 def check_formula_freshness(integration: IntegrationConfig, object_type: str, last: datetime | None,
                             now: datetime) -> CheckOutcome:
-    """The object's formula values were last all read within twice the refresh cadence."""
+    """The object's formula values were last all read within twice the refresh cadence; with no read recorded yet
+    (before the object's first sync) a warning."""
     where = f"integration {integration.id!r}, object {object_type}"
     every = integration.formula_refresh_every
     if every is None:
@@ -84,8 +85,9 @@ def check_formula_freshness(integration: IntegrationConfig, object_type: str, la
     metadata: dict[str, Any] = {"cadence_minutes": integration.formula_refresh_minutes,
                                 "max_age_minutes": 2 * integration.formula_refresh_minutes}
     if last is None:
-        return CheckOutcome("formula_freshness", False, f"{where}: its formula fields and relationship paths "
-                                                        "have never been read", metadata=metadata)
+        return CheckOutcome("formula_freshness", False, f"{where}: no read of its formula fields and relationship "
+                                                        "paths recorded yet (its first sync or refresh records one)",
+                            warn=True, metadata=metadata)
     age = now - last
     metadata |= {"last_refresh": last.isoformat(), "age_minutes": round(age.total_seconds() / 60, 1)}
     if age > 2 * every:

@@ -13,12 +13,14 @@ from salesforce_sync.dagster_defs.definitions import build_definitions
 
 DEMO_CONFIG = Path(salesforce_sync.__file__).parent / "demo" / "integrations.yaml"
 OBJECTS = ("CampaignMember", "Contact", "Lead")
-HEALTH_CHECKS = ("api_limits", "clock_skew", "credentials", "field_mappings", "schema_drift", "staleness")
+HEALTH_CHECKS = ("api_limits", "clock_skew", "credentials", "field_mappings", "formula_freshness", "schema_drift",
+                 "staleness")
 EXPECTED = {
     "assets": [f"salesforce/demo_org/{o}" for o in OBJECTS],
     "checks": sorted(f"salesforce/demo_org/{o}:{c}" for o in OBJECTS for c in (*HEALTH_CHECKS, "freshness_check")),
-    "jobs": ["health_demo_org", "preview_demo_org", "sync_demo_org"],
-    "sensors": ["freshness_demo_org", "sync_demo_org_windows", "sync_failure_log", "sync_success_status"],
+    "jobs": ["formula_refresh_demo_org", "health_demo_org", "preview_demo_org", "sync_demo_org"],
+    "sensors": ["freshness_demo_org", "refresh_demo_org_formulas", "sync_demo_org_windows", "sync_failure_log",
+                "sync_success_status"],
     "schedules": ["health_demo_org_schedule"],
 }
 
@@ -40,5 +42,6 @@ def test_the_readme_names_every_check_job_sensor_and_schedule_pattern() -> None:
     readme = (Path(salesforce_sync.__file__).parent.parent / "README.md").read_text()
     for name in (*HEALTH_CHECKS, "freshness_check", "health_<integration>", "preview_<integration>",
                  "sync_<integration>", "sync_<integration>_windows", "freshness_<integration>", "sync_failure_log",
-                 "sync_success_status", "health_<integration>_schedule", "salesforce/<integration>/<object>"):
+                 "sync_success_status", "health_<integration>_schedule", "salesforce/<integration>/<object>",
+                 "formula_refresh_<integration>", "refresh_<integration>_formulas"):
         assert f"`{name}`" in readme, name

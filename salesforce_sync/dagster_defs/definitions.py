@@ -41,7 +41,7 @@ def freshness_sensor_name(integration_id: str) -> str:
 def build_integration_definitions(integration: IntegrationConfig) -> dg.Definitions:
     """Everything one integration contributes, as one unit: its object assets and their health checks, the
     sync, health, preview and formula refresh jobs and the health schedule; when it syncs on a schedule also its
-    windows sensor, its formula refresh sensor (unless formula_refresh_minutes is 0) and Dagster freshness checks
+    windows sensor, its formula refresh sensor (unless formula_refresh_minutes is 0 or it is historical_only) and Dagster freshness checks
     (a materialization within twice the frequency) with the sensor that evaluates them. Empty for an integration with no objects. Resources are shared and added by build_definitions."""
     integration_assets = build_integration_assets(integration)
     if not integration_assets:
@@ -70,7 +70,7 @@ def build_integration_definitions(integration: IntegrationConfig) -> dg.Definiti
                    dg.build_sensor_for_freshness_checks(freshness_checks=freshness,
                                                         name=freshness_sensor_name(integration.id),
                                                         default_status=dg.DefaultSensorStatus.RUNNING)]
-        if integration.formula_refresh_every is not None:
+        if integration.formula_refresh_every is not None and integration.history != "historical_only":
             sensors.append(build_formula_refresh_sensor(integration, formula_job))
     return dg.Definitions(
         assets=integration_assets,

@@ -64,7 +64,8 @@ def test_the_sensor_requests_a_refresh_only_when_one_is_due(store: AudienceStore
         assert isinstance(evaluate(defs, instance), dg.SkipReason)
 
 
-@pytest.mark.parametrize("settings", [{"formula_refresh_minutes": 0}, {"frequency": "manual"}, {"active": False}])
+@pytest.mark.parametrize("settings", [{"formula_refresh_minutes": 0}, {"frequency": "manual"}, {"active": False},
+                                      {"history": "historical_only"}])
 def test_no_refresh_sensor_when_the_refresh_is_off_or_nothing_is_scheduled(settings: dict) -> None:
     defs = build_definitions(build_config(offline_integration("acme", **settings)))
     sensors = {sensor.name for sensor in defs.get_repository_def().sensor_defs}

@@ -73,6 +73,6 @@ def test_an_unset_secret_fails_every_check_naming_the_variable(
 
     assert result.success  # failed checks, not a crashed step
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == 12
+    assert len(evaluations) == 14  # 7 checks x 2 objects
     assert not any(evaluation.passed for evaluation in evaluations)
     assert all(AUTH_ENV["refresh_token"] in evaluation.description for evaluation in evaluations)

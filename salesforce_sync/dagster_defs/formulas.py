@@ -13,7 +13,6 @@ from salesforce_sync.dagster_defs.resources import AudienceStoreResource, Salesf
 from salesforce_sync.runs.formula_refresh import FormulaRefresh, refresh_due, refresh_formulas
 from salesforce_sync.runs.health import SyncBlocked, SyncDeferred
 from salesforce_sync.runs.lease import SyncLeaseBusy, dagster_holder
-from salesforce_sync.store import SyncEvent
 
 
 def formula_refresh_job_name(integration_id: str) -> str:
@@ -26,8 +25,7 @@ def formula_refresh_sensor_name(integration_id: str) -> str:
 
 def build_formula_refresh_job(integration: IntegrationConfig) -> dg.JobDefinition:
     """Re-reads the mapped formula fields and relationship paths of every synced object of the integration. A
-    refresh over the API budget is deferred (a `sync_deferred` entry, the run succeeds); the sensor asks again
-    at its next cadence."""
+    refresh over the API budget is deferred (a `sync_deferred` entry, the run succeeds)."""
 
     @dg.op(name=f"refresh_formulas_{integration.id}", tags={INTEGRATION_TAG: integration.id},
            pool=f"salesforce_{integration.id}")
@@ -39,10 +37,8 @@ def build_formula_refresh_job(integration: IntegrationConfig) -> dg.JobDefinitio
         try:
             results = refresh_formulas(store, salesforce.client(integration), integration, holder,
                                        run_id=context.run_id, say=context.log.info)
-        except SyncDeferred as err:
+        except SyncDeferred as err:  # logged as sync_deferred; the sensor asks again at the next cadence
             context.log.warning(str(err))
-            store.log_event(integration.project, integration.id, SyncEvent.SYNC_DEFERRED, run_id=context.run_id,
-                            message=str(err))
             return
         except (SyncBlocked, SyncLeaseBusy) as err:
             raise dg.Failure(str(err)) from None

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from salesforce_sync.config.models import IntegrationConfig, ObjectType
-from salesforce_sync.runs.health import CheckOutcome, preflight, require_budget, with_auto_mappings
+from salesforce_sync.runs.health import CheckOutcome, SyncDeferred, preflight, require_budget, with_auto_mappings
 from salesforce_sync.runs.lease import SyncLease, acquire_lease
 from salesforce_sync.runs.window import object_fingerprint, rules_where
 from salesforce_sync.salesforce.client import SalesforceClient, rest_page_size
@@ -101,16 +101,26 @@ def check_formula_freshness(integration: IntegrationConfig, object_type: str, la
 
 
 def refresh_formulas(store: AudienceStore, client: SalesforceClient, integration: IntegrationConfig,
-                     holder: LeaseHolder, *, objects: Sequence[ObjectType] | None = None, run_id: str | None = None,
+                     holder: LeaseHolder, *, run_id: str | None = None,
                      say: Callable[[str], Any] = log.info) -> list[FormulaRefresh]:
-    """Refresh the formula values of `objects` (default: every configured one) under the integration's lease.
+    """Refresh the formula values of every configured object under the integration's lease.
 
-    Raises SyncDeferred when a read would pass the API budget and SyncBlocked when a mapping no longer fits the
-    org (objects refreshed before stay refreshed); `say` gets one line per object."""
+    Raises SyncDeferred when a read would pass the API budget (logged `sync_deferred`) and SyncBlocked when a
+    mapping no longer fits the org; any failure is logged `sync_failed` (details `formula_refresh`) with the
+    error verbatim, and the objects refreshed before it stay refreshed. `say` gets one line per object."""
     results = []
     with acquire_lease(store, integration.id, holder, wait=integration.lease_wait) as lease:
-        for object_type in objects or integration.object_types:
-            result = _refresh_object(store, client, integration, object_type, lease, run_id)
+        for object_type in integration.object_types:
+            try:
+                result = _refresh_object(store, client, integration, object_type, lease, run_id)
+            except SyncDeferred as err:
+                store.log_event(integration.project, integration.id, SyncEvent.SYNC_DEFERRED, object_type=object_type,
+                                run_id=run_id, message=str(err), details={"formula_refresh": True})
+                raise
+            except Exception as err:
+                store.log_event(integration.project, integration.id, SyncEvent.SYNC_FAILED, object_type=object_type,
+                                run_id=run_id, message=str(err), details={"formula_refresh": True})
+                raise
             say(f"{object_type}: formula refresh skipped: {result.skipped}" if result.skipped else
                 f"{object_type}: {result.rows_read:,} records read ({'Bulk' if result.bulk else 'REST'}), "
                 f"{result.rows_changed:,} changed, {result.api_calls} API calls")

@@ -10,11 +10,13 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
+import pytest
 from simple_salesforce import Salesforce
 
 from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.emulator.harness import EmulatedOrg
 from salesforce_sync.runs.connection import connect
+from salesforce_sync.runs.health import SyncBlocked, SyncDeferred
 from salesforce_sync.runs.formula_refresh import FormulaRefresh, refresh_due, refresh_formulas
 from salesforce_sync.runs.lease import cli_holder
 from salesforce_sync.runs.window import SyncWindow
@@ -210,3 +212,42 @@ def test_a_zero_cadence_turns_the_scheduled_refresh_off(store: AudienceStore, or
     sync_window(store, integration, window(start, 0))
     assert integration.formula_refresh_every is None
     assert refresh_due(store, integration, start + 100 * HOUR) == ()
+
+
+def test_a_refresh_over_the_api_budget_is_deferred_before_reading_and_runs_once_the_quota_allows(
+        store: AudienceStore, sf: Salesforce, org: EmulatedOrg, start: datetime) -> None:
+    integration = contacts_integration(org, start, FORMULA_MAPPINGS, bulk_threshold=0, api_budget_percent=50)
+    sync_window(store, integration, window(start, 0))
+    account, contacts = next(iter(contacts_by(sf, "AccountId", start).items()))
+    current = sf.Account.get(account)["Tier__c"]
+    sf.Account.update(account, {"Tier__c": next(tier for tier in TIERS if tier != current)})
+    before = stored(store)
+    preflight_and_count = 3  # /limits, the Contact describe, the COUNT()
+    org.control.reset_api_calls()
+    org.control.set_api_limit(2 * (org.control.api_calls()["used"] + preflight_and_count + 3))  # a 50% budget
+
+    with pytest.raises(SyncDeferred, match="the Contact formula refresh of .* deferred"):
+        refresh(store, integration)
+
+    assert not any(endpoint.startswith("bulk2") for endpoint in org.control.api_calls()["by_endpoint"])
+    assert stored(store) == before
+    [deferred] = store.sync_log(INTEGRATION, event=SyncEvent.SYNC_DEFERRED)
+    assert deferred.details == {"formula_refresh": True} and deferred.object_type == "Contact"
+    assert store.object_settings(INTEGRATION, "Contact").formula_refreshed_at is None
+    org.control.set_api_limit(15_000)
+    assert refresh(store, integration).rows_changed == len(contacts)
+
+
+def test_a_mapping_the_org_no_longer_has_stops_the_refresh_with_the_checks_message(
+        store: AudienceStore, org: EmulatedOrg, start: datetime) -> None:
+    org.control.add_field("Contact", "Segment__c", "string", label="Segment")
+    integration = contacts_integration(org, start, [*FORMULA_MAPPINGS, {"field": "Segment__c", "property": "segment",
+                                                                        "type": "string"}])
+    sync_window(store, integration, window(start, 0))
+    org.control.delete_field("Contact", "Segment__c")
+
+    with pytest.raises(SyncBlocked, match="Contact.Segment__c \\(property 'segment'\\) does not exist in the org"):
+        refresh(store, integration)
+
+    [failed] = store.sync_log(INTEGRATION, event=SyncEvent.SYNC_FAILED)
+    assert failed.details == {"formula_refresh": True} and "Segment__c" in failed.message

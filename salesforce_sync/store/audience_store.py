@@ -16,6 +16,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    String,
     Table,
     case,
     create_engine,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     select,
     text,
     true,
+    type_coerce,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -244,20 +246,28 @@ class AudienceStore:
     def live_rows(self, project: str, integration_id: str, object_type: str,
                   salesforce_ids: Iterable[str]) -> pd.DataFrame:
         """The live stored rows of these records as a store chunk (CHUNK_COLUMNS, properties as dicts, stamps
-        UTC), to compare a re-read of some of their values with; a few hundred keys per query."""
+        UTC), to compare a re-read of some of their values with. PostgreSQL probes the keys from a staging
+        table in one query; SQLite reads a few hundred keys per query without taking the write lock."""
         keys = _listed_keys(project, integration_id, object_type, salesforce_ids)
-        users = audience_users.c
-        rows: list[Row[Any]] = []
-        with self._reading() as connection:
-            for start in range(0, len(keys), _KEYS_PER_QUERY):
-                batch = keys.iloc[start:start + _KEYS_PER_QUERY].tolist()
-                query = select(*(users[name] for name in CHUNK_COLUMNS)).where(
-                    users.project == project, users.external_id.in_(batch), users.deleted == false())
-                rows += connection.execute(query).all()
+        rows: list[tuple[Any, ...]] = []
+        if not self._is_sqlite and not keys.empty:
+            with self._engine.begin() as connection:
+                rows = postgres_upsert.live_rows(connection, project, keys)
+        elif not keys.empty:
+            users = audience_users.c
+            # The stamps as SQLite keeps them (UTC text), parsed a column at a time below.
+            columns = [type_coerce(users[name], String()) if name == "sf_modified_at" else users[name]
+                       for name in CHUNK_COLUMNS]
+            with self._reading() as connection:
+                for start in range(0, len(keys), _KEYS_PER_QUERY):
+                    batch = keys.iloc[start:start + _KEYS_PER_QUERY].tolist()
+                    query = select(*columns).where(
+                        users.project == project, users.external_id.in_(batch), users.deleted == false())
+                    rows += map(tuple, connection.execute(query))
         frame = pd.DataFrame(rows, columns=list(CHUNK_COLUMNS))
         frame["unsubscribed"] = frame["unsubscribed"].astype("boolean")
         frame["deleted"] = frame["deleted"].astype(bool)
-        frame["sf_modified_at"] = pd.to_datetime(frame["sf_modified_at"], utc=True).dt.as_unit("us")
+        frame["sf_modified_at"] = pd.to_datetime(frame["sf_modified_at"], utc=True, format="ISO8601").dt.as_unit("us")
         return frame
 
     def apply_refreshed(self, project: str, integration_id: str, chunk: pd.DataFrame) -> int:

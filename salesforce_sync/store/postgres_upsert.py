@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from salesforce_sync.store.chunks import TEXT_CHUNK_COLUMNS
+from salesforce_sync.store.chunks import CHUNK_COLUMNS, TEXT_CHUNK_COLUMNS
 from salesforce_sync.store.models import UpsertCounts, WindowTally
 
 _STAGING = "staging_audience_users"
@@ -101,6 +101,12 @@ WHERE stored.project = :project AND stored.external_id = incoming.external_id AN
   AND stored.sf_modified_at = incoming.sf_modified_at AND stored.content_hash IS DISTINCT FROM incoming.content_hash
 """)
 
+# Probes the primary key once per listed key, whatever the table's statistics (see _STAMP_SCAN).
+_LIVE_ROWS = text(f"""
+SELECT {", ".join(CHUNK_COLUMNS)} FROM audience_users
+WHERE project = :project AND external_id = ANY(ARRAY(SELECT external_id FROM {_STAGING})) AND NOT deleted
+""")
+
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _COPY_NULL = "\\N"
 
@@ -138,6 +144,12 @@ def apply_refreshed(connection: Connection, project: str, rows: pd.DataFrame, sy
     connection.exec_driver_sql(_CREATE_STAGING)
     _copy(connection, _COPY, _copy_columns(rows))
     return connection.execute(_APPLY_REFRESHED, {"project": project, "synced_at": synced_at}).rowcount
+
+
+def live_rows(connection: Connection, project: str, external_ids: pd.Series) -> list[tuple[object, ...]]:
+    """The live stored rows with these keys, in CHUNK_COLUMNS order (see AudienceStore.live_rows)."""
+    _load_keys(connection, external_ids)
+    return [tuple(row) for row in connection.execute(_LIVE_ROWS, {"project": project})]
 
 
 def stamp_scan(connection: Connection, project: str, external_ids: pd.Series, scan_id: str) -> int:

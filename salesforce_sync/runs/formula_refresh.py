@@ -21,7 +21,7 @@ from typing import Any
 from salesforce_sync.config.models import IntegrationConfig, ObjectType
 from salesforce_sync.runs.health import CheckOutcome, SyncDeferred, preflight, require_budget, with_auto_mappings
 from salesforce_sync.runs.lease import SyncLease, acquire_lease
-from salesforce_sync.runs.window import object_fingerprint, rules_where
+from salesforce_sync.runs.window import MAX_LOGGED_WARNINGS, object_fingerprint, rules_where
 from salesforce_sync.salesforce.client import SalesforceClient, rest_page_size
 from salesforce_sync.store import AudienceStore, ObjectSettings, SyncEvent
 from salesforce_sync.store.lease import LeaseHolder
@@ -58,7 +58,7 @@ def last_formula_refresh(settings: ObjectSettings | None) -> datetime | None:
 
 def refresh_due(store: AudienceStore, integration: IntegrationConfig, now: datetime) -> tuple[ObjectType, ...]:
     """The objects whose formula refresh is due: synced at least once, and all their formula values last read
-    at least the cadence ago. None when the scheduled refresh is off."""
+    at least the cadence ago. None of them when the scheduled refresh is off."""
     every = integration.formula_refresh_every
     if every is None:
         return ()
@@ -143,7 +143,7 @@ def _refresh_object(store: AudienceStore, client: SalesforceClient, integration:
     mappings = effective.mappings(object_type)
     refreshed = refreshed_mappings(object_type, mappings, describes)
     paths = tuple(path for mapping in refreshed for path in mapping.fields)
-    read = changed = 0
+    read = changed = dropped = 0
     use_bulk = False
     if refreshed:
         fields, soql, count_soql = refresh_query(object_type, refreshed, rules_where(effective, object_type, describes),
@@ -158,8 +158,12 @@ def _refresh_object(store: AudienceStore, client: SalesforceClient, integration:
         spelling = {path.lower(): path for path in fields}  # Salesforce answers in its own spelling
         for raw in pages:
             raw = raw.rename(columns=lambda name: spelling.get(str(name).lower(), name))
-            raw, _ = replace_nul(raw.reindex(columns=list(fields)).reset_index(drop=True))
-            fresh = map_chunk(raw, integration_id=integration.id, object_type=object_type, mappings=refreshed).frame
+            raw, replaced = replace_nul(raw.reindex(columns=list(fields)).reset_index(drop=True))
+            fresh, warnings = map_chunk(raw, integration_id=integration.id, object_type=object_type,
+                                        mappings=refreshed)
+            for warning in warnings[:max(0, MAX_LOGGED_WARNINGS - dropped)]:
+                log.warning("integration %r, %s: %s", integration.id, object_type, warning)
+            dropped += len(warnings) + replaced
             stored = store.live_rows(integration.project, integration.id, object_type, fresh["salesforce_id"])
             lease.confirm()
             changed += store.apply_refreshed(integration.project, integration.id,
@@ -169,5 +173,6 @@ def _refresh_object(store: AudienceStore, client: SalesforceClient, integration:
     store.record_object_settings(integration.id, object_type, formula_refreshed_at=started)
     store.log_event(integration.project, integration.id, SyncEvent.FORMULAS_REFRESHED, object_type=object_type,
                     count=changed, duration_seconds=time.monotonic() - began, run_id=run_id,
-                    details={"read": read, "api_calls": calls, "bulk": use_bulk, "fields": list(paths)})
+                    details={"read": read, "api_calls": calls, "bulk": use_bulk, "fields": list(paths),
+                             "warnings": dropped})
     return FormulaRefresh(object_type, paths, read, changed, calls, use_bulk, started)

@@ -14,8 +14,10 @@ from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, build_integrati
 from salesforce_sync.dagster_defs.checks import build_integration_checks, build_preview_job
 from salesforce_sync.dagster_defs.formulas import build_formula_refresh_job, build_formula_refresh_sensor
 from salesforce_sync.dagster_defs.io_manager import AudienceStoreIOManager
+from salesforce_sync.dagster_defs.people import build_people_definitions
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource, SalesforceResource
 from salesforce_sync.dagster_defs.sensors import build_run_status_sensors, build_windows_sensor
+from salesforce_sync.dagster_defs.write_back import build_write_back_definitions, source_specs
 from salesforce_sync.store.urls import STORE_URL_ENV_VAR, configured_store_url
 
 
@@ -84,7 +86,8 @@ def build_integration_definitions(integration: IntegrationConfig) -> dg.Definiti
 
 
 def build_definitions(config: SyncConfig) -> dg.Definitions:
-    """Every integration's definitions merged, plus the run-status sensors and the shared resources."""
+    """Every integration's definitions merged, plus each project's people, the run-status sensors and the
+    shared resources."""
     store = store_resource()
     shared = dg.Definitions(
         sensors=build_run_status_sensors({i.id: i for i in config.integrations}),
@@ -94,7 +97,11 @@ def build_definitions(config: SyncConfig) -> dg.Definitions:
             "audience_store_io": AudienceStoreIOManager(store=store),
         },
     )
-    return dg.Definitions.merge(*(build_integration_definitions(i) for i in config.integrations), shared)
+    merged = dg.Definitions.merge(*(build_integration_definitions(i) for i in config.integrations),
+                                  *(build_write_back_definitions(i) for i in config.integrations),
+                                  build_people_definitions(config), shared)
+    defined = [key for asset in merged.assets or () for key in getattr(asset, "keys", ())]
+    return dg.Definitions.merge(merged, dg.Definitions(assets=source_specs(config, defined)))
 
 
 defs = build_definitions(load_config())

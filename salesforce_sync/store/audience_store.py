@@ -50,6 +50,7 @@ from salesforce_sync.store.models import (
     WindowTally,
 )
 from salesforce_sync.store.org_ids import canonical_org_id
+from salesforce_sync.store.people import PeopleStore
 from salesforce_sync.store.schema import (
     INTEGRATION_LEVEL,
     UtcDateTime,
@@ -61,6 +62,7 @@ from salesforce_sync.store.schema import (
     sync_log,
 )
 from salesforce_sync.store.urls import normalize_store_url
+from salesforce_sync.store.write_back import WriteBackStore
 
 _Choice = TypeVar("_Choice", SyncEvent, IntegrationStatus)
 
@@ -120,6 +122,16 @@ class AudienceStore:
     def leases(self) -> SyncLeases:
         """The sync leases kept in this store (one sync of an integration at a time)."""
         return SyncLeases(self._engine, self._reading, is_sqlite=self._is_sqlite)
+
+    @property
+    def people(self) -> PeopleStore:
+        """People (records of one person grouped by sync.identity) and the lookups write-back uses."""
+        return PeopleStore(self._engine, self._reading)
+
+    @property
+    def write_back(self) -> WriteBackStore:
+        """The write-back's sources, links, snapshots, outcomes and create intents."""
+        return WriteBackStore(self._engine, self._reading, is_sqlite=self._is_sqlite)
 
     def create_schema(self) -> None:
         """Create any missing tables and indexes; safe to call on every start, from several processes."""

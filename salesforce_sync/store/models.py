@@ -26,6 +26,8 @@ class SyncEvent(StrEnum):
     ALERT_SENT = "alert_sent"
     SETTINGS_CHANGED = "settings_changed"
     RECONCILED = "reconciled"
+    RECORDS_CREATED = "records_created"
+    RECORDS_REJECTED = "records_rejected"
     FORMULAS_REFRESHED = "formulas_refreshed"
 
 

@@ -172,6 +172,23 @@ def test_a_grandparents_change_reaches_the_store_on_the_next_refresh(
     assert refresh(store, integration).rows_changed == 0
 
 
+def test_with_the_parent_mapped_a_window_already_reads_its_change_and_the_refresh_finds_nothing_left(
+        store: AudienceStore, sf: Salesforce, org: EmulatedOrg, start: datetime) -> None:
+    """Account.Name makes the Account a parent a window follows: a tier changed through the API moves the
+    Account's stamp, so that window re-reads its Contacts, formula included."""
+    integration = contacts_integration(org, start, [*FORMULA_MAPPINGS, PATH_MAPPINGS[0]])
+    sync_window(store, integration, window(start, 0))
+    org.control.move_clock(HOUR)
+    account, contacts = max(contacts_by(sf, "AccountId", start).items(), key=lambda item: len(item[1]))
+    current = sf.Account.get(account)["Tier__c"]
+    sf.Account.update(account, {"Tier__c": next(tier for tier in TIERS if tier != current)})
+
+    results = sync_window(store, integration, window(start, 1))
+
+    assert results["Contact"].counts.updated == len(contacts)
+    assert refresh(store, integration).rows_changed == 0
+
+
 def test_above_the_bulk_threshold_the_refresh_reads_through_bulk_api(
         store: AudienceStore, sf: Salesforce, org: EmulatedOrg, start: datetime) -> None:
     integration = contacts_integration(org, start, FORMULA_MAPPINGS, bulk_threshold=50)

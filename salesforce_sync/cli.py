@@ -54,14 +54,15 @@ def _operator_errors() -> tuple[type[Exception], ...]:
     from salesforce_sync.commands.sync import DagsterSetupError
     from salesforce_sync.config.errors import ConfigError
     from salesforce_sync.salesforce.auth import SalesforceAuthError
-    from salesforce_sync.runs.health import SyncDeferred
+    from salesforce_sync.runs.health import SyncBlocked, SyncDeferred
     from salesforce_sync.runs.lease import SyncLeaseBusy, SyncLeaseLost
     from salesforce_sync.salesforce.client import SalesforceRequestError
     from salesforce_sync.store.errors import OrgAlreadyRegisteredError, StoreInputError
     from salesforce_sync.sync.errors import SyncRuleError
 
     return (ConfigError, ConnectError, DagsterSetupError, OrgAlreadyRegisteredError, SalesforceAuthError,
-            SalesforceRequestError, StoreInputError, SyncDeferred, SyncLeaseBusy, SyncLeaseLost, SyncRuleError,
+            SalesforceRequestError, StoreInputError, SyncBlocked, SyncDeferred, SyncLeaseBusy, SyncLeaseLost,
+            SyncRuleError,
             requests.RequestException,
             OperationalError, InterfaceError)
 
@@ -114,6 +115,13 @@ def _preview(args: argparse.Namespace) -> int:
     from salesforce_sync.config.loader import load_config
 
     return run_preview(load_config(), args.integration, args.object)
+
+
+def _refresh_formulas(args: argparse.Namespace) -> int:
+    from salesforce_sync.commands.refresh_formulas import run_refresh_formulas
+    from salesforce_sync.config.loader import load_config
+
+    return run_refresh_formulas(load_config(), args.integration)
 
 
 def _logs(args: argparse.Namespace) -> int:
@@ -203,6 +211,11 @@ def _add_operator_commands(commands: argparse._SubParsersAction[argparse.Argumen
     preview.add_argument("integration", help="integration id")
     preview.add_argument("object", nargs="?", help="Lead, Contact or CampaignMember (default: every configured one)")
     preview.set_defaults(handler=_reported(_preview))
+
+    refresh = commands.add_parser("refresh-formulas", help="re-read the mapped formula fields and relationship "
+                                                           "paths now and write the values that changed")
+    refresh.add_argument("integration", nargs="?", help="integration id (default: every one that syncs)")
+    refresh.set_defaults(handler=_reported(_refresh_formulas))
 
     logs = commands.add_parser("logs", help="the sync log, newest first")
     logs.add_argument("integration", nargs="?", help="integration id (default: all)")

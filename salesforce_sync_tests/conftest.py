@@ -63,5 +63,6 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
     engine = create_engine(url)
     with engine.begin() as connection:
         connection.execute(text("TRUNCATE audience_users, sync_log, salesforce_orgs, integration_state, sync_leases, "
-                                "write_back_links, write_back_snapshots, write_back_outcomes, write_back_intents"))
+                                "write_back_links, write_back_snapshots, write_back_outcomes, write_back_intents, "
+                                "object_settings"))
     engine.dispose()

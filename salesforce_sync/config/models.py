@@ -607,6 +607,9 @@ class IntegrationConfig(_Model):
     #: Hours between Id reconciliations (hard deletes, records that left the rules without being modified);
     #: 0 reconciles on every sync. A full re-sync always reconciles.
     reconcile_every_hours: int = Field(24, ge=0, le=24 * 31)
+    #: Minutes between re-reads of the mapped formula fields and relationship paths, whose values change without
+    #: the record's LastModifiedDate moving (see `runs.formula_refresh`); 0 turns the scheduled refresh off.
+    formula_refresh_minutes: int = Field(360, ge=0, le=7 * 1440)
     lease_wait_seconds: int = Field(600, ge=0, le=86_400)
     """How long a sync waits for another sync of the same integration to finish before it fails."""
     owners: tuple[Owner, ...] = ()
@@ -725,6 +728,11 @@ class IntegrationConfig(_Model):
     @property
     def reconcile_every(self) -> timedelta:
         return timedelta(hours=self.reconcile_every_hours)
+
+    @property
+    def formula_refresh_every(self) -> timedelta | None:
+        """The formula refresh cadence; None when the scheduled refresh is off."""
+        return timedelta(minutes=self.formula_refresh_minutes) if self.formula_refresh_minutes else None
 
     @property
     def window_minutes(self) -> int:

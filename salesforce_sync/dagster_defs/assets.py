@@ -147,6 +147,7 @@ def build_object_asset(integration: IntegrationConfig, object_type: str,
         owners=list(integration.owners),
         metadata={"project": integration.project, "object_type": object_type,
                   "frequency_minutes": integration.window_minutes, "history": integration.history,
+                  "formula_refresh_minutes": integration.formula_refresh_minutes,
                   **standard_metadata(integration, object_type)},
     )
     def sync_object(context: dg.AssetExecutionContext, salesforce: SalesforceResource,

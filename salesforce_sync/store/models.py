@@ -28,6 +28,7 @@ class SyncEvent(StrEnum):
     RECONCILED = "reconciled"
     RECORDS_CREATED = "records_created"
     RECORDS_REJECTED = "records_rejected"
+    FORMULAS_REFRESHED = "formulas_refreshed"
 
 
 class IntegrationStatus(StrEnum):
@@ -183,3 +184,5 @@ class ObjectSettings:
     known_fields: tuple[str, ...] | None = None
     #: Mappings ({"field", "property", "type"}) schema_drift added for new custom fields (auto_map_new_fields).
     auto_mappings: tuple[dict[str, str], ...] = ()
+    #: When the last formula refresh of the object began (see `runs.formula_refresh`).
+    formula_refreshed_at: datetime | None = None

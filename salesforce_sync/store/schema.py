@@ -170,9 +170,12 @@ object_settings = Table(
            comment="the object's field names in the org's describe when the fingerprint was recorded (schema_drift)"),
     Column("auto_mappings", JsonDocument,
            comment="mappings of new custom fields added by schema_drift (auto_map_new_fields): field, property, type"),
+    Column("formula_refreshed_at", UtcDateTime,
+           comment="when the last formula refresh (mapped formula fields and relationship paths re-read) began"),
     PrimaryKeyConstraint("integration_id", "object_type", name="pk_object_settings"),
 )
-"""Per integration and object: which settings the stored rows reflect, and when Ids were last reconciled."""
+"""Per integration and object: which settings the stored rows reflect, when Ids were last reconciled and when
+formula values were last re-read."""
 
 sync_leases = Table(
     "sync_leases",

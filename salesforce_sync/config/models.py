@@ -550,7 +550,8 @@ class WriteBackConfig(_Model):
 
     objects: dict[WriteBackObject, WriteBackObjectConfig] = Field(min_length=1)
     contact_before_lead: bool = True
-    """A Lead row whose email belongs to a Contact is skipped: the person is a Contact now."""
+    """A Lead row whose email belongs to a Contact, or whose person (audience/<project>/people) has a Contact in
+    the org, is skipped: the person is a Contact now."""
     bulk_threshold: int = Field(2_000, ge=1)
     chunk_size: int = Field(10_000, ge=100, le=1_000_000)
     max_rejection_rate: float = Field(0.05, ge=0, le=1)

@@ -7,7 +7,10 @@ one (run creation); per object the materializations written and the seconds from
 the next event after its last (the store write itself happens before the first); and their total. Events are
 stamped when Dagster creates them, so the span up to the following event also counts a batch written at its end.
 
-    .venv/bin/python bench/quickstart_bookkeeping.py
+    .venv/bin/python bench/quickstart_bookkeeping.py [DAGSTER_HOME]
+
+With DAGSTER_HOME (e.g. a folder holding deploy/production/dagster.yaml, the DAGSTER_PG_* variables set), the
+sync records its run on that instance instead of the one it creates under the sync home.
 """
 
 from __future__ import annotations
@@ -44,11 +47,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="quickstart-") as folder:
         environment = {name: value for name, value in os.environ.items()
                        if name not in ("DAGSTER_HOME", "SALESFORCE_SYNC_CONFIG", "AUDIENCE_STORE_URL")}
+        home = sys.argv[1] if len(sys.argv) > 1 else str(Path(folder) / ".salesforce-sync" / "dagster_home")
+        if len(sys.argv) > 1:
+            environment["DAGSTER_HOME"] = home
         command = [str(Path(sys.executable).with_name("salesforce-sync")), "sync"]
         began = time.monotonic()
         subprocess.run(command, cwd=folder, env=environment, check=True, stdout=subprocess.DEVNULL)
         wall = time.monotonic() - began
-        instance = dg.DagsterInstance.from_config(str(Path(folder) / ".salesforce-sync" / "dagster_home"))
+        instance = dg.DagsterInstance.from_config(home)
         (run,) = instance.get_runs(limit=1)
         records = list(instance.all_logs(run.run_id))
         print(f"first sync: {wall:.1f} s wall ({type(instance.event_log_storage).__name__}, "

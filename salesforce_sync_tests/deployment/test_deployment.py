@@ -196,6 +196,9 @@ def test_dagster_dev_in_the_project_folder_with_nothing_set_comes_up_on_local_st
 
     wait_for("the webserver to load the salesforce_sync code location", location_loaded, processes, timeout=120)
     assert list(project.glob(".tmp_dagster_home_*")), "dagster dev keeps its local state in the project folder"
+    # Its instance (./dagster.yaml's instance_class) writes events in batches, on the batching SQLite event log.
+    info = graphql(port, "{ instance { info } }")["instance"]["info"]
+    assert "event_log_storage: BatchedSqliteEventLogStorage" in info, info
 
 
 def test_the_containerised_instance_loads_with_its_docker_run_launcher(

@@ -21,8 +21,11 @@ from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, AssetKeyTable, SqlEventLogStorageTable
+from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
 from dagster._serdes import ConfigurableClassData
+from dagster_postgres import DagsterPostgresStorage, PostgresEventLogStorage
+from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
@@ -30,6 +33,7 @@ EVENT_BATCH_SIZE = 1000
 """Events Dagster collects before one write (it batches only a run's planned events and a step's per-partition
 materializations, and writes what it holds when the run is created or the step's output is handled).
 DAGSTER_EVENT_BATCH_SIZE overrides it; 0 writes every event on its own, as stock Dagster does."""
+PLANNED = frozenset({dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED})
 
 
 class SyncDagsterInstance(dg.DagsterInstance):
@@ -84,7 +88,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
                 if event.dagster_event_type in ASSET_EVENTS:
                     mirrored.append((event, event_id))
                 elif event.dagster_event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED:
-                    self._store_check_planned(conn, event, event_id, row["event"])
+                    store_check_planned(self, conn, event, event_id, row["event"])
                 elif event.dagster_event_type in ASSET_CHECK_EVENTS:
                     checks.append((event, event_id))
             self._store_asset_event_tags(conn, [event for event, _ in mirrored], [event_id for _, event_id in mirrored])
@@ -107,17 +111,69 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             conn.execute(sqlite_insert(AssetKeyTable).values(asset_key=asset_key, **values)
                          .on_conflict_do_update(index_elements=[AssetKeyTable.c.asset_key], set_=values))
 
-    def _store_check_planned(self, conn: Connection, event: dg.EventLogEntry, event_id: int, serialized: str) -> None:
-        """The planned rows of an asset check, one per partition of the run, as Dagster's storage writes them, the
-        event serialized once rather than once per partition."""
-        planned = event.get_dagster_event().event_specific_data
-        assert isinstance(planned, AssetCheckEvaluationPlanned)
-        keys = planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
-        conn.execute(AssetCheckExecutionsTable.insert(), [
-            {"asset_key": planned.asset_key.to_string(), "check_name": planned.check_name, "partition": key,
-             "run_id": event.run_id, "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
-             "evaluation_event": serialized, "evaluation_event_timestamp": self._event_insert_timestamp(event),
-             "evaluation_event_storage_id": event_id} for key in keys])
+
+def store_check_planned(storage: SqlEventLogStorage, conn: Connection, event: dg.EventLogEntry, event_id: int,
+                        serialized: str) -> None:
+    """The planned rows of an asset check, one per partition of the run, as Dagster's storage writes them, the
+    event serialized once rather than once per partition."""
+    planned = event.get_dagster_event().event_specific_data
+    assert isinstance(planned, AssetCheckEvaluationPlanned)
+    keys = planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
+    conn.execute(AssetCheckExecutionsTable.insert(), [
+        {"asset_key": planned.asset_key.to_string(), "check_name": planned.check_name, "partition": key,
+         "run_id": event.run_id, "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
+         "evaluation_event": serialized, "evaluation_event_timestamp": storage._event_insert_timestamp(event),
+         "evaluation_event_storage_id": event_id} for key in keys])
+
+
+class BatchedPostgresEventLogStorage(PostgresEventLogStorage):
+    """Dagster's PostgreSQL event log, which writes a batch of materializations in one insert itself, also
+    writing a run's planned events (of assets and checks) in one insert and one index transaction."""
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData | None,  # type: ignore[override]
+                          config_value: Mapping[str, Any]) -> BatchedPostgresEventLogStorage:
+        return cls(inst_data=inst_data, postgres_url=pg_url_from_config(config_value),
+                   should_autocreate_tables=config_value.get("should_autocreate_tables", True),
+                   token_provider=get_token_provider_from_config(config_value))
+
+    def store_event_batch(self, events: Sequence[dg.EventLogEntry]) -> None:
+        if not events or any(event.dagster_event_type not in PLANNED for event in events):
+            super().store_event_batch(events)
+            return
+        rows = [self._event_to_row(event) for event in events]
+        with self._connect() as conn:
+            event_ids = [row.id for row in conn.execute(
+                SqlEventLogStorageTable.insert().returning(SqlEventLogStorageTable.c.id, sort_by_parameter_order=True),
+                rows)]
+        with self.index_transaction() as conn:
+            last_of_key = {}
+            for event, row, event_id in zip(events, rows, event_ids, strict=True):
+                if event.dagster_event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED:
+                    store_check_planned(self, conn, event, event_id, row["event"])
+                elif event.dagster_event and event.dagster_event.asset_key:
+                    last_of_key[event.dagster_event.asset_key] = (event, event_id)
+            # A planned event sets its asset's last run and timestamp, so the last one of each asset sets them all.
+            for event, event_id in last_of_key.values():
+                self._store_asset_event(conn, event, event_id)
+
+
+class BatchedPostgresStorage(DagsterPostgresStorage):
+    """Dagster's PostgreSQL storage (`storage: postgres:`'s class) with the batching event log; dagster.yaml names
+    it as `storage: custom:` with the same `postgres_db` settings."""
+
+    def __init__(self, postgres_url: str, should_autocreate_tables: bool = True,
+                 inst_data: ConfigurableClassData | None = None, token_provider: Any = None):
+        super().__init__(postgres_url, should_autocreate_tables, inst_data, token_provider)
+        self._event_log_storage = BatchedPostgresEventLogStorage(postgres_url, should_autocreate_tables,
+                                                                 token_provider=token_provider)
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData | None,  # type: ignore[override]
+                          config_value: Mapping[str, Any]) -> BatchedPostgresStorage:
+        return cls(inst_data=inst_data, postgres_url=pg_url_from_config(config_value),
+                   should_autocreate_tables=config_value.get("should_autocreate_tables", True),
+                   token_provider=get_token_provider_from_config(config_value))
 
 
 class BatchedSqliteStorage(DagsterSqliteStorage):

@@ -6,6 +6,8 @@ the batched instance's asset events (so a change of Dagster's internals fails he
 
 from __future__ import annotations
 
+import shutil
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -13,16 +15,26 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.storage.event_log import SqliteEventLogStorage
+import yaml
+from dagster._core.storage.event_log import EventLogStorage, SqliteEventLogStorage
 from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
+from dagster_postgres import PostgresEventLogStorage
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from salesforce_sync.commands.sync import QUIET, local_instance
 from salesforce_sync.config.models import SyncConfig
 from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, asset_key
 from salesforce_sync.dagster_defs.definitions import build_definitions, sync_job_name
-from salesforce_sync.dagster_defs.instance import BatchedSqliteEventLogStorage, SyncDagsterInstance
+from salesforce_sync.dagster_defs.instance import (
+    BatchedPostgresEventLogStorage,
+    BatchedSqliteEventLogStorage,
+    SyncDagsterInstance,
+)
 from salesforce_sync.emulator.harness import EmulatedOrg
 from salesforce_sync.store import AudienceStore
+from salesforce_sync_tests.conftest import POSTGRES_ADMIN_URL, postgres_required
 from salesforce_sync_tests.pipeline.support import HOUR, OBJECTS, https_integration, hour_floor, load_config
 
 ORG_SEED = 11
@@ -30,20 +42,59 @@ ORG_COUNTS = {"Lead": 400, "Contact": 200, "CampaignMember": 80}
 WINDOWS = 72  # the generated org edits a few percent of its records in the last three days
 KINDS = ("batched", "stock")
 WINDOW_COUNTS = ("records_imported", "records_updated", "records_deleted", "records_skipped")
+REPO = Path(__file__).resolve().parents[2]
 PER_EVENT = (dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
              dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED)
 
 
 @pytest.fixture
-def instances(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, dg.DagsterInstance]]:
-    """The instance `salesforce-sync sync` creates under the sync home, and a stock one from a plain dagster.yaml."""
+def postgres_databases() -> Iterator[dict[str, str]]:
+    """Two empty PostgreSQL databases, for the batched and the stock instance's storage."""
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    names = {kind: f"sfsync_eventlog_{uuid.uuid4().hex[:8]}_{kind}" for kind in KINDS}
+    try:
+        with admin.connect() as connection:
+            for name in names.values():
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as error:
+        admin.dispose()
+        if postgres_required():
+            pytest.fail(f"PostgreSQL is required here but not reachable at {POSTGRES_ADMIN_URL}: {error.orig}")
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {error.orig}")
+    try:
+        yield {kind: admin.url.set(database=name).render_as_string(hide_password=False) for kind, name in names.items()}
+    finally:
+        with admin.connect() as connection:
+            for name in names.values():
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def instances(request: pytest.FixtureRequest, tmp_path: Path,
+              monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, dg.DagsterInstance]]:
+    """The batched instance and a stock one beside it. On SQLite: the instance `salesforce-sync sync` creates
+    under the sync home, and one from a plain dagster.yaml. On PostgreSQL: deploy/production/dagster.yaml, and
+    Dagster's `storage: postgres:`."""
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
     monkeypatch.setenv("SALESFORCE_SYNC_HOME", str(tmp_path / "home"))
-    stock_home = tmp_path / "stock_home"
-    stock_home.mkdir()
-    (stock_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    found = {"batched": local_instance(), "stock": dg.DagsterInstance.from_config(str(stock_home))}
+    homes = {kind: tmp_path / f"{kind}_home" for kind in KINDS}
+    for home in homes.values():
+        home.mkdir()
+    if request.param == "sqlite":
+        (homes["stock"] / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        found = {"batched": local_instance(), "stock": dg.DagsterInstance.from_config(str(homes["stock"]))}
+    else:
+        urls = request.getfixturevalue("postgres_databases")
+        batched = make_url(urls["batched"])
+        for variable, value in (("HOST", batched.host), ("PORT", batched.port or 5432), ("USERNAME", batched.username),
+                                ("PASSWORD", batched.password or ""), ("DB", batched.database)):
+            monkeypatch.setenv(f"DAGSTER_PG_{variable}", str(value))
+        shutil.copy(REPO / "deploy/production/dagster.yaml", homes["batched"] / "dagster.yaml")
+        (homes["stock"] / "dagster.yaml").write_text(yaml.safe_dump(
+            {"storage": {"postgres": {"postgres_url": urls["stock"]}}, "telemetry": {"enabled": False}}))
+        found = {kind: dg.DagsterInstance.from_config(str(home)) for kind, home in homes.items()}
     yield found
     for instance in found.values():
         instance.dispose()
@@ -51,15 +102,14 @@ def instances(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[
 
 @pytest.fixture
 def per_event_writes(monkeypatch: pytest.MonkeyPatch) -> Counter:
-    """(storage class, event type) of every event Dagster's SQLite event log stores one at a time."""
+    """(storage class, event type) of every event Dagster's SQLite and PostgreSQL event logs store one at a time."""
     writes: Counter = Counter()
-    store_event = SqliteEventLogStorage.store_event
+    for storage in (SqliteEventLogStorage, PostgresEventLogStorage):
+        def counted(self: EventLogStorage, event: dg.EventLogEntry, store_event=storage.store_event) -> None:
+            writes[type(self).__name__, event.dagster_event_type] += 1
+            store_event(self, event)
 
-    def counted(self: SqliteEventLogStorage, event: dg.EventLogEntry) -> None:
-        writes[type(self).__name__, event.dagster_event_type] += 1
-        store_event(self, event)
-
-    monkeypatch.setattr(SqliteEventLogStorage, "store_event", counted)
+        monkeypatch.setattr(storage, "store_event", counted)
     return writes
 
 
@@ -135,9 +185,10 @@ def config(org: EmulatedOrg) -> SyncConfig:
 def test_a_run_over_many_windows_books_what_stock_dagster_books_through_the_batch_path(
         config: SyncConfig, instances: dict[str, dg.DagsterInstance], per_event_writes: Counter, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    assert type(instances["batched"]) is SyncDagsterInstance
-    assert type(instances["batched"].event_log_storage) is BatchedSqliteEventLogStorage
-    assert type(instances["stock"].event_log_storage) is SqliteEventLogStorage
+    batched, stock = (type(instances[kind].event_log_storage) for kind in KINDS)
+    assert type(instances["batched"]) is SyncDagsterInstance and type(instances["stock"]) is dg.DagsterInstance
+    assert (batched, stock) in {(BatchedSqliteEventLogStorage, SqliteEventLogStorage),
+                                (BatchedPostgresEventLogStorage, PostgresEventLogStorage)}
 
     partitions, keys, run_ids = run_everywhere(config, instances, tmp_path, monkeypatch)
 
@@ -161,8 +212,8 @@ def test_a_run_over_many_windows_books_what_stock_dagster_books_through_the_batc
 
     # Dagster handed the batched instance its planned events and per-window materializations in batches.
     for event_type in PER_EVENT:
-        assert per_event_writes["SqliteEventLogStorage", event_type] > 0, event_type
-        assert per_event_writes["BatchedSqliteEventLogStorage", event_type] == 0, event_type
+        assert per_event_writes[stock.__name__, event_type] > 0, event_type
+        assert per_event_writes[batched.__name__, event_type] == 0, event_type
 
 
 @pytest.mark.slow

@@ -34,7 +34,8 @@ EVENT_BATCH_SIZE = 1000
 """Events Dagster collects before one write (it batches only a run's planned events and a step's per-partition
 materializations, and writes what it holds when the run is created or the step's output is handled).
 DAGSTER_EVENT_BATCH_SIZE overrides it; 0 writes every event on its own, as stock Dagster does."""
-PLANNED = frozenset({dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED})
+PLANNED = frozenset({dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+                     dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED})
 
 
 class SyncDagsterInstance(dg.DagsterInstance):
@@ -82,7 +83,8 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         checks: list[tuple[dg.EventLogEntry, int]] = []
         with self.index_transaction() as conn:
             inserted = conn.execute(SqlEventLogStorageTable.insert().returning(
-                SqlEventLogStorageTable.c.id, sort_by_parameter_order=True), [row for _, row in indexed]) if indexed else []
+                SqlEventLogStorageTable.c.id, sort_by_parameter_order=True),
+                [row for _, row in indexed]) if indexed else []
             for (event, row), (event_id,) in zip(indexed, list(inserted), strict=True):
                 if event_id is None:
                     raise DagsterInvariantViolationError("Cannot store asset event tags for null event id.")
@@ -102,7 +104,8 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         same columns every time, so the last event of each type, in order, sets them all."""
         has_index_cols = self._has_asset_key_index_cols_on_connection(conn)
         last_of_type = {(event.dagster_event.asset_key, event.dagster_event_type): index
-                        for index, (event, _) in enumerate(mirrored) if event.dagster_event and event.dagster_event.asset_key}
+                        for index, (event, _) in enumerate(mirrored)
+                        if event.dagster_event and event.dagster_event.asset_key}
         by_key: dict[str, dict[str, Any]] = {}
         for (asset_key, _), index in sorted(last_of_type.items(), key=lambda item: item[1]):
             values = self._get_asset_entry_values(*mirrored[index], has_index_cols)

@@ -165,6 +165,10 @@ integrations:
         monkeypatch.setenv(key, env[key])
     instance = dg.DagsterInstance.from_config(str(home))
     try:
+        # The instance batches its bookkeeping (salesforce_sync.dagster_defs.instance), on PostgreSQL too.
+        assert type(instance.event_log_storage).__name__ == "BatchedPostgresEventLogStorage"
+        planned = instance.all_logs(run["runId"], of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
+        assert planned and instance.get_materialized_partitions(planned[0].dagster_event.asset_key)
         enqueued = instance.all_logs(run["runId"], of_type=dg.DagsterEventType.RUN_ENQUEUED)
         starting = instance.all_logs(run["runId"], of_type=dg.DagsterEventType.RUN_STARTING)
     finally:

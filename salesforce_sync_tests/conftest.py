@@ -62,5 +62,5 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
     yield url
     engine = create_engine(url)
     with engine.begin() as connection:
-        connection.execute(text("TRUNCATE audience_users, sync_log, salesforce_orgs, integration_state, sync_leases"))
+        connection.execute(text("TRUNCATE audience_users, sync_log, salesforce_orgs, integration_state, sync_leases, change_capture_state"))
     engine.dispose()

@@ -26,6 +26,7 @@ class SyncEvent(StrEnum):
     ALERT_SENT = "alert_sent"
     SETTINGS_CHANGED = "settings_changed"
     RECONCILED = "reconciled"
+    MICRO_SYNCED = "micro_synced"
 
 
 class IntegrationStatus(StrEnum):
@@ -181,3 +182,18 @@ class ObjectSettings:
     known_fields: tuple[str, ...] | None = None
     #: Mappings ({"field", "property", "type"}) schema_drift added for new custom fields (auto_map_new_fields).
     auto_mappings: tuple[dict[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ChangeCaptureState:
+    """Where an integration's change-event subscription resumes and how it keeps up (see store.schema)."""
+
+    integration_id: str
+    topic: str
+    replay_id: bytes | None
+    last_commit_at: datetime | None
+    applied_at: datetime | None
+    heard_at: datetime | None
+    pending_since: datetime | None
+    last_lag_seconds: float | None
+    events_applied: int

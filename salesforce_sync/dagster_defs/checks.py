@@ -17,6 +17,7 @@ from salesforce_sync.dagster_defs.resources import AudienceStoreResource, Salesf
 from salesforce_sync.runs.health import (
     CheckOutcome,
     check_api_limits,
+    check_change_capture,
     check_clock_skew,
     check_credentials,
     check_field_mappings,
@@ -44,12 +45,15 @@ CHECKS = {
     "schema_drift": "Fields the org added since the mappings were written, custom fields first (warns); with "
                     "auto_map_new_fields the new custom fields are mapped and the object re-read.",
 }
+CHANGE_CAPTURE_CHECK = ("change_capture", "The change-event subscription was heard from, and no event waited to be "
+                        "applied, within the lag threshold (only with change_capture enabled).")
 
 
 def build_integration_checks(integration: IntegrationConfig) -> dg.AssetChecksDefinition:
     """One multi-check per integration, so credentials and limits are read once for all its objects."""
+    checks = {**CHECKS, **dict([CHANGE_CAPTURE_CHECK])} if integration.change_capture.enabled else CHECKS
     specs = [dg.AssetCheckSpec(name, asset=asset_key(integration.id, object_type), description=text)
-             for object_type in integration.object_types for name, text in CHECKS.items()]
+             for object_type in integration.object_types for name, text in checks.items()]
 
     @dg.multi_asset_check(specs=specs, name=f"health_checks_{integration.id}", can_subset=True)
     def integration_health(context: dg.AssetCheckExecutionContext, salesforce: SalesforceResource,
@@ -152,6 +156,8 @@ def _outcomes(integration: IntegrationConfig, salesforce: SalesforceResource, st
         if "staleness" in wanted:
             state = store.get_state(integration.id, object_type)
             yield object_type, check_staleness(integration, state.last_success_at if state else None, now)
+        if "change_capture" in wanted:
+            yield object_type, check_change_capture(integration, store.change_capture_state(integration.id), now)
 
 
 def _guarded(integration: IntegrationConfig, check: str, run: Callable[[], CheckOutcome]) -> CheckOutcome:

@@ -11,6 +11,7 @@ from salesforce_sync.config.loader import load_config
 from salesforce_sync.config.models import IntegrationConfig, SyncConfig
 from salesforce_sync.config.status import missing_settings
 from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, build_integration_assets, sync_job_name
+from salesforce_sync.dagster_defs.change_capture import build_change_capture_sensor, build_micro_sync_job
 from salesforce_sync.dagster_defs.checks import build_integration_checks, build_preview_job
 from salesforce_sync.dagster_defs.io_manager import AudienceStoreIOManager
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource, SalesforceResource
@@ -39,7 +40,8 @@ def freshness_sensor_name(integration_id: str) -> str:
 
 def build_integration_definitions(integration: IntegrationConfig) -> dg.Definitions:
     """Everything one integration contributes, as one unit: its object assets and their health checks, the
-    sync, health and preview jobs and the health schedule; when it syncs on a schedule also its windows sensor
+    sync, health and preview jobs and the health schedule; with change capture its micro-sync job and
+    change_capture sensor; when it syncs on a schedule also its windows sensor
     and Dagster freshness checks (a materialization within twice the frequency) with the sensor that evaluates
     them. Empty for an integration with no objects. Resources are shared and added by build_definitions."""
     integration_assets = build_integration_assets(integration)
@@ -62,16 +64,19 @@ def build_integration_definitions(integration: IntegrationConfig) -> dg.Definiti
         selection=dg.AssetSelection.checks_for_assets(*integration_assets) - freshness_selection,
         tags={INTEGRATION_TAG: integration.id},
         description=f"Health checks of integration {integration.id!r}, without syncing.")
-    sensors = []
+    sensors, jobs = [], [health_job, build_preview_job(integration), sync_job]
+    if integration.change_capture.enabled and integration.active and not missing_settings(integration):
+        jobs.append(micro_sync := build_micro_sync_job(integration))
+        sensors.append(build_change_capture_sensor(integration, micro_sync))
     if scheduled:
-        sensors = [build_windows_sensor(integration, sync_job, integration_assets[0].partitions_def),
-                   dg.build_sensor_for_freshness_checks(freshness_checks=freshness,
-                                                        name=freshness_sensor_name(integration.id),
-                                                        default_status=dg.DefaultSensorStatus.RUNNING)]
+        sensors += [build_windows_sensor(integration, sync_job, integration_assets[0].partitions_def),
+                    dg.build_sensor_for_freshness_checks(freshness_checks=freshness,
+                                                         name=freshness_sensor_name(integration.id),
+                                                         default_status=dg.DefaultSensorStatus.RUNNING)]
     return dg.Definitions(
         assets=integration_assets,
         asset_checks=[build_integration_checks(integration), *freshness],
-        jobs=[health_job, build_preview_job(integration), sync_job],
+        jobs=jobs,
         schedules=[dg.ScheduleDefinition(
             name=f"health_{integration.id}_schedule", job=health_job, cron_schedule=HEALTH_CRON,
             default_status=dg.DefaultScheduleStatus.RUNNING if integration.active else dg.DefaultScheduleStatus.STOPPED)],

@@ -39,7 +39,8 @@ class ReplayExpired(Exception):
 
 @dataclass
 class ChangeBatch:
-    """Events read in one go, and the replay id that resumes after them (None: no position known yet)."""
+    """Events read in one go, and the replay id that resumes after them (None: no position known yet); `heard`:
+    the subscription answered or is open without error."""
 
     events: list[ChangeEvent]
     position: bytes | None
@@ -139,9 +140,11 @@ class ChangeFeed:
 
     # ---- batches -------------------------------------------------------------------------------
 
-    def next_batch(self, *, max_seconds: float, stop: threading.Event | None = None) -> ChangeBatch:
+    def next_batch(self, *, max_seconds: float, stop: threading.Event | None = None,
+                   return_when_idle: bool = False) -> ChangeBatch:
         """Events until the batch is ready (max_batch of them, or a debounce window without a new one), or
-        `max_seconds` passed; the position to store once they are applied. Raises ReplayExpired."""
+        `max_seconds` passed; the position to store once they are applied. `return_when_idle`: also return after a
+        debounce window without any event (a sensor tick takes what has arrived). Raises ReplayExpired."""
         settings = self.integration.change_capture
         deadline = time.monotonic() + max_seconds
         events, self._leftover = self._leftover[:settings.max_batch], self._leftover[settings.max_batch:]
@@ -154,6 +157,9 @@ class ChangeFeed:
             now = time.monotonic()
             if now >= deadline or (stop is not None and stop.is_set()):
                 break
+            if (return_when_idle and not events and self._subscription is not None
+                    and now - last_arrival >= settings.debounce_seconds):
+                break
             if self._subscription is None:
                 try:
                     self._open()
@@ -161,7 +167,7 @@ class ChangeFeed:
                     error = self._recover(err, deadline)
                     continue
             wait = deadline - now
-            if events:
+            if events or return_when_idle:
                 wait = min(wait, settings.debounce_seconds - (now - last_arrival))
             try:
                 kind, item = self._queue.get(timeout=max(0.01, min(wait, 0.5)))
@@ -185,7 +191,8 @@ class ChangeFeed:
                 self.position = batch.latest_replay_id
             elif batch.events:
                 self.position = batch.events[-1].replay_id
-        return ChangeBatch(events, self.position, heard, error)
+        # An open stream that has not failed counts as heard: an idle one answers only every few minutes.
+        return ChangeBatch(events, self.position, heard or self._subscription is not None, error)
 
 
 def plan_batch(integration: IntegrationConfig, batch: ChangeBatch, *, after: bytes | None) -> MicroSyncPlan:
@@ -214,8 +221,8 @@ def resync_since(store: AudienceStore, integration: IntegrationConfig) -> dateti
 
 
 def read_plan(store: AudienceStore, client: SalesforceClient, integration: IntegrationConfig, *,
-              max_seconds: float, feed: ChangeFeed | None = None,
-              stop: threading.Event | None = None) -> tuple[MicroSyncPlan, ChangeFeed]:
+              max_seconds: float, feed: ChangeFeed | None = None, stop: threading.Event | None = None,
+              return_when_idle: bool = False) -> tuple[MicroSyncPlan, ChangeFeed]:
     """The next batch of the integration's change events as a plan, read from the stored replay id (or from
     `feed`, kept open between batches by a long-running listener). An expired replay id gives a window re-sync
     of every object from the last event applied, and a feed from now on."""
@@ -226,13 +233,13 @@ def read_plan(store: AudienceStore, client: SalesforceClient, integration: Integ
             feed.close()
         feed = ChangeFeed(client, integration, after=after)
     try:
-        batch = feed.next_batch(max_seconds=max_seconds, stop=stop)
+        batch = feed.next_batch(max_seconds=max_seconds, stop=stop, return_when_idle=return_when_idle)
         plan = plan_batch(integration, batch, after=after)
     except ReplayExpired as expired:
         log.warning("%s; re-syncing every object by window from the last event applied", expired)
         feed.close()
         feed = ChangeFeed(client, integration, after=None)
-        batch = feed.next_batch(max_seconds=max_seconds, stop=stop)
+        batch = feed.next_batch(max_seconds=max_seconds, stop=stop, return_when_idle=return_when_idle)
         plan = expired_plan(integration, batch, after=after, since=resync_since(store, integration))
     if batch.heard:
         store.record_change_capture_heard(integration.id, feed.topic)

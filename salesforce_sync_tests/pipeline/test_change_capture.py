@@ -9,18 +9,22 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
+import dagster as dg
 import pytest
 from simple_salesforce import Salesforce
 
 from salesforce_sync.config.models import IntegrationConfig
+from salesforce_sync.dagster_defs.definitions import build_definitions
 from salesforce_sync.emulator.harness import EmulatedOrg
 from salesforce_sync.runs.change_capture import listen
 from salesforce_sync.runs.connection import connect
+from salesforce_sync.runs.health import check_change_capture
 from salesforce_sync.runs.micro_sync import MicroSyncResult
 from salesforce_sync.runs.window import SyncWindow
-from salesforce_sync.store import AudienceStore, SyncEvent
+from salesforce_sync.store import AudienceStore, ChangeCaptureState, SyncEvent
 from salesforce_sync_tests.pipeline.support import (
     HOUR,
     assert_same_rows,
@@ -242,3 +246,50 @@ def test_own_write_back_is_not_echoed_and_the_window_sync_applies_it(
     assert results["Contact"].counts.updated == 1
     assert stored(store, "Contact", record_id)["first_name"] == "Written Back"
     assert_store_matches_org(store, sf, ("Contact",))
+
+
+def test_sensor_requests_a_micro_sync_run_that_applies_the_events(
+        org: EmulatedOrg, sf: Salesforce, store: AudienceStore, synced: IntegrationConfig) -> None:
+    settings = synced.change_capture.model_dump(mode="json")
+    defs = build_definitions(load_config(https_integration(org, "crm", "acme", synced.start,
+                                                           change_capture=settings)))
+    sensor = defs.resolve_sensor_def("change_capture_crm")
+    job = defs.resolve_job_def("micro_sync_crm")
+    record_id = sf.query("SELECT Id FROM Contact LIMIT 1")["records"][0]["Id"]
+    with dg.DagsterInstance.ephemeral() as instance:
+        def tick() -> dg.SensorResult | dg.SkipReason:
+            return sensor(dg.build_sensor_context(instance=instance, definitions=defs,
+                                                  resources={"audience_store": defs.resources["audience_store"]}))
+
+        wait_until(lambda: isinstance(tick(), dg.SkipReason) and subscribed(store))
+        sf.Contact.update(record_id, {"LastName": "Sensed"})
+        result = tick()
+        assert isinstance(result, dg.SensorResult), result
+        (request,) = result.run_requests
+        assert stored(store, "Contact", record_id)["last_name"] != "Sensed"  # the run applies, not the sensor
+        assert store.change_capture_state("crm").pending_since is not None
+        outcome = job.execute_in_process(run_config=request.run_config, instance=instance, tags=request.tags)
+        assert outcome.success
+        assert stored(store, "Contact", record_id)["last_name"] == "Sensed"
+        state = store.change_capture_state("crm")
+        assert state.replay_id.hex() == result.cursor and state.pending_since is None
+        observed = {event.asset_key.path[-1]: event.asset_observation_data.asset_observation.metadata
+                    for event in outcome.get_asset_observation_events()}
+        assert observed["Contact"]["records_updated"].value == 1
+        assert 0 <= observed["Contact"]["lag_max_seconds"].value < WITHIN_SECONDS
+        assert isinstance(tick(), dg.SkipReason)  # nothing new: no second run
+    assert check_change_capture(synced, state, dt.datetime.now(dt.UTC)).passed
+
+
+def test_change_capture_check_fails_when_behind_or_stopped(synced: IntegrationConfig) -> None:
+    now = dt.datetime.now(dt.UTC)
+    limit = dt.timedelta(seconds=synced.change_capture.lag_threshold_seconds + 1)
+    state = ChangeCaptureState("crm", "/data/ChangeEvents", b"\x01", now, now, now, None, 0.5, 3)
+    assert check_change_capture(synced, state, now).passed
+    assert not check_change_capture(synced, None, now).passed
+    stopped = check_change_capture(synced, replace(state, heard_at=now - limit), now)
+    assert not stopped.passed and "stopped" in stopped.message
+    waiting = check_change_capture(synced, replace(state, pending_since=now - limit), now)
+    assert not waiting.passed and "behind" in waiting.message
+    slow = check_change_capture(synced, replace(state, last_lag_seconds=limit.total_seconds()), now)
+    assert not slow.passed and "behind" in slow.message

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 
 from salesforce_sync.config.models import PUBSUB_ENDPOINT, IntegrationConfig
+from salesforce_sync.runs.health import SyncDeferred
 from salesforce_sync.runs.lease import LeaseHolder, acquire_lease, cli_holder
 from salesforce_sync.runs.micro_sync import MicroSyncResult, apply_micro_sync, settle_without_work
 from salesforce_sync.runs.window import related_parents
@@ -259,19 +260,25 @@ def listen(store: AudienceStore, client: SalesforceClient, integration: Integrat
            stop: threading.Event, holder: LeaseHolder | None = None,
            on_applied: Callable[[MicroSyncResult], None] | None = None) -> ListenReport:
     """Subscribe and apply micro-syncs until `stop` is set: each batch under the integration's lease (a window
-    sync and a micro-sync never overlap), the replay id stored only after its records are."""
+    sync and a micro-sync never overlap), the replay id stored only after its records are. A batch over the API
+    budget is left unapplied (its replay id unstored) and read again after `drain_seconds`."""
     report = ListenReport()
     holder = holder or cli_holder()
     feed: ChangeFeed | None = None
     try:
         while not stop.is_set():
             plan, feed = read_plan(store, client, integration, max_seconds=integration.change_capture.drain_seconds,
-                                   feed=feed, stop=stop)
+                                   feed=feed, stop=stop, return_when_idle=True)
             if not plan.needs_work:
                 settle_without_work(store, integration, plan)
                 continue
-            with acquire_lease(store, integration.id, holder, wait=integration.lease_wait) as lease:
-                result = apply_micro_sync(store, client, integration, plan, lease=lease)
+            try:
+                with acquire_lease(store, integration.id, holder, wait=integration.lease_wait) as lease:
+                    result = apply_micro_sync(store, client, integration, plan, lease=lease)
+            except SyncDeferred as deferred:  # over the API budget: the events wait in Salesforce, read again later
+                log.warning("%s", deferred)
+                stop.wait(integration.change_capture.drain_seconds)
+                continue
             report.results.append(result)
             if on_applied is not None:
                 on_applied(result)

@@ -60,6 +60,10 @@ class MicroSyncResult:
     stored: bool = False
     events: int = 0
     own: int = 0
+    #: When the records were stored and the commit times of the events applied (epoch ms): lags across
+    #: micro-syncs (bench/change_capture_lag.py).
+    stored_ms: int = 0
+    commits_ms: list[int] = field(default_factory=list)
 
     def metadata(self) -> dict[str, Any]:
         """Numbers for Dagster's UI (lag in seconds, event commit -> stored)."""
@@ -139,8 +143,8 @@ def apply_micro_sync(store: AudienceStore, client: SalesforceClient, integration
         result.out_of_scope += out_of_scope
     if lease is not None:
         lease.confirm()
-    stored_ms = int(time.time() * 1000)
-    result.lag = lag_summary(plan.commits_ms, stored_ms)
+    result.stored_ms, result.commits_ms = int(time.time() * 1000), plan.commits_ms
+    result.lag = lag_summary(plan.commits_ms, result.stored_ms)
     result.resynced = tuple(resynced)
     result.api_calls = client.api_calls - calls
     result.duration_seconds = time.monotonic() - started

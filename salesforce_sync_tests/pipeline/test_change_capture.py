@@ -293,3 +293,16 @@ def test_change_capture_check_fails_when_behind_or_stopped(synced: IntegrationCo
     assert not waiting.passed and "behind" in waiting.message
     slow = check_change_capture(synced, replace(state, last_lag_seconds=limit.total_seconds()), now)
     assert not slow.passed and "behind" in slow.message
+
+
+def test_cut_stream_and_expired_token_are_survived(org: EmulatedOrg, sf: Salesforce, store: AudienceStore,
+                                                   store_url: str, synced: IntegrationConfig) -> None:
+    record_id = sf.query("SELECT Id FROM Contact LIMIT 1")["records"][0]["Id"]
+    with Listener(store_url, synced):
+        wait_until(lambda: subscribed(store))
+        org.control.expire_sessions()  # the listener's access token is no good any more...
+        org.control.cut_pubsub_streams()  # ...and its stream ends: it must re-authenticate and resubscribe
+        sf = org.simple_salesforce()
+        sf.Contact.update(record_id, {"LastName": "After The Cut"})
+        wait_until(lambda: stored(store, "Contact", record_id)["last_name"] == "After The Cut", timeout=WITHIN_SECONDS)
+    assert_store_matches_org(store, sf, ("Contact",))

@@ -96,9 +96,7 @@ class ChangeFeed:
             for batch in subscription:  # type: ignore[attr-defined]
                 out.put(("batch", batch))
             out.put(("end", None))
-        except PubSubError as err:
-            out.put(("error", err))
-        except Exception as err:  # noqa: BLE001 - the feed reports it and reconnects
+        except Exception as err:  # noqa: BLE001 - a PubSubError or a lost connection: the feed reconnects
             out.put(("error", err))
 
     def _drop_stream(self) -> None:
@@ -229,7 +227,9 @@ def read_plan(store: AudienceStore, client: SalesforceClient, integration: Integ
     of every object from the last event applied, and a feed from now on."""
     state = store.change_capture_state(integration.id)
     after = state.replay_id if state else None
-    if feed is None or feed.position != after:
+    # An open feed is kept unless the store resumes elsewhere (a batch was not applied); with no stored position
+    # yet, the feed's own (from now on) is the newer news.
+    if feed is None or (after is not None and feed.position != after):
         if feed is not None:
             feed.close()
         feed = ChangeFeed(client, integration, after=after)

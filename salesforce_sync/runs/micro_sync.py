@@ -81,8 +81,9 @@ def _batches(ids: Sequence[str]) -> Iterator[list[str]]:
 
 
 def _queries(changes: ObjectChanges) -> int:
-    ids = -(-len(changes.ids) // IDS_PER_QUERY) + (1 if changes.deleted else 0)
-    return ids + sum(-(-len(parent_ids) // IDS_PER_QUERY) for parent_ids in changes.via_parent.values())
+    """At most: a read and an Id listing per batch of Ids."""
+    batches = -(-len(changes.ids) // IDS_PER_QUERY)
+    return 2 * (batches + sum(-(-len(parent_ids) // IDS_PER_QUERY) for parent_ids in changes.via_parent.values()))
 
 
 def _describes(client: SalesforceClient, integration: IntegrationConfig, object_type: str) -> Describes:
@@ -110,25 +111,29 @@ def apply_micro_sync(store: AudienceStore, client: SalesforceClient, integration
     Raises SyncDeferred (nothing stored) when the reads would pass the integration's API budget."""
     started, calls = time.monotonic(), client.api_calls
     result = MicroSyncResult(events=plan.events, own=plan.own)
-    needed = sum(_queries(changes) * 2 for changes in plan.objects.values())
+    needed = sum(_queries(changes) for changes in plan.objects.values())
     require_budget(client, integration, needed, f"a micro-sync of {plan.events} change events")
     span = SyncWindow(_at(min(plan.commits_ms, default=0)), _at(max(plan.commits_ms, default=0) + 1))
     resynced = []
     for object_type, changes in plan.objects.items():
         effective = with_auto_mappings(store, integration, object_type)
         describes = _describes(client, effective, object_type)
-        counts, out_of_scope = UpsertCounts(), 0
-        reads = [format_soql("Id IN {}", batch) for batch in _batches(list(changes.ids))]
-        reads += [f"{relationship_id_field(relationship)} IN " + format_soql("{}", batch)
-                  for relationship, parent_ids in changes.via_parent.items() for batch in _batches(parent_ids)]
-        for selection in reads:
-            sync = plan_selection(client, effective, object_type, selection, describes, span,
-                                  expected=len(changes.ids))
-            sync.lease = lease
-            read, left = store_records(store, sync, say=say)
-            counts, out_of_scope = counts + read, out_of_scope + left
-        if changes.deleted:
-            result.hard_deleted += _mark_gone(store, client, integration, object_type, changes.deleted)
+        counts, out_of_scope, gone = UpsertCounts(), 0, 0
+        for batch in _batches(changes.ids):
+            sync = plan_selection(client, effective, object_type, format_soql("Id IN {}", batch), describes, span,
+                                  expected=len(batch), list_leavers=False)
+            sync.lease, sync.read_ids = lease, set()
+            read, _ = store_records(store, sync, say=say)
+            left, missing = _not_read(store, client, integration, object_type, batch, sync.read_ids)
+            counts, out_of_scope, gone = counts + read, out_of_scope + left, gone + missing
+        for relationship, parent_ids in changes.via_parent.items():
+            for batch in _batches(parent_ids):
+                selection = f"{relationship_id_field(relationship)} IN " + format_soql("{}", batch)
+                sync = plan_selection(client, effective, object_type, selection, describes, span,
+                                      expected=len(batch), list_leavers=True)
+                sync.lease = lease
+                read, left = store_records(store, sync, say=say)
+                counts, out_of_scope = counts + read, out_of_scope + left
         if changes.resync_since_ms is not None:
             since = _at(changes.resync_since_ms)
             window = SyncWindow(since, _org_now(client) + RESYNC_HORIZON)
@@ -137,10 +142,11 @@ def apply_micro_sync(store: AudienceStore, client: SalesforceClient, integration
             read, left = store_records(store, sync, say=say)
             counts, out_of_scope = counts + read, out_of_scope + left
             resynced.append(object_type)
-        counts += UpsertCounts(deleted=out_of_scope)
+        counts += UpsertCounts(deleted=out_of_scope + gone)
         result.by_object[object_type] = counts
         result.counts += counts
         result.out_of_scope += out_of_scope
+        result.hard_deleted += gone
     if lease is not None:
         lease.confirm()
     result.stored_ms, result.commits_ms = int(time.time() * 1000), plan.commits_ms
@@ -166,17 +172,19 @@ def apply_micro_sync(store: AudienceStore, client: SalesforceClient, integration
     return result
 
 
-def _mark_gone(store: AudienceStore, client: SalesforceClient, integration: IntegrationConfig, object_type: str,
-               deleted: list[str]) -> int:
-    """Deleted records the org no longer has at all (not even in its recycle bin) are marked hard-deleted."""
-    gone = 0
-    for batch in _batches(deleted):
-        found = {record_id for page in query_ids(
-            client, integration, f"SELECT Id FROM {object_type} WHERE " + format_soql("Id IN {}", batch))
-            for record_id in page}
-        missing = [record_id for record_id in batch if record_id not in found]
-        gone += store.mark_hard_deleted(integration.project, integration.id, object_type, missing)
-    return gone
+def _not_read(store: AudienceStore, client: SalesforceClient, integration: IntegrationConfig, object_type: str,
+              asked: list[str], read: set[str]) -> tuple[int, int]:
+    """Records asked for by Id that the read (under the sync rules, deleted ones included) did not return: those
+    the org still has no longer match the rules (out of scope), the others are gone even from its recycle bin
+    (hard-deleted). One Id listing, and none at all when every record came back. Returns how many of each."""
+    missing = [record_id for record_id in asked if record_id not in read]
+    if not missing:
+        return 0, 0
+    soql = f"SELECT Id FROM {object_type} WHERE " + format_soql("Id IN {}", missing)
+    found = {record_id for page in query_ids(client, integration, soql) for record_id in page}
+    project = integration.project
+    return (store.mark_out_of_scope(project, integration.id, object_type, [i for i in missing if i in found]),
+            store.mark_hard_deleted(project, integration.id, object_type, [i for i in missing if i not in found]))
 
 
 def settle_without_work(store: AudienceStore, integration: IntegrationConfig, plan: MicroSyncPlan) -> bool:

@@ -127,6 +127,8 @@ class WindowSync:
     planned_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     #: The object's field names in the describe the plan was made with: schema_drift's baseline.
     known_fields: tuple[str, ...] | None = None
+    #: When a set: collects the Id of every record read (a micro-sync tells what it asked for but did not get).
+    read_ids: set[str] | None = None
 
     def chunks(self) -> Iterator[pd.DataFrame]:
         """Mapped store chunks; warnings about dropped values collect in `self.warnings`."""
@@ -140,6 +142,8 @@ class WindowSync:
         for raw in fetch(self.soql, include_deleted=True, **kwargs):
             raw = raw.rename(columns=lambda name: spelling.get(str(name).lower(), name))
             raw = raw.reindex(columns=list(self.columns)).reset_index(drop=True)
+            if self.read_ids is not None:
+                self.read_ids.update(raw["Id"].dropna())
             raw, replaced = replace_nul(raw)
             if replaced:
                 self.replaced_nul += replaced
@@ -219,14 +223,17 @@ def read_fields(integration: IntegrationConfig, object_type: str) -> tuple[str, 
 
 
 def plan_selection(client: SalesforceClient, integration: IntegrationConfig, object_type: str, selection: str,
-                   describes: Describes, window: SyncWindow, *, expected: int) -> WindowSync:
+                   describes: Describes, window: SyncWindow, *, expected: int, list_leavers: bool) -> WindowSync:
     """A REST read of the object's records picked by `selection` (a SOQL condition such as `Id IN (...)`) under
-    its sync rules, mapped like a window's, with the Id listing of the picked records that no longer match the
-    rules. A micro-sync reads changed records this way; `window` says which commit times they come from."""
+    its sync rules, mapped like a window's, and with `list_leavers` the Id listing of the picked records that no
+    longer match the rules. A micro-sync reads changed records this way; `window` says which commit times they
+    come from."""
     fields = read_fields(integration, object_type)
     where = rules_where(integration, object_type, describes)
     soql = build_window_soql(object_type, fields, f"({selection}) AND ({where})" if where else selection, None, None)
-    leavers = build_window_soql(object_type, ("Id",), f"({selection}) AND NOT ({where})", None, None) if where else None
+    leavers = None
+    if where and list_leavers:
+        leavers = build_window_soql(object_type, ("Id",), f"({selection}) AND NOT ({where})", None, None)
     return WindowSync(integration, object_type, window, soql, fields, False, expected, client, client.api_calls,
                       usage_at_start=client.api_usage, rules_where=where, out_of_scope_soql=leavers)
 

@@ -40,17 +40,13 @@ def is_own_change(change_origin: str) -> bool:
 
 @dataclass
 class ObjectChanges:
-    """What one synced object must read again: its own records by Id (`deleted` marks those whose last change
-    was a delete), its records whose parent changed (by relationship), and a window re-sync from `resync_since_ms`
-    (epoch ms) when events could not name the records."""
+    """What one synced object must read again: its own records by Id (created, updated, deleted or undeleted
+    alike: the read says what they are now), its records whose parent changed (by relationship), and a window
+    re-sync from `resync_since_ms` (epoch ms) when events could not name the records."""
 
-    ids: dict[str, bool] = field(default_factory=dict)
+    ids: list[str] = field(default_factory=list)
     via_parent: dict[str, list[str]] = field(default_factory=dict)
     resync_since_ms: int | None = None
-
-    @property
-    def deleted(self) -> list[str]:
-        return [record_id for record_id, gone in self.ids.items() if gone]
 
 
 @dataclass
@@ -91,7 +87,7 @@ class MicroSyncPlan:
         data = json.loads(text)
         return cls(after=None if data["after"] is None else bytes.fromhex(data["after"]),
                    until=None if data["until"] is None else bytes.fromhex(data["until"]),
-                   objects={name: ObjectChanges(dict(o["ids"]), {k: list(v) for k, v in o["via_parent"].items()},
+                   objects={name: ObjectChanges(list(o["ids"]), {k: list(v) for k, v in o["via_parent"].items()},
                                                 o["resync_since_ms"]) for name, o in data["objects"].items()},
                    commits_ms=list(data["commits_ms"]), events=data["events"], own=data["own"],
                    ignored=data["ignored"])
@@ -103,8 +99,8 @@ def plan_micro_sync(events: Sequence[ChangeHeader], *, after: bytes | None, unti
 
     `parents` names, per synced object, the relationships its mappings and rules read through (`Lead` and
     `Contact` for a CampaignMember, `Account` for `Account.Name`): a change of such a parent re-reads the
-    object's records under it. A record's last change decides: deleted, or read again. Gap events with Ids
-    re-read those records; an overflow (no Ids) or an Id with a wildcard (`001*`) re-syncs the object by window
+    object's records under it (a parent's delete does not: its children's own events say what happened to them).
+    Gap events with Ids re-read those records; an overflow (no Ids) or an Id with a wildcard (`001*`) re-syncs the object by window
     from the event's commit time."""
     synced = tuple(objects)
     plan = MicroSyncPlan(after=after, until=until)
@@ -120,10 +116,7 @@ def plan_micro_sync(events: Sequence[ChangeHeader], *, after: bytes | None, unti
             if event.change_type == OVERFLOW or wildcard or not event.record_ids:
                 plan.resync(event.entity, event.commit_timestamp)
             else:
-                changes = plan.objects.setdefault(event.entity, ObjectChanges())
-                for record_id in event.record_ids:
-                    changes.ids.pop(record_id, None)  # the last change keeps the newest place
-                    changes.ids[record_id] = event.change_type in DELETES
+                plan.objects.setdefault(event.entity, ObjectChanges()).ids.extend(event.record_ids)
         for object_type in synced:
             if event.entity not in parents.get(object_type, ()):
                 continue
@@ -131,12 +124,15 @@ def plan_micro_sync(events: Sequence[ChangeHeader], *, after: bytes | None, unti
             if event.change_type == OVERFLOW or not event.record_ids:
                 plan.resync(object_type, event.commit_timestamp)
             elif event.change_type not in DELETES:
-                known = plan.objects.setdefault(object_type, ObjectChanges()).via_parent.setdefault(event.entity, [])
-                known.extend(record_id for record_id in event.record_ids if record_id not in known)
+                changes = plan.objects.setdefault(object_type, ObjectChanges())
+                changes.via_parent.setdefault(event.entity, []).extend(event.record_ids)
         if worked:
             plan.commits_ms.append(event.commit_timestamp)
         else:
             plan.ignored += 1
+    for changes in plan.objects.values():  # each record once, in the order of its first change
+        changes.ids = list(dict.fromkeys(changes.ids))
+        changes.via_parent = {parent: list(dict.fromkeys(ids)) for parent, ids in changes.via_parent.items()}
     return plan
 
 

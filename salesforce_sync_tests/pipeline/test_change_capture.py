@@ -306,3 +306,22 @@ def test_cut_stream_and_expired_token_are_survived(org: EmulatedOrg, sf: Salesfo
         sf.Contact.update(record_id, {"LastName": "After The Cut"})
         wait_until(lambda: stored(store, "Contact", record_id)["last_name"] == "After The Cut", timeout=WITHIN_SECONDS)
     assert_store_matches_org(store, sf, ("Contact",))
+
+
+def test_records_leaving_the_rules_or_the_org_stop_being_live(org: EmulatedOrg, sf: Salesforce, store: AudienceStore,
+                                                              store_url: str, synced: IntegrationConfig) -> None:
+    leaving, purged = (record["Id"] for record in sf.query(
+        "SELECT Id FROM Lead WHERE Email != null AND IsDeleted = false AND IsConverted = false "
+        "AND Status != 'Closed - Not Converted' LIMIT 2")["records"])
+
+    def removed_reason(record_id: str) -> str | None:
+        users = store.users("acme", "crm", "Lead")
+        return users.set_index("salesforce_id").at[record_id, "removed_reason"]
+
+    with Listener(store_url, synced):
+        wait_until(lambda: subscribed(store))
+        sf.Lead.update(leaving, {"Email": None})  # no longer matches the rule `Email is_set`
+        org.control.hard_delete("Lead", [purged])  # gone without a trace, recycle bin included
+        wait_until(lambda: removed_reason(leaving) == "out_of_scope" and removed_reason(purged) == "hard_deleted",
+                   timeout=WITHIN_SECONDS)
+    assert_store_matches_org(store, sf, ("Lead",))

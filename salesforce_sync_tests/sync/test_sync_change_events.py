@@ -1,5 +1,5 @@
-"""Grouping change events into a micro-sync plan (pure): our own write-back's changes left out, a record's last
-change deciding, parents' changes reaching the records read through them, overflows and wildcard Ids re-syncing,
+"""Grouping change events into a micro-sync plan (pure): our own write-back's changes left out, each changed
+record read once, parents' changes reaching the records read through them, overflows and wildcard Ids re-syncing,
 and batches closing on their debounce window or size cap."""
 
 from __future__ import annotations
@@ -37,14 +37,13 @@ def test_own_changes_are_recognised_by_their_client(origin: str, own: bool) -> N
     assert is_own_change(origin) is own
 
 
-def test_a_records_last_change_decides_and_own_changes_are_left_out() -> None:
+def test_each_changed_record_is_read_once_and_own_changes_are_left_out() -> None:
     planned = plan(Event("Lead", "UPDATE", ["00Q1"], 1_000), Event("Lead", "DELETE", ["00Q1"], 2_000),
                    Event("Lead", "DELETE", ["00Q2"], 2_500), Event("Lead", "UNDELETE", ["00Q2"], 3_000),
                    Event("Lead", "UPDATE", ["00Q3"], 4_000,
                          change_origin="com/salesforce/api/rest/62.0;client=salesforce-sync"),
                    Event("Opportunity", "UPDATE", ["0061"], 5_000))
-    assert planned.objects["Lead"].ids == {"00Q1": True, "00Q2": False}
-    assert planned.objects["Lead"].deleted == ["00Q1"]
+    assert planned.objects["Lead"].ids == ["00Q1", "00Q2"]
     assert (planned.events, planned.own, planned.ignored) == (6, 1, 1)
     assert planned.commits_ms == [1_000, 2_000, 2_500, 3_000]  # a Lead is also a CampaignMember's parent
     assert planned.objects["CampaignMember"].via_parent == {"Lead": ["00Q1", "00Q2"]}
@@ -54,7 +53,7 @@ def test_overflow_and_wildcards_resync_from_the_earliest_commit() -> None:
     planned = plan(Event("Lead", "GAP_OVERFLOW", [], 9_000), Event("Lead", "GAP_UPDATE", ["00Q*"], 7_000),
                    Event("Contact", "GAP_OVERFLOW", [], 8_000), Event("Lead", "GAP_UPDATE", ["00Q5"], 9_500))
     assert planned.objects["Lead"].resync_since_ms == 7_000
-    assert planned.objects["Lead"].ids == {"00Q5": False}  # a gap with Ids re-reads them
+    assert planned.objects["Lead"].ids == ["00Q5"]  # a gap with Ids re-reads them
     assert planned.objects["CampaignMember"].resync_since_ms == 8_000  # its Contacts' changes are unknown
 
 

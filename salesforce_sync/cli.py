@@ -54,13 +54,16 @@ def _operator_errors() -> tuple[type[Exception], ...]:
     from salesforce_sync.commands.sync import DagsterSetupError
     from salesforce_sync.config.errors import ConfigError
     from salesforce_sync.salesforce.auth import SalesforceAuthError
-    from salesforce_sync.runs.health import SyncDeferred
+    from salesforce_sync.runs.health import SyncBlocked, SyncDeferred
+    from salesforce_sync.runs.lease import SyncLeaseBusy, SyncLeaseLost
     from salesforce_sync.salesforce.client import SalesforceRequestError
     from salesforce_sync.store.errors import OrgAlreadyRegisteredError, StoreInputError
     from salesforce_sync.sync.errors import SyncRuleError
 
     return (ConfigError, ConnectError, DagsterSetupError, OrgAlreadyRegisteredError, SalesforceAuthError,
-            SalesforceRequestError, StoreInputError, SyncDeferred, SyncRuleError, requests.RequestException,
+            SalesforceRequestError, StoreInputError, SyncBlocked, SyncDeferred, SyncLeaseBusy, SyncLeaseLost,
+            SyncRuleError,
+            requests.RequestException,
             OperationalError, InterfaceError)
 
 
@@ -114,10 +117,37 @@ def _preview(args: argparse.Namespace) -> int:
     return run_preview(load_config(), args.integration, args.object)
 
 
+def _refresh_formulas(args: argparse.Namespace) -> int:
+    from salesforce_sync.commands.refresh_formulas import run_refresh_formulas
+    from salesforce_sync.config.loader import load_config
+
+    return run_refresh_formulas(load_config(), args.integration)
+
+
 def _logs(args: argparse.Namespace) -> int:
     from salesforce_sync.commands.logs import run_logs
 
     return run_logs(args.integration, event=args.event, since=args.since, limit=args.limit, as_json=args.json)
+
+
+def _people(args: argparse.Namespace) -> int:
+    from salesforce_sync.commands.people import run_people
+    from salesforce_sync.config.loader import load_config
+
+    return run_people(load_config(), args.project, email=args.email)
+def _push(args: argparse.Namespace) -> int:
+    from salesforce_sync.commands.push import run_push
+    from salesforce_sync.config.loader import load_config
+
+    return run_push(load_config(), args.integration, object_type=args.object, dry_run=args.dry_run, full=args.full)
+
+
+def _rejected(args: argparse.Namespace) -> int:
+    from salesforce_sync.commands.push import run_rejected
+    from salesforce_sync.config.loader import load_config
+
+    return run_rejected(load_config(), args.integration, object_type=args.object, limit=args.limit,
+                        as_json=args.json)
 
 
 def _connect(args: argparse.Namespace) -> int:
@@ -182,6 +212,11 @@ def _add_operator_commands(commands: argparse._SubParsersAction[argparse.Argumen
     preview.add_argument("object", nargs="?", help="Lead, Contact or CampaignMember (default: every configured one)")
     preview.set_defaults(handler=_reported(_preview))
 
+    refresh = commands.add_parser("refresh-formulas", help="re-read the mapped formula fields and relationship "
+                                                           "paths now and write the values that changed")
+    refresh.add_argument("integration", nargs="?", help="integration id (default: every one that syncs)")
+    refresh.set_defaults(handler=_reported(_refresh_formulas))
+
     logs = commands.add_parser("logs", help="the sync log, newest first")
     logs.add_argument("integration", nargs="?", help="integration id (default: all)")
     logs.add_argument("--event", type=_event, help="only entries of this event type (e.g. sync_failed)")
@@ -190,6 +225,25 @@ def _add_operator_commands(commands: argparse._SubParsersAction[argparse.Argumen
     logs.add_argument("--limit", type=_positive, default=50, help="at most this many entries (default: 50)")
     logs.add_argument("--json", action="store_true", help="print JSON, messages verbatim")
     logs.set_defaults(handler=_reported(_logs))
+
+    people = commands.add_parser("people", help="people per project, or one person (by email) and their records")
+    people.add_argument("project", nargs="?", help="project id (default: all)")
+    people.add_argument("--email", help="show the person with this email (matched trimmed and case-insensitively)")
+    people.set_defaults(handler=_reported(_people))
+    push = commands.add_parser("push", help="write the audience's new and changed rows to Salesforce (write_back)")
+    push.add_argument("integration", nargs="?", help="integration id (default: every one with a write_back)")
+    push.add_argument("--object", help="only this object (Lead, Contact or Account)")
+    push.add_argument("--dry-run", action="store_true", help="print what would be created, updated and skipped; "
+                                                              "write nothing")
+    push.add_argument("--full", action="store_true", help="send every row, not only those changed since the last push")
+    push.set_defaults(handler=_reported(_push))
+
+    rejected = commands.add_parser("rejected", help="source rows Salesforce refused in the last push, and why")
+    rejected.add_argument("integration", nargs="?", help="integration id (default: all)")
+    rejected.add_argument("--object", help="only this object (Lead, Contact or Account)")
+    rejected.add_argument("--limit", type=_positive, default=200, help="at most this many rows (default: 200)")
+    rejected.add_argument("--json", action="store_true", help="print JSON, messages verbatim")
+    rejected.set_defaults(handler=_reported(_rejected))
 
     connect = commands.add_parser(
         "connect", help="authorize access to the integration's org in a browser (OAuth with PKCE) and store its "

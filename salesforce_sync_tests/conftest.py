@@ -62,5 +62,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
     yield url
     engine = create_engine(url)
     with engine.begin() as connection:
-        connection.execute(text("TRUNCATE audience_users, sync_log, salesforce_orgs, integration_state, sync_leases, change_capture_state"))
+        connection.execute(text("TRUNCATE audience_users, sync_log, salesforce_orgs, integration_state, sync_leases, "
+                                "write_back_links, write_back_snapshots, write_back_outcomes, write_back_intents, "
+                                "object_settings, change_capture_state"))
     engine.dispose()

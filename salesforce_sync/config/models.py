@@ -295,8 +295,30 @@ class FieldMapping(_Model):
         return (value,) if isinstance(value, str) else value
 
 
+#: The reference fields that tie one person's records together (`sync.identity`): (field, the property it is
+#: stored under in `properties`, the object it names). A converted Lead names the Contact it became, a
+#: CampaignMember its Lead or Contact. Always read, whatever the configured mappings.
+IDENTITY_LINKS: dict[ObjectType, tuple[tuple[str, str, ObjectType], ...]] = {
+    "Lead": (("ConvertedContactId", "converted_contact_id", "Contact"),),
+    "Contact": (),
+    "CampaignMember": (("LeadId", "lead_id", "Lead"), ("ContactId", "contact_id", "Contact")),
+}
+CONVERTED_PROPERTY = "is_converted"
+"""A Lead's IsConverted: converted Leads are read-only in Salesforce, so write-back skips them."""
+
+
+def identity_mappings(object_type: ObjectType) -> tuple[FieldMapping, ...]:
+    """The mappings of an object's identity references (and a Lead's IsConverted); no configured mapping may
+    take their property names."""
+    links = tuple(FieldMapping(fields=(field,), property=name, type="string")
+                  for field, name, _ in IDENTITY_LINKS[object_type])
+    converted = (FieldMapping(fields=("IsConverted",), property=CONVERTED_PROPERTY, type="boolean"),)
+    return links + (converted if object_type == "Lead" else ())
+
+
 def default_mappings(object_type: ObjectType) -> tuple[FieldMapping, ...]:
-    """Mappings every object has unless a configured mapping targets the same property."""
+    """Mappings every object has: the person fields (unless a configured mapping targets the same property),
+    then its identity references."""
     opt_out_fields = (
         ("Lead.HasOptedOutOfEmail", "Contact.HasOptedOutOfEmail")
         if object_type == "CampaignMember" else ("HasOptedOutOfEmail",)
@@ -307,6 +329,7 @@ def default_mappings(object_type: ObjectType) -> tuple[FieldMapping, ...]:
         FieldMapping(fields=("LastName",), property="last_name", type="string"),
         FieldMapping(fields=("Phone",), property="phone", type="string"),
         FieldMapping(fields=opt_out_fields, property=OPT_OUT_PROPERTY, type="boolean"),
+        *identity_mappings(object_type),
     )
 
 
@@ -431,6 +454,155 @@ class ChangeCaptureConfig(_Model):
     sensor_interval_seconds: int = Field(5, ge=1, le=3600)
 
 
+WriteBackObject = Literal["Lead", "Contact", "Account"]
+WRITE_BACK_OBJECTS: tuple[WriteBackObject, ...] = get_args(WriteBackObject)
+FieldMode = Literal["dont_sync", "fill", "overwrite"]
+MatchStep = Literal["linked", "external_id", "email", "domain"]
+#: How each write-back object finds the Salesforce record of a source row, unless `match` says otherwise.
+DEFAULT_MATCH: dict[str, tuple[MatchStep, ...]] = {
+    "Lead": ("linked", "external_id", "email"), "Contact": ("linked", "external_id", "email"),
+    "Account": ("linked", "external_id", "domain"),
+}
+_MATCH_COLUMN = {"email": "email_column", "domain": "website_column"}
+_SQL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_SALESFORCE_FIELD = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,79}")
+
+
+def _sql_name(value: str) -> str:
+    if not _SQL_NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is not a table or column name (letters, digits and underscores)")
+    return value
+
+
+def _salesforce_field(value: str) -> str:
+    if not _SALESFORCE_FIELD.fullmatch(value):
+        raise ValueError(f"{value!r} is not a Salesforce field API name of the object itself (e.g. Status, Tier__c)")
+    return value
+
+
+SqlName = Annotated[str, AfterValidator(_sql_name)]
+SalesforceField = Annotated[str, AfterValidator(_salesforce_field)]
+
+
+class WriteBackField(_Model):
+    """One source column written to one Salesforce field.
+
+    `mode`: overwrite (Salesforce takes the source's value when it differs), fill (only while Salesforce's value
+    is empty), dont_sync (never written). A null source value is never sent unless `send_nulls`. `value_map`
+    translates source values (a tool's stage) into the field's values (a Lead Status); unmapped values pass as
+    they are."""
+
+    column: SqlName
+    field: SalesforceField
+    mode: FieldMode = "overwrite"
+    send_nulls: bool = False
+    value_map: dict[str, str] | None = None
+
+
+class WriteBackOwner(_Model):
+    """OwnerId from a source column holding the owner's email (the active User with that email); else the
+    `default_email` User; else nothing is sent and Salesforce makes the connecting user the owner. `mode` as a
+    field's (fill: set on create only, as a record always has an owner)."""
+
+    column: SqlName | None = None
+    default_email: str | None = None
+    mode: FieldMode = "fill"
+
+
+class WriteBackObjectConfig(_Model):
+    """Where one Salesforce object's write-back reads its rows and how it writes them.
+
+    The source is a `table` or a `query` in the audience store's database, with `key` the column holding the
+    person's or company's key. `match` orders how a row finds its record (linked Id, external ID, email for
+    Lead and Contact, website domain for Account); with none found it is created when `create` allows."""
+
+    table: SqlName | None = None
+    query: str | None = None
+    key: SqlName
+    fields: tuple[WriteBackField, ...] = Field(min_length=1)
+    match: tuple[MatchStep, ...] | None = None
+    email_column: SqlName | None = None
+    website_column: SqlName | None = None
+    match_subdomains: bool = False
+    create: bool = True
+    external_id_field: SalesforceField | None = None
+    owner: WriteBackOwner | None = None
+    upstream_asset_key: tuple[str, ...] | None = None
+    """The Dagster asset the source is (lineage); default audience/<project>/<table> for a table source."""
+
+    @field_validator("upstream_asset_key", mode="before")
+    @classmethod
+    def _slash_path(cls, value: Any) -> Any:
+        return tuple(value.split("/")) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _source_consistent(self) -> WriteBackObjectConfig:
+        if (self.table is None) == (self.query is None):
+            raise FieldProblem("table", "give exactly one of table and query as the source")
+        seen: set[str] = set()
+        for index, mapped in enumerate(self.fields):
+            if mapped.field in seen:
+                raise FieldProblem(("fields", index, "field"), f"field '{mapped.field}' is written more than once")
+            if mapped.field in ("Id", "OwnerId") or mapped.field == self.external_id_field:
+                raise FieldProblem(("fields", index, "field"),
+                                   f"field '{mapped.field}' is written by the write-back itself (link, owner, "
+                                   "external ID)")
+            seen.add(mapped.field)
+        for step in self.match or ():
+            column = _MATCH_COLUMN.get(step)
+            if column is not None and getattr(self, column) is None:
+                raise FieldProblem("match", f"matching by {step} needs {column}")
+            if step == "external_id" and self.external_id_field is None:
+                raise FieldProblem("match", "matching by external_id needs external_id_field")
+        return self
+
+    def match_order(self, object_type: WriteBackObject) -> tuple[MatchStep, ...]:
+        """The configured order, else the object's default without the steps it has no column for."""
+        if self.match is not None:
+            return self.match
+        usable = {"linked", *([] if self.external_id_field is None else ["external_id"]),
+                  *(step for step, column in _MATCH_COLUMN.items() if getattr(self, column) is not None)}
+        return tuple(step for step in DEFAULT_MATCH[object_type] if step in usable)
+
+    @property
+    def source_columns(self) -> tuple[str, ...]:
+        """Every column a row's content is made of: what the snapshot hash covers."""
+        columns = [self.key, *(f.column for f in self.fields), self.email_column, self.website_column,
+                   self.owner.column if self.owner else None]
+        return tuple(dict.fromkeys(c for c in columns if c is not None))
+
+
+class WriteBackConfig(_Model):
+    """Audience changes pushed into Salesforce: per object its source and fields (see README "Write-back")."""
+
+    objects: dict[WriteBackObject, WriteBackObjectConfig] = Field(min_length=1)
+    contact_before_lead: bool = True
+    """A Lead row whose email belongs to a Contact is skipped: the person is a Contact now."""
+    bulk_threshold: int = Field(2_000, ge=1)
+    chunk_size: int = Field(10_000, ge=100, le=1_000_000)
+    max_rejection_rate: float = Field(0.05, ge=0, le=1)
+    """The write_back_rejections check fails when more of an object's rows than this share stand rejected."""
+
+    @model_validator(mode="after")
+    def _person_match(self) -> WriteBackConfig:
+        for object_type, settings in self.objects.items():
+            if object_type == "Account" and settings.email_column is not None:
+                raise FieldProblem(("objects", object_type, "email_column"), "Accounts match by website_column")
+            if object_type != "Account" and settings.website_column is not None:
+                raise FieldProblem(("objects", object_type, "website_column"),
+                                   f"{object_type}s match by email_column")
+            for step in settings.match or ():
+                if (step == "email") == (object_type == "Account") and step in ("email", "domain"):
+                    raise FieldProblem(("objects", object_type, "match"),
+                                       f"{object_type} cannot match by {step}")
+        return self
+
+    @property
+    def object_types(self) -> tuple[WriteBackObject, ...]:
+        """Configured objects in push order: Accounts first, then Contacts, then Leads."""
+        return tuple(o for o in ("Account", "Contact", "Lead") if o in self.objects)
+
+
 class IntegrationConfig(_Model):
     """One Salesforce org feeding one project.
 
@@ -462,10 +634,15 @@ class IntegrationConfig(_Model):
     #: Hours between Id reconciliations (hard deletes, records that left the rules without being modified);
     #: 0 reconciles on every sync. A full re-sync always reconciles.
     reconcile_every_hours: int = Field(24, ge=0, le=24 * 31)
+    #: Minutes between re-reads of the mapped formula fields and relationship paths, whose values change without
+    #: the record's LastModifiedDate moving (see `runs.formula_refresh`); 0 turns the scheduled refresh off.
+    formula_refresh_minutes: int = Field(360, ge=0, le=7 * 1440)
     lease_wait_seconds: int = Field(600, ge=0, le=86_400)
     """How long a sync waits for another sync of the same integration to finish before it fails."""
     owners: tuple[Owner, ...] = ()
     """Who answers for the integration's assets in Dagster (emails or team:<name>)."""
+    write_back: WriteBackConfig | None = None
+    """Audience changes written to Salesforce Leads, Contacts and Accounts (`salesforce-sync push`)."""
     auto_map_new_fields: bool = False
     """When the schema_drift check finds custom fields the org added, map them by their describe type (the
     next sync re-reads the object)."""
@@ -507,6 +684,17 @@ class IntegrationConfig(_Model):
     @classmethod
     def _utc_start(cls, value: Any) -> Any:
         return _as_utc_datetime(value)
+
+    @model_validator(mode="after")
+    def _identity_properties_kept(self) -> IntegrationConfig:
+        for object_type, settings in self.objects.items():
+            taken = {mapping.property for mapping in identity_mappings(object_type)}
+            for index, mapping in enumerate(settings.field_mappings or ()):
+                if mapping.property in taken:
+                    raise FieldProblem(("objects", object_type, "field_mappings", index, "property"),
+                                       f"'{mapping.property}' is filled by the sync itself ({object_type} identity "
+                                       "links); map to another property name")
+        return self
 
     @model_validator(mode="after")
     def _connection_consistent(self) -> IntegrationConfig:
@@ -568,6 +756,11 @@ class IntegrationConfig(_Model):
     @property
     def reconcile_every(self) -> timedelta:
         return timedelta(hours=self.reconcile_every_hours)
+
+    @property
+    def formula_refresh_every(self) -> timedelta | None:
+        """The formula refresh cadence; None when the scheduled refresh is off."""
+        return timedelta(minutes=self.formula_refresh_minutes) if self.formula_refresh_minutes else None
 
     @property
     def window_minutes(self) -> int:

@@ -40,9 +40,9 @@ def sync_job_name(integration_id: str) -> str:
 def synced_integration_id(run: dg.DagsterRun) -> str | None:
     """The integration whose records a run syncs, however it was launched: a UI Materialize or backfill runs
     the implicit asset job with the integration's assets selected and no integration tag; the sync job
-    carries the tag. None for health checks, previews and anything else."""
+    carries the tag. None for write-backs, health checks, previews and anything else."""
     for key in run.asset_selection or ():
-        if key.path[0] == "salesforce" and len(key.path) >= 3:
+        if key.path[0] == "salesforce" and len(key.path) == 3:  # not salesforce/<integration>/write_back/<Object>
             return key.path[1]
     integration_id = run.tags.get(INTEGRATION_TAG)
     return integration_id if integration_id and run.job_name == sync_job_name(integration_id) else None
@@ -147,6 +147,7 @@ def build_object_asset(integration: IntegrationConfig, object_type: str,
         owners=list(integration.owners),
         metadata={"project": integration.project, "object_type": object_type,
                   "frequency_minutes": integration.window_minutes, "history": integration.history,
+                  "formula_refresh_minutes": integration.formula_refresh_minutes,
                   **standard_metadata(integration, object_type)},
     )
     def sync_object(context: dg.AssetExecutionContext, salesforce: SalesforceResource,

@@ -1,5 +1,5 @@
 """Health checks as asset checks (credentials, API limits, field mappings, staleness, clock skew, schema
-drift), which run after every sync and on their own in a checks-only job, each writing a `health_check` entry
+drift, formula freshness), which run after every sync and on their own in a checks-only job, each writing a `health_check` entry
 to the sync log and telling the owners when a check starts failing (ERROR severity) and when it recovers; and
 the preview-count job."""
 
@@ -27,6 +27,7 @@ from salesforce_sync.runs.health import (
     with_auto_mappings,
 )
 from salesforce_sync.runs.alerts import announce, health_subject
+from salesforce_sync.runs.formula_refresh import check_formula_freshness, last_formula_refresh
 from salesforce_sync.runs.preview import preview_counts
 from salesforce_sync.sync.describe import Describes
 from salesforce_sync.salesforce.auth import SalesforceAuthError
@@ -44,6 +45,8 @@ CHECKS = {
                   "beyond.",
     "schema_drift": "Fields the org added since the mappings were written, custom fields first (warns); with "
                     "auto_map_new_fields the new custom fields are mapped and the object re-read.",
+    "formula_freshness": "The mapped formula fields and relationship paths were last re-read within twice "
+                         "formula_refresh_minutes (not defined when the refresh is off).",
 }
 CHANGE_CAPTURE_CHECK = ("change_capture", "The change-event subscription was heard from, and no event waited to be "
                         "applied, within the lag threshold (only with change_capture enabled).")
@@ -51,7 +54,10 @@ CHANGE_CAPTURE_CHECK = ("change_capture", "The change-event subscription was hea
 
 def build_integration_checks(integration: IntegrationConfig) -> dg.AssetChecksDefinition:
     """One multi-check per integration, so credentials and limits are read once for all its objects."""
-    checks = {**CHECKS, **dict([CHANGE_CAPTURE_CHECK])} if integration.change_capture.enabled else CHECKS
+    checks = {name: text for name, text in CHECKS.items()
+              if name != "formula_freshness" or integration.formula_refresh_every is not None}
+    if integration.change_capture.enabled:
+        checks.update([CHANGE_CAPTURE_CHECK])
     specs = [dg.AssetCheckSpec(name, asset=asset_key(integration.id, object_type), description=text)
              for object_type in integration.object_types for name, text in checks.items()]
 
@@ -156,6 +162,9 @@ def _outcomes(integration: IntegrationConfig, salesforce: SalesforceResource, st
         if "staleness" in wanted:
             state = store.get_state(integration.id, object_type)
             yield object_type, check_staleness(integration, state.last_success_at if state else None, now)
+        if "formula_freshness" in wanted:
+            last = last_formula_refresh(store.object_settings(integration.id, object_type))
+            yield object_type, check_formula_freshness(integration, object_type, last, now)
         if "change_capture" in wanted:
             yield object_type, check_change_capture(integration, store.change_capture_state(integration.id), now)
 

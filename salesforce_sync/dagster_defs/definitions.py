@@ -13,9 +13,12 @@ from salesforce_sync.config.status import missing_settings
 from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, build_integration_assets, sync_job_name
 from salesforce_sync.dagster_defs.change_capture import build_change_capture_sensor, build_micro_sync_job
 from salesforce_sync.dagster_defs.checks import build_integration_checks, build_preview_job
+from salesforce_sync.dagster_defs.formulas import build_formula_refresh_job, build_formula_refresh_sensor
 from salesforce_sync.dagster_defs.io_manager import AudienceStoreIOManager
+from salesforce_sync.dagster_defs.people import build_people_definitions
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource, SalesforceResource
 from salesforce_sync.dagster_defs.sensors import build_run_status_sensors, build_windows_sensor
+from salesforce_sync.dagster_defs.write_back import build_write_back_definitions, source_specs
 from salesforce_sync.store.urls import STORE_URL_ENV_VAR, configured_store_url
 
 
@@ -40,10 +43,11 @@ def freshness_sensor_name(integration_id: str) -> str:
 
 def build_integration_definitions(integration: IntegrationConfig) -> dg.Definitions:
     """Everything one integration contributes, as one unit: its object assets and their health checks, the
-    sync, health and preview jobs and the health schedule; with change capture its micro-sync job and
-    change_capture sensor; when it syncs on a schedule also its windows sensor
-    and Dagster freshness checks (a materialization within twice the frequency) with the sensor that evaluates
-    them. Empty for an integration with no objects. Resources are shared and added by build_definitions."""
+    sync, health, preview and formula refresh jobs and the health schedule; with change capture its micro-sync job
+    and change_capture sensor; when it syncs on a schedule also its windows sensor, its formula refresh sensor
+    (unless formula_refresh_minutes is 0 or it is historical_only) and Dagster freshness checks (a materialization
+    within twice the frequency) with the sensor that evaluates them. Empty for an integration with no objects.
+    Resources are shared and added by build_definitions."""
     integration_assets = build_integration_assets(integration)
     if not integration_assets:
         return dg.Definitions()
@@ -64,7 +68,8 @@ def build_integration_definitions(integration: IntegrationConfig) -> dg.Definiti
         selection=dg.AssetSelection.checks_for_assets(*integration_assets) - freshness_selection,
         tags={INTEGRATION_TAG: integration.id},
         description=f"Health checks of integration {integration.id!r}, without syncing.")
-    sensors, jobs = [], [health_job, build_preview_job(integration), sync_job]
+    formula_job = build_formula_refresh_job(integration)
+    sensors, jobs = [], [health_job, build_preview_job(integration), sync_job, formula_job]
     if integration.change_capture.enabled and integration.active and not missing_settings(integration):
         jobs.append(micro_sync := build_micro_sync_job(integration))
         sensors.append(build_change_capture_sensor(integration, micro_sync))
@@ -73,6 +78,8 @@ def build_integration_definitions(integration: IntegrationConfig) -> dg.Definiti
                     dg.build_sensor_for_freshness_checks(freshness_checks=freshness,
                                                          name=freshness_sensor_name(integration.id),
                                                          default_status=dg.DefaultSensorStatus.RUNNING)]
+        if integration.formula_refresh_every is not None and integration.history != "historical_only":
+            sensors.append(build_formula_refresh_sensor(integration, formula_job))
     return dg.Definitions(
         assets=integration_assets,
         asset_checks=[build_integration_checks(integration), *freshness],
@@ -85,7 +92,8 @@ def build_integration_definitions(integration: IntegrationConfig) -> dg.Definiti
 
 
 def build_definitions(config: SyncConfig) -> dg.Definitions:
-    """Every integration's definitions merged, plus the run-status sensors and the shared resources."""
+    """Every integration's definitions merged, plus each project's people, the run-status sensors and the
+    shared resources."""
     store = store_resource()
     shared = dg.Definitions(
         sensors=build_run_status_sensors({i.id: i for i in config.integrations}),
@@ -95,7 +103,11 @@ def build_definitions(config: SyncConfig) -> dg.Definitions:
             "audience_store_io": AudienceStoreIOManager(store=store),
         },
     )
-    return dg.Definitions.merge(*(build_integration_definitions(i) for i in config.integrations), shared)
+    merged = dg.Definitions.merge(*(build_integration_definitions(i) for i in config.integrations),
+                                  *(build_write_back_definitions(i) for i in config.integrations),
+                                  build_people_definitions(config), shared)
+    defined = [key for asset in merged.assets or () for key in getattr(asset, "keys", ())]
+    return dg.Definitions.merge(merged, dg.Definitions(assets=source_specs(config, defined)))
 
 
 defs = build_definitions(load_config())

@@ -191,6 +191,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         response, cut = self.server_ref.dispatch(self.command, self.path, self.headers, body)
+        if cut and not response.body:  # nothing to cut half-way: the connection drops before the answer
+            self.close_connection = True
+            self._drop()
+            return
         self.send_response(response.status)
         for key, value in response.headers.items():
             self.send_header(key, value)
@@ -204,12 +208,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(response.body[: max(1, len(response.body) // 2)])
             self.wfile.flush()
             self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self._drop()
             return
         self.wfile.write(response.body)
+
+    def _drop(self) -> None:
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def handle_one_request(self) -> None:
         try:

@@ -27,6 +27,7 @@ from salesforce_sync.salesforce.retries import (
     DEFAULT_RETRY_POLICY,
     RetryPolicy,
     SalesforceRequestError,
+    never_sent,
     retry_after_seconds,
 )
 
@@ -119,24 +120,39 @@ class SalesforceClient:
 
         return self._retrying(name, once)
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """A raw call under /services/data/vNN.N, re-authenticating once on 401, retried when transient."""
+    def _request(self, method: str, path: str, *, idempotent: bool = True, **kwargs: Any) -> requests.Response:
+        """A raw call under /services/data/vNN.N, re-authenticating once on 401, retried when transient.
+
+        A call that is not `idempotent` (a create) is not sent again when the connection fails after sending:
+        that raises a SalesforceRequestError with `outcome_unknown`, since the records may exist already."""
         extra_headers = kwargs.pop("headers", {})
+
+        def send(url: str, headers: dict[str, str]) -> requests.Response:
+            try:
+                return self.http.request(method, url, headers=headers, timeout=300, **kwargs)
+            except requests.RequestException as err:
+                if idempotent or never_sent(err):
+                    raise
+                raise SalesforceRequestError(
+                    f"integration {self.integration!r}: {method} {path}: connection lost before the answer "
+                    f"({type(err).__name__}); the write may or may not have been applied",
+                    outcome_unknown=True) from err
 
         def once() -> requests.Response:
             for attempt in (1, 2):
                 url = f"{self.token.instance_url}/services/data/v{self.api_version}/{path.lstrip('/')}"
                 headers = {"Authorization": f"Bearer {self.token.access_token}", **extra_headers}
-                response = self.http.request(method, url, headers=headers, timeout=300, **kwargs)
+                response = send(url, headers)
                 if response.status_code == 401 and attempt == 1:
                     self.authenticate()
                     continue
                 if response.status_code >= 400:
-                    code, text = _error_parts(_json_or_text(response))
+                    body = _json_or_text(response)
+                    code, text = _error_parts(body)
                     raise SalesforceRequestError(
                         f"integration {self.integration!r}: {method} {path} failed with HTTP {response.status_code}: "
                         f"{text}", status=response.status_code, error_code=code,
-                        retry_after=retry_after_seconds(response.headers.get("Retry-After")))
+                        retry_after=retry_after_seconds(response.headers.get("Retry-After")), body=body)
                 return response
             raise AssertionError("unreachable")
 

@@ -20,6 +20,7 @@ from typing import TypeVar
 
 import requests
 import tenacity
+import urllib3
 
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 TRANSIENT_ERROR_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE"})
@@ -30,14 +31,18 @@ class SalesforceRequestError(Exception):
     """A Salesforce API call failed; the message carries Salesforce's errorCode and text verbatim.
 
     `status`, `error_code` and `retry_after` (seconds, from the Retry-After header) say whether it is worth
-    another try."""
+    another try; `body` is Salesforce's parsed error body (a list of {errorCode, message, fields}) when it sent one.
+    `outcome_unknown`: the request may have been applied but its answer was lost, so it must not be sent again
+    blindly (a create would be made twice)."""
 
     def __init__(self, message: str, *, status: int | None = None, error_code: str | None = None,
-                 retry_after: float | None = None) -> None:
+                 retry_after: float | None = None, body: object = None, outcome_unknown: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.error_code = error_code
         self.retry_after = retry_after
+        self.body = body
+        self.outcome_unknown = outcome_unknown
 
 
 def transient_cause(error: BaseException) -> str | None:
@@ -49,6 +54,14 @@ def transient_cause(error: BaseException) -> str | None:
             return " ".join(part for part in (f"HTTP {error.status}" if error.status else "", error.error_code or "")
                             if part)
     return None
+
+
+def never_sent(error: BaseException) -> bool:
+    """Whether a connection failure happened before the request reached the server (so resending is safe)."""
+    if isinstance(error, requests.ConnectTimeout):
+        return True
+    reason = getattr(error.args[0], "reason", None) if isinstance(error, requests.ConnectionError) and error.args else None
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
 def retry_after_seconds(header: str | None, *, now: datetime | None = None) -> float | None:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    String,
     Table,
     case,
     create_engine,
@@ -28,13 +29,14 @@ from sqlalchemy import (
     select,
     text,
     true,
+    type_coerce,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 
 from salesforce_sync.store import postgres_upsert, sqlite_upsert
-from salesforce_sync.store.chunks import PreparedChunk, external_ids, prepare_chunk
+from salesforce_sync.store.chunks import CHUNK_COLUMNS, PreparedChunk, external_ids, prepare_chunk
 from salesforce_sync.store.errors import OrgAlreadyRegisteredError, StoreInputError
 from salesforce_sync.store.lease import SyncLeases
 from salesforce_sync.store.models import (
@@ -49,6 +51,7 @@ from salesforce_sync.store.models import (
     WindowTally,
 )
 from salesforce_sync.store.org_ids import canonical_org_id
+from salesforce_sync.store.people import PeopleStore
 from salesforce_sync.store.schema import (
     INTEGRATION_LEVEL,
     UtcDateTime,
@@ -61,12 +64,15 @@ from salesforce_sync.store.schema import (
     sync_log,
 )
 from salesforce_sync.store.urls import normalize_store_url
+from salesforce_sync.store.write_back import WriteBackStore
 
 _Choice = TypeVar("_Choice", SyncEvent, IntegrationStatus)
 
 _SQLITE_BUSY_TIMEOUT_SECONDS = 60
 _READ_ONLY = "audience_store_read_only"
 """Execution option marking read-only connections (see _sqlite_engine)."""
+_KEYS_PER_QUERY = 500
+"""Keys per `IN` list when reading rows by key (well under SQLite's bound-parameter limit)."""
 _SCHEMA_LOCK_KEY = 0x5A1E5F0
 """PostgreSQL advisory lock taken while creating tables, so concurrent create_schema calls do not race."""
 
@@ -118,6 +124,16 @@ class AudienceStore:
     def leases(self) -> SyncLeases:
         """The sync leases kept in this store (one sync of an integration at a time)."""
         return SyncLeases(self._engine, self._reading, is_sqlite=self._is_sqlite)
+
+    @property
+    def people(self) -> PeopleStore:
+        """People (records of one person grouped by sync.identity) and the lookups write-back uses."""
+        return PeopleStore(self._engine, self._reading)
+
+    @property
+    def write_back(self) -> WriteBackStore:
+        """The write-back's sources, links, snapshots, outcomes and create intents."""
+        return WriteBackStore(self._engine, self._reading, is_sqlite=self._is_sqlite)
 
     def create_schema(self) -> None:
         """Create any missing tables and indexes; safe to call on every start, from several processes."""
@@ -251,6 +267,48 @@ class AudienceStore:
         )
         with self._engine.begin() as connection:
             return connection.execute(statement).rowcount
+
+    def live_rows(self, project: str, integration_id: str, object_type: str,
+                  salesforce_ids: Iterable[str]) -> pd.DataFrame:
+        """The live stored rows of these records as a store chunk (CHUNK_COLUMNS, properties as dicts, stamps
+        UTC), to compare a re-read of some of their values with. PostgreSQL probes the keys from a staging
+        table in one query; SQLite reads a few hundred keys per query without taking the write lock."""
+        keys = _listed_keys(project, integration_id, object_type, salesforce_ids)
+        rows: list[tuple[Any, ...]] = []
+        if not self._is_sqlite and not keys.empty:
+            with self._engine.begin() as connection:
+                rows = postgres_upsert.live_rows(connection, project, keys)
+        elif not keys.empty:
+            users = audience_users.c
+            # The stamps as SQLite keeps them (UTC text), parsed a column at a time below.
+            columns = [type_coerce(users[name], String()) if name == "sf_modified_at" else users[name]
+                       for name in CHUNK_COLUMNS]
+            with self._reading() as connection:
+                for start in range(0, len(keys), _KEYS_PER_QUERY):
+                    batch = keys.iloc[start:start + _KEYS_PER_QUERY].tolist()
+                    query = select(*columns).where(
+                        users.project == project, users.external_id.in_(batch), users.deleted == false())
+                    rows += map(tuple, connection.execute(query))
+        frame = pd.DataFrame(rows, columns=list(CHUNK_COLUMNS))
+        frame["unsubscribed"] = frame["unsubscribed"].astype("boolean")
+        frame["deleted"] = frame["deleted"].astype(bool)
+        frame["sf_modified_at"] = pd.to_datetime(frame["sf_modified_at"], utc=True, format="ISO8601").dt.as_unit("us")
+        return frame
+
+    def apply_refreshed(self, project: str, integration_id: str, chunk: pd.DataFrame) -> int:
+        """Write re-read values into live stored rows without moving their version; returns the rows written.
+
+        Each row of `chunk` (a store chunk carrying the stored `sf_modified_at`) replaces its stored contact
+        columns, opt-out and properties, with their content hash, when the stored row is still live at that
+        version and its content differs (a row a sync has since rewritten is left to it). One transaction."""
+        _require_name("project", project)
+        _require_name("integration_id", integration_id)
+        prepared = prepare_chunk(integration_id, chunk)
+        if prepared.rows.empty:
+            return 0
+        backend = sqlite_upsert if self._is_sqlite else postgres_upsert
+        with self._engine.begin() as connection:
+            return backend.apply_refreshed(connection, project, prepared.rows, datetime.now(UTC))
 
     def users(
         self,
@@ -593,13 +651,15 @@ class AudienceStore:
             return None
         known = None if row.known_fields is None else tuple(row.known_fields)
         return ObjectSettings(row.integration_id, row.object_type, row.fingerprint, row.fingerprint_at,
-                              row.reconciled_at, known, tuple(row.auto_mappings or ()))
+                              row.reconciled_at, known, tuple(row.auto_mappings or ()), row.formula_refreshed_at)
 
     def record_object_settings(self, integration_id: str, object_type: str, *, fingerprint: str | None = None,
                                reconciled_at: datetime | None = None, known_fields: Sequence[str] | None = None,
-                               auto_mappings: Sequence[dict[str, str]] | None = None) -> None:
+                               auto_mappings: Sequence[dict[str, str]] | None = None,
+                               formula_refreshed_at: datetime | None = None) -> None:
         """Remember the settings a complete read of the object used, and/or when its Ids were reconciled, the
-        org's field names then (the schema_drift baseline) and the mappings schema_drift added."""
+        org's field names then (the schema_drift baseline), the mappings schema_drift added and when its
+        formula values were last re-read."""
         _require_name("integration_id", integration_id)
         _require_name("object_type", object_type)
         values: dict[str, Any] = {}
@@ -612,6 +672,9 @@ class AudienceStore:
         if reconciled_at is not None:
             _require_aware("reconciled_at", reconciled_at)
             values["reconciled_at"] = reconciled_at
+        if formula_refreshed_at is not None:
+            _require_aware("formula_refreshed_at", formula_refreshed_at)
+            values["formula_refreshed_at"] = formula_refreshed_at
         if not values:
             return
         statement = (

@@ -27,6 +27,9 @@ class SyncEvent(StrEnum):
     SETTINGS_CHANGED = "settings_changed"
     RECONCILED = "reconciled"
     MICRO_SYNCED = "micro_synced"
+    RECORDS_CREATED = "records_created"
+    RECORDS_REJECTED = "records_rejected"
+    FORMULAS_REFRESHED = "formulas_refreshed"
 
 
 class IntegrationStatus(StrEnum):
@@ -182,6 +185,8 @@ class ObjectSettings:
     known_fields: tuple[str, ...] | None = None
     #: Mappings ({"field", "property", "type"}) schema_drift added for new custom fields (auto_map_new_fields).
     auto_mappings: tuple[dict[str, str], ...] = ()
+    #: When the last formula refresh of the object began (see `runs.formula_refresh`).
+    formula_refreshed_at: datetime | None = None
 
 
 @dataclass(frozen=True)

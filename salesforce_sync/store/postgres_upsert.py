@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from salesforce_sync.store.chunks import TEXT_CHUNK_COLUMNS
+from salesforce_sync.store.chunks import CHUNK_COLUMNS, TEXT_CHUNK_COLUMNS
 from salesforce_sync.store.models import UpsertCounts, WindowTally
 
 _STAGING = "staging_audience_users"
@@ -89,6 +89,24 @@ WHERE project = :project
   AND last_seen_scan IS DISTINCT FROM :scan_id
 """)
 
+# Re-read values of live rows at the version they were re-read against (a formula refresh): the version
+# stays, so a later window compares its content hash with the refreshed one.
+_APPLY_REFRESHED = text(f"""
+UPDATE audience_users AS stored
+SET email = incoming.email, first_name = incoming.first_name, last_name = incoming.last_name,
+    phone = incoming.phone, properties = incoming.properties, unsubscribed = incoming.unsubscribed,
+    content_hash = incoming.content_hash, last_synced_at = :synced_at
+FROM {_STAGING} AS incoming
+WHERE stored.project = :project AND stored.external_id = incoming.external_id AND NOT stored.deleted
+  AND stored.sf_modified_at = incoming.sf_modified_at AND stored.content_hash IS DISTINCT FROM incoming.content_hash
+""")
+
+# Probes the primary key once per listed key, whatever the table's statistics (see _STAMP_SCAN).
+_LIVE_ROWS = text(f"""
+SELECT {", ".join(CHUNK_COLUMNS)} FROM audience_users
+WHERE project = :project AND external_id = ANY(ARRAY(SELECT external_id FROM {_STAGING})) AND NOT deleted
+""")
+
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _COPY_NULL = "\\N"
 
@@ -118,6 +136,20 @@ def upsert_chunk(
     return UpsertCounts(
         imported=imported, updated=updated, deleted=deleted, skipped=len(rows) - imported - updated - deleted
     )
+
+
+def apply_refreshed(connection: Connection, project: str, rows: pd.DataFrame, synced_at: datetime) -> int:
+    """Write a prepared chunk's content into the live stored rows at the same version whose content differs
+    (see AudienceStore.apply_refreshed); returns how many."""
+    connection.exec_driver_sql(_CREATE_STAGING)
+    _copy(connection, _COPY, _copy_columns(rows))
+    return connection.execute(_APPLY_REFRESHED, {"project": project, "synced_at": synced_at}).rowcount
+
+
+def live_rows(connection: Connection, project: str, external_ids: pd.Series) -> list[tuple[object, ...]]:
+    """The live stored rows with these keys, in CHUNK_COLUMNS order (see AudienceStore.live_rows)."""
+    _load_keys(connection, external_ids)
+    return [tuple(row) for row in connection.execute(_LIVE_ROWS, {"project": project})]
 
 
 def stamp_scan(connection: Connection, project: str, external_ids: pd.Series, scan_id: str) -> int:

@@ -170,9 +170,12 @@ object_settings = Table(
            comment="the object's field names in the org's describe when the fingerprint was recorded (schema_drift)"),
     Column("auto_mappings", JsonDocument,
            comment="mappings of new custom fields added by schema_drift (auto_map_new_fields): field, property, type"),
+    Column("formula_refreshed_at", UtcDateTime,
+           comment="when the last formula refresh (mapped formula fields and relationship paths re-read) began"),
     PrimaryKeyConstraint("integration_id", "object_type", name="pk_object_settings"),
 )
-"""Per integration and object: which settings the stored rows reflect, and when Ids were last reconciled."""
+"""Per integration and object: which settings the stored rows reflect, when Ids were last reconciled and when
+formula values were last re-read."""
 
 sync_leases = Table(
     "sync_leases",
@@ -202,3 +205,100 @@ change_capture_state = Table(
 )
 """Per integration: where its change-event subscription resumes (moved only after the events' records are applied)
 and how far behind it is."""
+
+
+people = Table(
+    "people",
+    metadata,
+    Column("project", Key, nullable=False),
+    Column("person_id", Key, nullable=False, comment="p_<hash of the smallest Lead or Contact external_id>"),
+    Column("primary_external_id", Key, nullable=False, comment="the record that speaks for the person"),
+    Column("email", Text, comment="normalised (trimmed, casefolded) email of the primary record or another member"),
+    Column("unsubscribed", Boolean, nullable=False, comment="true when any member opted out"),
+    Column("member_count", Integer, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False, comment="newest Salesforce modification among the members"),
+    PrimaryKeyConstraint("project", "person_id", name="pk_people"),
+)
+"""One person per row: live synced records grouped by sync.identity, rebuilt per project (store/people.py)."""
+
+person_members = Table(
+    "person_members",
+    metadata,
+    Column("project", Key, nullable=False),
+    Column("external_id", Key, nullable=False),
+    Column("person_id", Key, nullable=False),
+    Column("integration_id", Key, nullable=False),
+    Column("object_type", Key, nullable=False),
+    Column("salesforce_id", String, nullable=False),
+    Column("email", Text, comment="the member's normalised email"),
+    Column("converted", Boolean, nullable=False, comment="a converted Lead (read-only in Salesforce)"),
+    PrimaryKeyConstraint("project", "external_id", name="pk_person_members"),
+    Index("ix_person_members_person", "project", "person_id"),
+    Index("ix_person_members_email", "project", "email"),
+)
+"""Which live audience_users record belongs to which person."""
+
+people_builds = Table(
+    "people_builds",
+    metadata,
+    Column("project", Key, primary_key=True),
+    Column("source", String, nullable=False, comment="what the people were built from (see runs/people.py)"),
+    Column("built_at", UtcDateTime, nullable=False),
+    Column("people", BigInteger, nullable=False),
+    Column("records", BigInteger, nullable=False),
+)
+"""The last rebuild of each project's people, so one with nothing new to read is skipped."""
+WRITE_BACK_OUTCOMES = ("created", "updated", "unchanged", "skipped", "rejected")
+"""What a write-back push did with a source row."""
+
+
+def _write_back_table(name: str, *columns: Column, comment: str) -> Table:
+    """A per-source-row table of the write-back, keyed by integration, Salesforce object and source key."""
+    return Table(
+        name, metadata,
+        Column("integration_id", Key, nullable=False),
+        Column("object_type", Key, nullable=False),
+        Column("source_key", Key, nullable=False, comment="the person's or company's key in the source"),
+        *columns,
+        PrimaryKeyConstraint("integration_id", "object_type", "source_key", name=f"pk_{name}"),
+        comment=comment,
+    )
+
+
+write_back_links = _write_back_table(
+    "write_back_links",
+    Column("salesforce_id", String(18), nullable=False),
+    Column("linked_at", UtcDateTime, nullable=False),
+    comment="which Salesforce record a source row is, once matched or created",
+)
+
+write_back_snapshots = _write_back_table(
+    "write_back_snapshots",
+    Column("row_hash", String(32), nullable=False, comment="content hash of the row as last pushed successfully"),
+    Column("pushed_at", UtcDateTime, nullable=False),
+    comment="what Salesforce last accepted of each source row: the next push sends only rows whose hash differs",
+)
+
+write_back_outcomes = _write_back_table(
+    "write_back_outcomes",
+    Column("outcome", String(16), nullable=False),
+    Column("row_hash", String(32), nullable=False, comment="content hash of the row this outcome is for"),
+    Column("salesforce_id", String(18)),
+    Column("status_code", String(64), comment="Salesforce's statusCode, or ours for what we found before sending"),
+    Column("message", Text),
+    Column("fields", JsonDocument),
+    Column("retryable", Boolean, nullable=False),
+    Column("found_before_sending", Boolean, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("run_id", String),
+    Column("at", UtcDateTime, nullable=False),
+    CheckConstraint(_one_of("outcome", list(WRITE_BACK_OUTCOMES)), name="ck_write_back_outcomes_outcome"),
+    comment="the latest push outcome of each source row, with Salesforce's reason for a rejection",
+)
+
+write_back_intents = _write_back_table(
+    "write_back_intents",
+    Column("run_id", String),
+    Column("at", UtcDateTime, nullable=False),
+    comment="creates sent without an external ID and not yet answered: a rerun matches these before creating",
+)

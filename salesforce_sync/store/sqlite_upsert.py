@@ -93,6 +93,19 @@ WHERE {_APPLIES.replace("stored.", "audience_users.").replace("incoming.", "excl
 
 _SCANNED_KEYS = "temp.scanned_keys"
 
+# Re-read values of live rows at the version they were re-read against (a formula refresh): the version
+# stays, so a later window compares its content hash with the refreshed one.
+_APPLY_REFRESHED = f"""
+UPDATE audience_users
+SET email = incoming.email, first_name = incoming.first_name, last_name = incoming.last_name,
+    phone = incoming.phone, properties = incoming.properties, unsubscribed = incoming.unsubscribed,
+    content_hash = incoming.content_hash, last_synced_at = ?2
+FROM {_STAGING} AS incoming
+WHERE audience_users.project = ?1 AND audience_users.external_id = incoming.external_id
+  AND NOT audience_users.deleted AND audience_users.sf_modified_at = incoming.sf_modified_at
+  AND audience_users.content_hash IS NOT incoming.content_hash
+"""
+
 
 def _stamp_scan_sql(keys_table: str) -> str:
     return f"""
@@ -127,6 +140,13 @@ def upsert_chunk(
     return UpsertCounts(
         imported=imported, updated=updated, deleted=deleted, skipped=len(rows) - imported - updated - deleted
     )
+
+
+def apply_refreshed(connection: Connection, project: str, rows: pd.DataFrame, synced_at: datetime) -> int:
+    """Write a prepared chunk's content into the live stored rows at the same version whose content differs
+    (see AudienceStore.apply_refreshed); returns how many."""
+    _stage(connection, _parameter_rows(rows))
+    return connection.exec_driver_sql(_APPLY_REFRESHED, (project, synced_at.strftime(SQLITE_TIMESTAMP_FORMAT))).rowcount
 
 
 def stamp_scan(connection: Connection, project: str, external_ids: pd.Series, scan_id: str) -> int:

@@ -27,6 +27,9 @@ class FieldInfo:
     type: str
     label: str
     filterable: bool
+    #: A formula field (describe's `calculated`): Salesforce computes it on read, so its value can change
+    #: while the record's LastModifiedDate stays.
+    calculated: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ def _walk(object_type: str, path: str, describes: Describes) -> _Walk:
         match = next((f for f in fields if str(f.get("name", "")).lower() == leaf.lower()), None)
         if match is not None:
             info = FieldInfo(prefix + match["name"], match.get("type", ""), match.get("label", ""),
-                             bool(match.get("filterable", True)))
+                             bool(match.get("filterable", True)), bool(match.get("calculated", False)))
             return _Walk(info, owners, prefix, frozenset(undescribed))
     return _Walk(None, owners, prefix, frozenset(undescribed))
 

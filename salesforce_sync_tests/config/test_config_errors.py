@@ -93,6 +93,9 @@ def test_unknown_operator_lists_the_ten_operators(tmp_path: Path) -> None:
      "objects.Lead.field_mappings[0].property: property 'a' is mapped more than once"),
     ({"field_mappings": [{"field": "IsDeleted", "property": "deleted", "type": "boolean"}]},
      "objects.Lead.field_mappings[0].property: 'deleted' is filled by the sync itself"),
+    ({"field_mappings": [{"field": "Company", "property": "converted_contact_id", "type": "string"}]},
+     "objects.Lead.field_mappings[0].property: 'converted_contact_id' is filled by the sync itself (Lead identity "
+     "links); map to another property name"),
     ({"field_mappings": [{"field": "Company", "property": "Company Name", "type": "string"}]},
      "objects.Lead.field_mappings[0].property: 'Company Name' is not a valid property name"),
     ({"field_mappings": [{"property": "company", "type": "string"}]},

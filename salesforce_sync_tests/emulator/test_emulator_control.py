@@ -146,6 +146,15 @@ def test_cut_connection_drops_the_response_half_way_once(org: EmulatedOrg) -> No
     assert len(sf.query("SELECT Id, Email FROM Lead")["records"]) == org.org.count("Lead")
 
 
+def test_cut_connection_of_an_empty_answer_drops_it_after_the_write(org: EmulatedOrg) -> None:
+    sf = org.simple_salesforce()
+    lead = sf.Lead.create({"LastName": "Cut", "Company": "C"})["id"]
+    org.control.cut_connection(r"/sobjects/Lead/00Q\w+$")
+    with pytest.raises(requests.exceptions.ConnectionError):  # a 204 has no body to cut: no answer at all
+        sf.Lead.update(lead, {"Title": "Applied"})
+    assert sf.Lead.get(lead)["Title"] == "Applied"
+
+
 def test_added_latency_slows_matching_requests(org: EmulatedOrg) -> None:
     sf = org.simple_salesforce()
     org.control.add_latency(r"/limits", 300, count=1)

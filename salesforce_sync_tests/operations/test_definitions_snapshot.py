@@ -14,12 +14,17 @@ from salesforce_sync.dagster_defs.definitions import build_definitions
 
 DEMO_CONFIG = Path(salesforce_sync.__file__).parent / "demo" / "integrations.yaml"
 OBJECTS = ("CampaignMember", "Contact", "Lead")
-HEALTH_CHECKS = ("api_limits", "clock_skew", "credentials", "field_mappings", "schema_drift", "staleness")
+HEALTH_CHECKS = ("api_limits", "clock_skew", "credentials", "field_mappings", "formula_freshness", "schema_drift",
+                 "staleness")
 EXPECTED = {
-    "assets": [f"salesforce/demo_org/{o}" for o in OBJECTS],
-    "checks": sorted(f"salesforce/demo_org/{o}:{c}" for o in OBJECTS for c in (*HEALTH_CHECKS, "freshness_check")),
-    "jobs": ["health_demo_org", "preview_demo_org", "sync_demo_org"],
-    "sensors": ["freshness_demo_org", "sync_demo_org_windows", "sync_failure_log", "sync_success_status"],
+    "assets": ["audience/demo/audience_prospects", "audience/demo/people", *(f"salesforce/demo_org/{o}" for o in OBJECTS),
+               "salesforce/demo_org/write_back/Lead"],
+    "checks": sorted([*(f"salesforce/demo_org/{o}:{c}" for o in OBJECTS for c in (*HEALTH_CHECKS, "freshness_check")),
+                      "salesforce/demo_org/write_back/Lead:write_back_rejections"]),
+    "jobs": ["formula_refresh_demo_org", "health_demo_org", "preview_demo_org", "sync_demo_org",
+             "write_back_demo_org"],
+    "sensors": ["freshness_demo_org", "people_automation", "refresh_demo_org_formulas", "sync_demo_org_windows",
+                "sync_failure_log", "sync_success_status"],
     "schedules": ["health_demo_org_schedule"],
 }
 
@@ -54,5 +59,8 @@ def test_the_readme_names_every_check_job_sensor_and_schedule_pattern() -> None:
     for name in (*HEALTH_CHECKS, "freshness_check", "health_<integration>", "preview_<integration>",
                  "sync_<integration>", "sync_<integration>_windows", "freshness_<integration>", "sync_failure_log",
                  "sync_success_status", "health_<integration>_schedule", "salesforce/<integration>/<object>",
-                 "change_capture", "change_capture_<integration>", "micro_sync_<integration>"):
+                 "audience/<project>/people", "people_automation", "salesforce/<integration>/write_back/<Object>",
+                 "write_back_rejections", "write_back_<integration>", "formula_refresh_<integration>",
+                 "refresh_<integration>_formulas", "change_capture", "change_capture_<integration>",
+                 "micro_sync_<integration>"):
         assert f"`{name}`" in readme, name

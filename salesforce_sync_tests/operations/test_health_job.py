@@ -39,8 +39,10 @@ def test_health_job_runs_every_check_without_materializing_and_logs_each(
     assert passed == {
         ("Lead", "credentials"): True, ("Lead", "api_limits"): False, ("Lead", "field_mappings"): False,
         ("Lead", "staleness"): True, ("Lead", "clock_skew"): True, ("Lead", "schema_drift"): False,
+        ("Lead", "formula_freshness"): False,
         ("Contact", "credentials"): True, ("Contact", "api_limits"): False, ("Contact", "field_mappings"): False,
         ("Contact", "staleness"): False, ("Contact", "clock_skew"): True, ("Contact", "schema_drift"): False,
+        ("Contact", "formula_freshness"): False,
     }
     limits = evaluations[("Lead", "api_limits")]
     assert limits.metadata["used"].value == maximum and limits.metadata["max"].value == maximum
@@ -48,6 +50,8 @@ def test_health_job_runs_every_check_without_materializing_and_logs_each(
     assert "not checked to stay within the API budget" in evaluations[("Contact", "field_mappings")].description
     assert evaluations[("Contact", "field_mappings")].severity == dg.AssetCheckSeverity.WARN
     assert "more than twice its frequency" in evaluations[("Contact", "staleness")].description
+    # No read of the formula values recorded (the store's state was written by hand): a warning, not an alert.
+    assert evaluations[("Lead", "formula_freshness")].severity == dg.AssetCheckSeverity.WARN
     assert evaluations[("Lead", "schema_drift")].severity == dg.AssetCheckSeverity.WARN
     assert "not checked to stay within the API budget" in evaluations[("Lead", "schema_drift")].description
 
@@ -69,6 +73,6 @@ def test_an_unset_secret_fails_every_check_naming_the_variable(
 
     assert result.success  # failed checks, not a crashed step
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == 12
+    assert len(evaluations) == 14  # 7 checks x 2 objects
     assert not any(evaluation.passed for evaluation in evaluations)
     assert all(AUTH_ENV["refresh_token"] in evaluation.description for evaluation in evaluations)

@@ -180,7 +180,8 @@ def test_inactive_manual_and_incomplete_integrations_get_no_windows_or_freshness
         offline_integration("acme"), offline_integration("paused", active=False),
         offline_integration("by_hand", frequency="manual"), unfinished))
     names = {sensor.name for sensor in defs.sensors}
-    assert names == {"sync_acme_windows", "freshness_acme", "sync_failure_log", "sync_success_status"}
+    assert names == {"sync_acme_windows", "freshness_acme", "refresh_acme_formulas", "sync_failure_log",
+                     "sync_success_status", "people_automation"}  # every project with objects has people
 
 
 

@@ -52,15 +52,21 @@ LEADS_ONLY: dict[str, Any] = {"Lead": {"sync_rules": {"rules": []}, "field_mappi
 #: The same rules written as SOQL by hand, for the oracle.
 RULES_SOQL = {"Lead": "Email != null AND Status != 'Closed - Not Converted'", "Contact": None,
               "CampaignMember": "Status = 'Responded' OR Email != null"}
+#: The identity references every object's rows carry in `properties` (property: field), whatever the mappings.
+IDENTITY_PATHS: dict[str, dict[str, str]] = {
+    "Lead": {"converted_contact_id": "ConvertedContactId", "is_converted": "IsConverted"},
+    "Contact": {},
+    "CampaignMember": {"lead_id": "LeadId", "contact_id": "ContactId"},
+}
 #: What the oracle selects: the default person fields plus the mapped paths of MAPPINGS.
 ORACLE_FIELDS = {
     "Lead": "Id, IsDeleted, LastModifiedDate, Email, FirstName, LastName, Phone, HasOptedOutOfEmail, Company, "
-            "Lead_Score__c, Interests__c",
+            "Lead_Score__c, Interests__c, ConvertedContactId, IsConverted",
     "Contact": "Id, IsDeleted, LastModifiedDate, Email, FirstName, LastName, Phone, HasOptedOutOfEmail, "
                "Account.Name, Birthdate, Lifetime_Value__c",
     "CampaignMember": "Id, IsDeleted, LastModifiedDate, Email, FirstName, LastName, Phone, Lead.HasOptedOutOfEmail, "
                       "Contact.HasOptedOutOfEmail, Lead.LastModifiedDate, Contact.LastModifiedDate, Campaign.Name, "
-                      "Status",
+                      "Status, LeadId, ContactId",
 }
 
 
@@ -164,6 +170,7 @@ def _expected_row(object_type: str, record: dict[str, Any]) -> dict[str, Any]:
         account = record["Account"]
         row["properties"] = {"company": account["Name"] if account else None, "birthdate": record["Birthdate"],
                              "lifetime_value": record["Lifetime_Value__c"]}
+    row["properties"].update({name: record[path] for name, path in IDENTITY_PATHS[object_type].items()})
     row["sf_modified_at"] = max(modified)
     return row
 

@@ -37,6 +37,7 @@ from salesforce_sync.store import AudienceStore, SyncEvent
 from salesforce_sync_tests.pipeline.support import (
     AUTH_ENV,
     HOUR,
+    IDENTITY_PATHS,
     MAPPINGS,
     hour_floor,
     https_integration,
@@ -221,7 +222,8 @@ def change_settings(rng: random.Random, settings: Settings) -> str:
 def expected_live_rows(sf: Salesforce, settings: Settings, object_type: str) -> dict[str, dict[str, Any]]:
     """The live rows the store should hold: the org's records that exist and match the rules, mapped by hand."""
     mappings = settings.mappings(object_type)
-    paths = ["Id", "LastModifiedDate", *PERSON_PATHS.values(), *(m["field"] for m in mappings)]
+    identity = IDENTITY_PATHS[object_type]
+    paths = ["Id", "LastModifiedDate", *PERSON_PATHS.values(), *(m["field"] for m in mappings), *identity.values()]
     if object_type == "CampaignMember":
         paths += ["Lead.HasOptedOutOfEmail", "Contact.HasOptedOutOfEmail", "Lead.LastModifiedDate",
                   "Contact.LastModifiedDate"]
@@ -240,6 +242,7 @@ def expected_live_rows(sf: Salesforce, settings: Settings, object_type: str) -> 
         else:
             row["unsubscribed"] = record["HasOptedOutOfEmail"]
         row["properties"] = {m["property"]: by_hand(value_at(record, m["field"]), m["type"]) for m in mappings}
+        row["properties"].update({name: record[path] for name, path in identity.items()})
         row["sf_modified_at"] = max(stamps)
         rows[f"sf_{INTEGRATION}_{object_type}_{record['Id']}"] = row
     return rows

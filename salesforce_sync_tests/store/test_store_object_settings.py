@@ -33,16 +33,19 @@ def test_a_store_from_before_the_schema_baseline_gets_its_columns_and_keeps_its_
         store.record_object_settings("int1", "Lead", fingerprint="a" * 64)
     engine = create_engine(store_url)
     with engine.begin() as connection:
-        for column in ("known_fields", "auto_mappings"):
+        for column in ("known_fields", "auto_mappings", "formula_refreshed_at"):
             connection.exec_driver_sql(f"ALTER TABLE object_settings DROP COLUMN {column}")
     engine.dispose()
 
     with AudienceStore(store_url) as store:
         store.create_schema()
         store.record_object_settings("int1", "Lead", known_fields=["Id"])
+        refreshed_at = datetime.now(UTC)
+        store.record_object_settings("int1", "Lead", formula_refreshed_at=refreshed_at)
         settings = store.object_settings("int1", "Lead")
     engine = create_engine(store_url)
     columns = {column["name"] for column in inspect(engine).get_columns("object_settings")}
     engine.dispose()
-    assert {"known_fields", "auto_mappings"} <= columns
+    assert {"known_fields", "auto_mappings", "formula_refreshed_at"} <= columns
     assert (settings.fingerprint, settings.known_fields) == ("a" * 64, ("Id",))
+    assert settings.formula_refreshed_at == refreshed_at

@@ -17,15 +17,14 @@ CUSTOM = (
     FieldMapping(field="Interests__c", property="interests", type="array"),
     FieldMapping(field="Newsletter_Signup__c", property="newsletter", type="date"),
     FieldMapping(field="ConvertedDate", property="converted_at", type="date"),
-    FieldMapping(field="IsConverted", property="converted", type="boolean"),
 )
 LEAD_MAPPINGS = effective_mappings("Lead", CUSTOM)
 
 # A Bulk API 2.0 result chunk as the reference sheet describes it: every value quoted, "" for null.
-BULK_CSV = '''"Id","IsDeleted","LastModifiedDate","Email","FirstName","LastName","Phone","HasOptedOutOfEmail","Company","Lead_Score__c","Interests__c","Newsletter_Signup__c","ConvertedDate","IsConverted"
-"00Q5g00000F1aBcEAJ","false","2024-01-02T03:04:05.000Z","ada@example.com","Ada","Lovelace","+44 20 1234","false","Analytical Engines","950000000.0","CRM;Email","2024-01-02","2024-03-04T05:06:07.000Z","true"
-"00Q5g00000F1aBdEAJ","true","2024-01-03T09:00:00.000+0000","","","Hopper","","true","","","","","",""
-"00Q5g00000F1aBeEAJ","false","2024-01-04T10:00:00.000Z","x@y.io","X","Y","","false","Acme","abc","Analytics","2024-13-40","yesterday","maybe"
+BULK_CSV = '''"Id","IsDeleted","LastModifiedDate","Email","FirstName","LastName","Phone","HasOptedOutOfEmail","Company","Lead_Score__c","Interests__c","Newsletter_Signup__c","ConvertedDate","IsConverted","ConvertedContactId"
+"00Q5g00000F1aBcEAJ","false","2024-01-02T03:04:05.000Z","ada@example.com","Ada","Lovelace","+44 20 1234","false","Analytical Engines","950000000.0","CRM;Email","2024-01-02","2024-03-04T05:06:07.000Z","true","0035g00000C0nTaAAC"
+"00Q5g00000F1aBdEAJ","true","2024-01-03T09:00:00.000+0000","","","Hopper","","true","","","","","","",""
+"00Q5g00000F1aBeEAJ","false","2024-01-04T10:00:00.000Z","x@y.io","X","Y","","false","Acme","abc","Analytics","2024-13-40","yesterday","maybe",""
 '''
 
 
@@ -44,7 +43,8 @@ def test_bulk_csv_chunk_is_typed_and_shaped_for_the_store() -> None:
     assert first.unsubscribed is False and first.deleted == False  # noqa: E712 (numpy bool)
     assert first.properties == {
         "company": "Analytical Engines", "lead_score": 950000000.0, "interests": ["CRM", "Email"],
-        "newsletter": "2024-01-02", "converted_at": "2024-03-04T05:06:07.000Z", "converted": True,
+        "newsletter": "2024-01-02", "converted_at": "2024-03-04T05:06:07.000Z", "is_converted": True,
+        "converted_contact_id": "0035g00000C0nTaAAC",
     }
     assert first.sf_modified_at == pd.Timestamp("2024-01-02T03:04:05Z")
     assert str(frame["sf_modified_at"].dtype) == "datetime64[us, UTC]"
@@ -52,7 +52,7 @@ def test_bulk_csv_chunk_is_typed_and_shaped_for_the_store() -> None:
     assert (second.email, second.first_name, second.phone, second.unsubscribed, second.deleted) == (
         None, None, None, True, True)
     assert second.properties == dict.fromkeys(
-        ("company", "lead_score", "interests", "newsletter", "converted_at", "converted"))
+        ("company", "lead_score", "interests", "newsletter", "converted_at", "is_converted", "converted_contact_id"))
     assert second.sf_modified_at == pd.Timestamp("2024-01-03T09:00:00Z")
     assert frame["deleted"].dtype == bool
 
@@ -61,15 +61,15 @@ def test_values_that_do_not_fit_become_null_with_a_warning_naming_record_field_a
     frame, warnings = map_chunk(bulk_chunk(), integration_id="acme", object_type="Lead", mappings=LEAD_MAPPINGS)
     assert frame.iloc[2].properties == {
         "company": "Acme", "lead_score": None, "interests": ["Analytics"], "newsletter": None,
-        "converted_at": None, "converted": None,
+        "converted_at": None, "is_converted": None, "converted_contact_id": None,
     }
     assert [(w.salesforce_id, w.field, w.property, w.value, w.expected) for w in warnings] == [
+        ("00Q5g00000F1aBeEAJ", "IsConverted", "is_converted", "maybe", "boolean"),
         ("00Q5g00000F1aBeEAJ", "Lead_Score__c", "lead_score", "abc", "number"),
         ("00Q5g00000F1aBeEAJ", "Newsletter_Signup__c", "newsletter", "2024-13-40", "date"),
         ("00Q5g00000F1aBeEAJ", "ConvertedDate", "converted_at", "yesterday", "date"),
-        ("00Q5g00000F1aBeEAJ", "IsConverted", "converted", "maybe", "boolean"),
     ]
-    assert str(warnings[0]) == ("record 00Q5g00000F1aBeEAJ: Lead_Score__c value 'abc' is not a valid number for "
+    assert str(warnings[1]) == ("record 00Q5g00000F1aBeEAJ: Lead_Score__c value 'abc' is not a valid number for "
                                 "property 'lead_score'; stored as null")
 
 
@@ -101,6 +101,7 @@ def test_campaign_member_opt_out_is_read_through_lead_or_contact() -> None:
     frame, warnings = map_chunk(campaign_members(), integration_id="acme", object_type="CampaignMember",
                                 mappings=default_mappings("CampaignMember"))
     assert frame["unsubscribed"].tolist() == [True, False, None, None]
+    assert frame["properties"].tolist()[0] == {"lead_id": None, "contact_id": None}
     assert frame["external_id"].tolist()[0] == "sf_acme_CampaignMember_00v000000000001AAA"
     assert [(w.salesforce_id, w.field, w.value) for w in warnings] == [
         ("00v000000000004AAA", "Contact.HasOptedOutOfEmail", "perhaps")]
@@ -153,7 +154,7 @@ def test_mapping_speed() -> None:
         "LastModifiedDate": "2024-01-02T03:04:05.000Z", "Email": "ada@example.com", "FirstName": "Ada",
         "LastName": "Lovelace", "Phone": "", "HasOptedOutOfEmail": "false", "Company": "Acme",
         "Lead_Score__c": "42.0", "Interests__c": "CRM;Email", "Newsletter_Signup__c": "2024-01-02",
-        "ConvertedDate": "2024-03-04T05:06:07.000Z", "IsConverted": "true",
+        "ConvertedDate": "2024-03-04T05:06:07.000Z", "IsConverted": "true", "ConvertedContactId": "",
     }).astype(str)
     started = time.perf_counter()
     frame, warnings = map_chunk(raw, integration_id="acme", object_type="Lead", mappings=LEAD_MAPPINGS)

@@ -202,7 +202,7 @@ def test_select_fields_for_lead() -> None:
               FieldMapping(field="Account.Name", property="account", type="string"))
     assert select_fields("Lead", effective_mappings("Lead", custom)) == (
         "Id", "IsDeleted", "LastModifiedDate", "Email", "FirstName", "LastName", "Phone", "HasOptedOutOfEmail",
-        "Company", "Account.Name")
+        "ConvertedContactId", "IsConverted", "Company", "Account.Name")
     assert select_fields("Lead", default_mappings("Lead"), cursor_field="SystemModstamp")[:4] == (
         "Id", "IsDeleted", "LastModifiedDate", "SystemModstamp")
 
@@ -210,11 +210,11 @@ def test_select_fields_for_lead() -> None:
 def test_select_fields_for_campaign_member_reads_opt_out_through_lead_and_contact() -> None:
     fields = select_fields("CampaignMember", default_mappings("CampaignMember"))
     assert fields == ("Id", "IsDeleted", "LastModifiedDate", "Email", "FirstName", "LastName", "Phone",
-                      "Lead.HasOptedOutOfEmail", "Contact.HasOptedOutOfEmail")
+                      "Lead.HasOptedOutOfEmail", "Contact.HasOptedOutOfEmail", "LeadId", "ContactId")
     overridden = effective_mappings("CampaignMember", (
         FieldMapping(field="HasOptedOutOfEmail", property="unsubscribed", type="boolean"),))
-    assert select_fields("CampaignMember", overridden)[-3:] == (
-        "HasOptedOutOfEmail", "Lead.HasOptedOutOfEmail", "Contact.HasOptedOutOfEmail")
+    assert select_fields("CampaignMember", overridden)[-5:] == (
+        "LeadId", "ContactId", "HasOptedOutOfEmail", "Lead.HasOptedOutOfEmail", "Contact.HasOptedOutOfEmail")
 
 
 START = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)

@@ -22,6 +22,7 @@ from salesforce_sync.emulator.harness import EmulatedOrg
 from salesforce_sync.runs.change_capture import listen
 from salesforce_sync.runs.connection import connect
 from salesforce_sync.runs.health import check_change_capture
+from salesforce_sync.runs.lease import acquire_lease, cli_holder
 from salesforce_sync.runs.micro_sync import MicroSyncResult
 from salesforce_sync.runs.window import SyncWindow
 from salesforce_sync.store import AudienceStore, ChangeCaptureState, SyncEvent
@@ -325,3 +326,17 @@ def test_records_leaving_the_rules_or_the_org_stop_being_live(org: EmulatedOrg, 
         wait_until(lambda: removed_reason(leaving) == "out_of_scope" and removed_reason(purged) == "hard_deleted",
                    timeout=WITHIN_SECONDS)
     assert_store_matches_org(store, sf, ("Lead",))
+
+
+def test_a_micro_sync_waits_for_a_window_sync_holding_the_lease(
+        org: EmulatedOrg, sf: Salesforce, store: AudienceStore, store_url: str, synced: IntegrationConfig) -> None:
+    record_id = sf.query("SELECT Id FROM Contact LIMIT 1")["records"][0]["Id"]
+    with Listener(store_url, synced):
+        wait_until(lambda: subscribed(store))
+        position = store.change_capture_state("crm").replay_id
+        with acquire_lease(store, "crm", cli_holder(), wait=dt.timedelta(0)):  # a window sync runs meanwhile
+            sf.Contact.update(record_id, {"LastName": "Waited"})
+            time.sleep(2.0)
+            assert stored(store, "Contact", record_id)["last_name"] != "Waited"
+            assert store.change_capture_state("crm").replay_id == position  # nothing applied, nothing moved
+        wait_until(lambda: stored(store, "Contact", record_id)["last_name"] == "Waited", timeout=WITHIN_SECONDS)

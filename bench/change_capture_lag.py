@@ -1,6 +1,6 @@
 """Benchmark near-real-time sync: change-to-store lag of a burst of changes through change capture.
 
-Serves an org of `--leads` Leads in this process, syncs them into a store (SQLite in a temporary folder, or
+Serves an org of `--leads` Leads in a process of its own (as a real org is elsewhere), syncs them into a store (SQLite in a temporary folder, or
 `--store-url`) by one full window, then runs the change-capture listener (runs.change_capture.listen: Pub/Sub
 over TLS, micro-syncs reading by Id through the window's mapping and upsert) while one Bulk API 2.0 job updates
 `--changes` of them. Prints:
@@ -15,14 +15,23 @@ over TLS, micro-syncs reading by Id through the window's mapping and upsert) whi
 from __future__ import annotations
 
 import argparse
+import contextlib
+import multiprocessing
 import os
 import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event as EventType
+from typing import Any
+
+from simple_salesforce import Salesforce
 
 from salesforce_sync.config.loader import parse_config
+from salesforce_sync.emulator.control import EmulatorControl, client_session
 from salesforce_sync.emulator.harness import EmulatedOrg
 from salesforce_sync.runs.change_capture import listen
 from salesforce_sync.runs.connection import connect
@@ -35,7 +44,7 @@ AUTH_ENV = {"client_id": "BENCH_SF_CLIENT_ID", "client_secret": "BENCH_SF_CLIENT
             "refresh_token": "BENCH_SF_REFRESH_TOKEN"}
 
 
-def config_text(org: EmulatedOrg, start: datetime) -> str:
+def config_text(org: RemoteOrg, start: datetime) -> str:
     return f"""
 projects: [bench]
 integrations:
@@ -56,15 +65,56 @@ integrations:
 """
 
 
+def serve(leads: int, folder: str, ready: Connection, stop: EventType) -> None:
+    """The org, served until `stop` (in its own process)."""
+    with EmulatedOrg(counts={"Lead": leads, "Contact": 10, "CampaignMember": 5}, tls_dir=folder,
+                     settings={"pubsub_keepalive_seconds": 0.5}) as org:
+        ready.send({**org.connection_info(), "base_url": org.base_url})
+        stop.wait()
+
+
+class RemoteOrg:
+    """What the benchmark needs of an org served by another process."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        self.info = info
+        self.base_url, self.ca_file, self.pubsub_url = info["base_url"], info["ca_file"], info["pubsub_url"]
+
+    def connection_info(self) -> dict[str, Any]:
+        return self.info
+
+    @property
+    def control(self) -> EmulatorControl:
+        return EmulatorControl(self.base_url, self.ca_file)
+
+    def simple_salesforce(self) -> Salesforce:
+        session = client_session(self.ca_file)
+        token = session.post(f"{self.base_url}/services/oauth2/token", data={
+            "grant_type": "refresh_token", "client_id": self.info["client_id"],
+            "client_secret": self.info["client_secret"], "refresh_token": self.info["refresh_token"]}, timeout=60)
+        return Salesforce(instance_url=self.base_url, session_id=token.json()["access_token"], session=session)
+
+
+@contextlib.contextmanager
+def served_org(leads: int, folder: str) -> Iterator[RemoteOrg]:
+    ready, child_end = multiprocessing.Pipe()
+    stop = multiprocessing.Event()
+    process = multiprocessing.Process(target=serve, args=(leads, folder, child_end, stop), daemon=True)
+    process.start()
+    try:
+        yield RemoteOrg(ready.recv())
+    finally:
+        stop.set()
+        process.join(timeout=30)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--changes", type=int, default=10_000, help="Leads updated in the burst")
     parser.add_argument("--leads", type=int, default=12_000, help="Leads in the org")
     parser.add_argument("--store-url", help="the audience store (default: SQLite in a temporary folder)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder, EmulatedOrg(
-            counts={"Lead": args.leads, "Contact": 10, "CampaignMember": 5}, tls_dir=folder,
-            settings={"pubsub_keepalive_seconds": 0.5}) as org:
+    with tempfile.TemporaryDirectory() as folder, served_org(args.leads, folder) as org:
         info = org.connection_info()
         os.environ.update({variable: info[key] for key, variable in AUTH_ENV.items()})
         start = org.control.now().replace(minute=0, second=0, microsecond=0)

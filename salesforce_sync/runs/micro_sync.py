@@ -113,7 +113,8 @@ def apply_micro_sync(store: AudienceStore, client: SalesforceClient, integration
     result = MicroSyncResult(events=plan.events, own=plan.own)
     needed = sum(_queries(changes) for changes in plan.objects.values())
     require_budget(client, integration, needed, f"a micro-sync of {plan.events} change events")
-    span = SyncWindow(_at(min(plan.commits_ms, default=0)), _at(max(plan.commits_ms, default=0) + 1))
+    now_ms = int(time.time() * 1000)  # a plan of re-syncs alone (an expired replay id) may have no events
+    span = SyncWindow(_at(min(plan.commits_ms, default=now_ms)), _at(max(plan.commits_ms, default=now_ms) + 1))
     resynced = []
     for object_type, changes in plan.objects.items():
         effective = with_auto_mappings(store, integration, object_type)

@@ -279,7 +279,11 @@ def test_sensor_requests_a_micro_sync_run_that_applies_the_events(
         assert observed["Contact"]["records_updated"].value == 1
         assert 0 <= observed["Contact"]["lag_max_seconds"].value < WITHIN_SECONDS
         assert isinstance(tick(), dg.SkipReason)  # nothing new: no second run
-    assert check_change_capture(synced, state, dt.datetime.now(dt.UTC)).passed
+        health = defs.resolve_job_def("health_crm").execute_in_process(instance=instance, raise_on_error=False)
+        evaluations = {(e.asset_key.path[-1], e.check_name): e.passed
+                       for e in (event.event_specific_data for event in health.all_events
+                                 if event.event_type_value == "ASSET_CHECK_EVALUATION")}
+        assert {evaluations[(o, "change_capture")] for o in OBJECTS} == {True}
 
 
 def test_change_capture_check_fails_when_behind_or_stopped(synced: IntegrationConfig) -> None:

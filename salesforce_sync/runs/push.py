@@ -19,7 +19,13 @@ from typing import Any
 
 
 from salesforce_sync.config.errors import ConfigError
-from salesforce_sync.config.models import IntegrationConfig, WriteBackConfig, WriteBackObject, WriteBackObjectConfig
+from salesforce_sync.config.models import (
+    OWN_CLIENT_NAME,
+    IntegrationConfig,
+    WriteBackConfig,
+    WriteBackObject,
+    WriteBackObjectConfig,
+)
 from salesforce_sync.runs.connection import connect
 from salesforce_sync.runs.health import require_budget
 from salesforce_sync.runs.lease import acquire_lease
@@ -42,8 +48,6 @@ from salesforce_sync.sync.write_back import (
 
 log = logging.getLogger(__name__)
 
-CLIENT_NAME = "salesforce-sync"
-"""Our name in Sforce-Call-Options: change events of our own writes carry it in changeOrigin."""
 #: The outcome each successful write of a plan's action is.
 _WRITTEN = {"create": "created", "update": "updated"}
 _OPERATIONS = {"create": "insert", "update": "update", "upsert": "upsert"}
@@ -159,7 +163,7 @@ class _ObjectPush:
         self.object_type, self.settings = object_type, settings
         self.contact_before_lead = integration.write_back.contact_before_lead
         self.writer = RecordWriter(client, bulk_threshold=integration.write_back.bulk_threshold,
-                                   client_name=CLIENT_NAME)
+                                   client_name=OWN_CLIENT_NAME)
         self.write_calls = 0
         self.order = settings.match_order(object_type)
         fields = ["CreatedDate", *(f.field for f in settings.fields)]

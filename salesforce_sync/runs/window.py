@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from salesforce_sync.config.models import IntegrationConfig
+from salesforce_sync.config.models import OBJECT_RULES, IntegrationConfig
 from salesforce_sync.runs.health import require_budget
 from salesforce_sync.runs.reconcile import mark_window_out_of_scope, reconcile, reconciliation_due
 from salesforce_sync.salesforce.client import ResumeQuery, SalesforceClient, rest_page_size
@@ -40,10 +40,6 @@ from salesforce_sync.runs.lease import SyncLease
 
 log = logging.getLogger(__name__)
 MAX_LOGGED_WARNINGS = 20
-#: CampaignMember rows carry their Lead's or Contact's opt-out and name, but the member's own
-#: LastModifiedDate does not move when the person changes: a window also selects the members whose
-#: person changed in it, and a member row's version is the newest of the three stamps.
-PERSON_RELATIONSHIPS: dict[str, tuple[str, ...]] = {"CampaignMember": ("Lead", "Contact")}
 MANUAL_LAG = timedelta(minutes=2)
 """A manual "sync now" reads up to this long before the org's present: commits still in flight are
 stamped earlier than they become visible (the next sync's overlap re-reads them too)."""
@@ -134,7 +130,7 @@ class WindowSync:
         size = self.integration.chunk_size
         kwargs: dict[str, Any] = {"max_records": size} if self.use_bulk else {"chunk_rows": size, "resume": self.resume}
         mappings = self.integration.mappings(self.object_type)
-        people = PERSON_RELATIONSHIPS.get(self.object_type, ())
+        people = OBJECT_RULES[self.object_type].versioned_by
         # Salesforce answers in its own spelling of each field (`Company` for a mapped `company`).
         spelling = {path.lower(): path for path in self.columns}
         for raw in fetch(self.soql, include_deleted=True, **kwargs):
@@ -175,7 +171,7 @@ def related_parents(integration: IntegrationConfig, object_type: str) -> tuple[s
     paths = [path for mapping in integration.mappings(object_type) for path in mapping.fields]
     paths += integration.rule_fields(object_type)
     parents: dict[str, str] = {}
-    for parent in [*PERSON_RELATIONSHIPS.get(object_type, ()), *(path.split(".")[0] for path in paths if "." in path)]:
+    for parent in [*OBJECT_RULES[object_type].versioned_by, *(path.split(".")[0] for path in paths if "." in path)]:
         parents.setdefault(parent.lower(), parent)
     return tuple(parents.values())
 
@@ -221,7 +217,7 @@ def plan_window(client: SalesforceClient, integration: IntegrationConfig, object
     calls = client.api_calls if calls_at_start is None else calls_at_start
     usage_at_start = client.api_usage
     mappings = integration.mappings(object_type)
-    people = PERSON_RELATIONSHIPS.get(object_type, ())
+    people = OBJECT_RULES[object_type].versioned_by
     related = related_parents(integration, object_type)
     fields = select_fields(object_type, mappings, integration.cursor_field)
     selected = {path.lower() for path in fields}

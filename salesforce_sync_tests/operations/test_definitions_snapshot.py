@@ -12,7 +12,7 @@ from salesforce_sync.config.loader import load_config
 from salesforce_sync.dagster_defs.definitions import build_definitions
 
 DEMO_CONFIG = Path(salesforce_sync.__file__).parent / "demo" / "integrations.yaml"
-OBJECTS = ("CampaignMember", "Contact", "Lead")
+OBJECTS = ("Account", "CampaignMember", "Contact", "Lead", "Opportunity")
 HEALTH_CHECKS = ("api_limits", "clock_skew", "credentials", "field_mappings", "schema_drift", "staleness")
 EXPECTED = {
     "assets": ["audience/demo/people", *(f"salesforce/demo_org/{o}" for o in OBJECTS)],

@@ -23,7 +23,9 @@ DEBUG_ENV_VAR = "SALESFORCE_SYNC_DEBUG"
 def _emulator_serve(args: argparse.Namespace) -> int:
     from salesforce_sync.emulator.harness import EmulatedOrg
 
-    counts = {"Lead": args.leads, "Contact": args.contacts, "CampaignMember": args.campaign_members}
+    counts = {"Lead": args.leads, "Contact": args.contacts, "CampaignMember": args.campaign_members,
+              "Account": args.accounts, "Opportunity": args.opportunities, "Campaign": args.campaigns}
+    counts = {name: count for name, count in counts.items() if count is not None}
     org = EmulatedOrg(seed=args.seed, counts=counts, state_file=args.state_file, port=args.port,
                       http_port=args.http_port, tls_dir=args.tls_dir)
     org.start()
@@ -209,7 +211,8 @@ def _add_operator_commands(commands: argparse._SubParsersAction[argparse.Argumen
 
     preview = commands.add_parser("preview", help="count the records the sync rules select now, with the SOQL")
     preview.add_argument("integration", help="integration id")
-    preview.add_argument("object", nargs="?", help="Lead, Contact or CampaignMember (default: every configured one)")
+    preview.add_argument("object", nargs="?", help="Lead, Contact, CampaignMember, Account, Opportunity or Campaign "
+                                                        "(default: every configured one)")
     preview.set_defaults(handler=_reported(_preview))
 
     refresh = commands.add_parser("refresh-formulas", help="re-read the mapped formula fields and relationship "
@@ -293,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--leads", type=int, default=2000)
     serve.add_argument("--contacts", type=int, default=1000)
     serve.add_argument("--campaign-members", type=int, default=500)
+    for name in ("accounts", "opportunities", "campaigns"):
+        serve.add_argument(f"--{name}", type=int, help="default: derived from the people")
     serve.add_argument("--state-file", default=None,
                        help="keep the org in this SQLite file so several processes share it (default: in memory)")
     serve.add_argument("--tls-dir", default=None, help="where to write the CA bundle (default: a temp folder)")

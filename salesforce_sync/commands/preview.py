@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from salesforce_sync.commands.common import find_integration, render_table
 from salesforce_sync.config.errors import ConfigError
-from salesforce_sync.config.models import IntegrationConfig, ObjectType, SyncConfig
+from salesforce_sync.config.models import OBJECT_TYPES, IntegrationConfig, ObjectType, SyncConfig
 from salesforce_sync.runs.preview import not_configured, preview_counts
 from salesforce_sync.runs.connection import connect
 
@@ -16,8 +16,8 @@ def run_preview(config: SyncConfig, integration_id: str, object_type: str | None
                           "so there is no org to count records in")
     objects = integration.object_types if object_type is None else (_object_type(integration, object_type),)
     if not objects:
-        raise ConfigError(f"integration '{integration.id}': no objects are selected (objects: Lead, Contact, "
-                          "CampaignMember)")
+        raise ConfigError(f"integration '{integration.id}': no objects are selected (objects: "
+                          f"{', '.join(OBJECT_TYPES)})")
     with connect(integration) as client:
         results = preview_counts(client, integration, objects)
     print(f"integration {integration.id} (project {integration.project}): records the sync rules select now")

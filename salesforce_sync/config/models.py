@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, NamedTuple, get_args
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -25,7 +26,7 @@ from salesforce_sync.config.schedule import (
     window_minutes,
 )
 
-ObjectType = Literal["Lead", "Contact", "CampaignMember"]
+ObjectType = Literal["Lead", "Contact", "CampaignMember", "Account", "Opportunity", "Campaign"]
 OBJECT_TYPES: tuple[ObjectType, ...] = get_args(ObjectType)
 
 Operator = Literal[
@@ -155,9 +156,20 @@ class EmulatorOptions(_Model):
     leads: int = Field(2000, ge=0)
     contacts: int = Field(1000, ge=0)
     campaign_members: int = Field(500, ge=0)
+    #: None: as many as the emulator derives from the people (an Account per 5 Contacts, an Opportunity per
+    #: 2 Accounts, enough Campaigns for the members).
+    accounts: int | None = Field(None, ge=0)
+    opportunities: int | None = Field(None, ge=0)
+    campaigns: int | None = Field(None, ge=0)
     state_file: Path | None = None
 
     _resolve_state_file = field_validator("state_file")(_resolve_path)
+
+    def counts(self) -> dict[str, int]:
+        """Records per object to generate the org with (the emulator derives the ones left out)."""
+        counts = {"Lead": self.leads, "Contact": self.contacts, "CampaignMember": self.campaign_members,
+                  "Account": self.accounts, "Opportunity": self.opportunities, "Campaign": self.campaigns}
+        return {name: count for name, count in counts.items() if count is not None}
 
 
 _INLINE_SECRET_KEYS = frozenset({
@@ -295,41 +307,87 @@ class FieldMapping(_Model):
         return (value,) if isinstance(value, str) else value
 
 
-#: The reference fields that tie one person's records together (`sync.identity`): (field, the property it is
-#: stored under in `properties`, the object it names). A converted Lead names the Contact it became, a
-#: CampaignMember its Lead or Contact. Always read, whatever the configured mappings.
-IDENTITY_LINKS: dict[ObjectType, tuple[tuple[str, str, ObjectType], ...]] = {
-    "Lead": (("ConvertedContactId", "converted_contact_id", "Contact"),),
-    "Contact": (),
-    "CampaignMember": (("LeadId", "lead_id", "Lead"), ("ContactId", "contact_id", "Contact")),
+class RecordLink(NamedTuple):
+    """A reference field read with every record whatever the mappings, kept in `properties`."""
+
+    field: str
+    property: str
+    target: ObjectType
+    """The object it names."""
+
+
+@dataclass(frozen=True)
+class ObjectRules:
+    """What is special about one syncable object. Every object is read the same way (windows on its
+    LastModifiedDate or SystemModstamp, which every one of them has, queryAll for deletions, Id
+    reconciliation); these are its differences."""
+
+    person: bool
+    """Its records are people: the default mappings fill the person columns (email, first_name, last_name,
+    phone, unsubscribed) and `audience/<project>/people` groups them. Other objects' rows leave those columns
+    NULL and keep every mapped value in `properties`."""
+    opt_out: tuple[str, ...] = ()
+    """Where the opt-out is read (the first non-null of these paths); none for objects that have none."""
+    identity_links: tuple[RecordLink, ...] = ()
+    """References that make two records one person (`sync.identity`)."""
+    company_links: tuple[RecordLink, ...] = ()
+    """References to the Account a record belongs to: kept so a person (or a deal) can be joined to their
+    company; they join no one into a person."""
+    defaults: tuple[tuple[str, str, PropertyType], ...] = ()
+    """(field, property, type) mapped unless a configured mapping takes the property."""
+    versioned_by: tuple[str, ...] = ()
+    """Parents whose changes are the record's too: a CampaignMember carries its Lead's or Contact's name and
+    opt-out, but its own LastModifiedDate does not move when they change, so a window also selects the
+    records whose parent changed in it, and a row's version is the newest of their stamps."""
+
+
+_PERSON_FIELDS = (("Email", "email", "string"), ("FirstName", "first_name", "string"),
+                  ("LastName", "last_name", "string"), ("Phone", "phone", "string"))
+_ACCOUNT_LINK = RecordLink("AccountId", "account_id", "Account")
+
+OBJECT_RULES: dict[ObjectType, ObjectRules] = {
+    "Lead": ObjectRules(person=True, opt_out=("HasOptedOutOfEmail",), defaults=_PERSON_FIELDS,
+                        identity_links=(RecordLink("ConvertedContactId", "converted_contact_id", "Contact"),)),
+    "Contact": ObjectRules(person=True, opt_out=("HasOptedOutOfEmail",), defaults=_PERSON_FIELDS,
+                           company_links=(_ACCOUNT_LINK,)),
+    # A member's opt-out is its Lead's or Contact's.
+    "CampaignMember": ObjectRules(person=True, opt_out=("Lead.HasOptedOutOfEmail", "Contact.HasOptedOutOfEmail"),
+                                  defaults=_PERSON_FIELDS, versioned_by=("Lead", "Contact"),
+                                  identity_links=(RecordLink("LeadId", "lead_id", "Lead"),
+                                                  RecordLink("ContactId", "contact_id", "Contact"))),
+    "Account": ObjectRules(person=False, defaults=(("Name", "name", "string"),)),
+    "Opportunity": ObjectRules(person=False, defaults=(("Name", "name", "string"),), company_links=(_ACCOUNT_LINK,)),
+    "Campaign": ObjectRules(person=False, defaults=(("Name", "name", "string"),)),
 }
+PERSON_OBJECTS: tuple[ObjectType, ...] = tuple(name for name, rules in OBJECT_RULES.items() if rules.person)
+"""The objects whose records are people (the others are companies, deals, campaigns)."""
+
+#: The reference fields that tie one person's records together (`sync.identity`), per person object.
+IDENTITY_LINKS: dict[ObjectType, tuple[RecordLink, ...]] = {
+    name: OBJECT_RULES[name].identity_links for name in PERSON_OBJECTS}
 CONVERTED_PROPERTY = "is_converted"
 """A Lead's IsConverted: converted Leads are read-only in Salesforce, so write-back skips them."""
 
 
-def identity_mappings(object_type: ObjectType) -> tuple[FieldMapping, ...]:
-    """The mappings of an object's identity references (and a Lead's IsConverted); no configured mapping may
-    take their property names."""
-    links = tuple(FieldMapping(fields=(field,), property=name, type="string")
-                  for field, name, _ in IDENTITY_LINKS[object_type])
+def reference_mappings(object_type: ObjectType) -> tuple[FieldMapping, ...]:
+    """The mappings of an object's identity and company references (and a Lead's IsConverted), read
+    whatever the configuration; no configured mapping may take their property names."""
+    rules = OBJECT_RULES[object_type]
+    links = tuple(FieldMapping(fields=(link.field,), property=link.property, type="string")
+                  for link in (*rules.identity_links, *rules.company_links))
     converted = (FieldMapping(fields=("IsConverted",), property=CONVERTED_PROPERTY, type="boolean"),)
     return links + (converted if object_type == "Lead" else ())
 
 
 def default_mappings(object_type: ObjectType) -> tuple[FieldMapping, ...]:
-    """Mappings every object has: the person fields (unless a configured mapping targets the same property),
-    then its identity references."""
-    opt_out_fields = (
-        ("Lead.HasOptedOutOfEmail", "Contact.HasOptedOutOfEmail")
-        if object_type == "CampaignMember" else ("HasOptedOutOfEmail",)
-    )
+    """Mappings every object has: its default fields (the person fields of a person object) and opt-out,
+    unless a configured mapping targets the same property, then its references."""
+    rules = OBJECT_RULES[object_type]
+    opt_out = (FieldMapping(fields=rules.opt_out, property=OPT_OUT_PROPERTY, type="boolean"),) if rules.opt_out else ()
     return (
-        FieldMapping(fields=("Email",), property="email", type="string"),
-        FieldMapping(fields=("FirstName",), property="first_name", type="string"),
-        FieldMapping(fields=("LastName",), property="last_name", type="string"),
-        FieldMapping(fields=("Phone",), property="phone", type="string"),
-        FieldMapping(fields=opt_out_fields, property=OPT_OUT_PROPERTY, type="boolean"),
-        *identity_mappings(object_type),
+        *(FieldMapping(fields=(field,), property=name, type=kind) for field, name, kind in rules.defaults),
+        *opt_out,
+        *reference_mappings(object_type),
     )
 
 
@@ -689,12 +747,12 @@ class IntegrationConfig(_Model):
     @model_validator(mode="after")
     def _identity_properties_kept(self) -> IntegrationConfig:
         for object_type, settings in self.objects.items():
-            taken = {mapping.property for mapping in identity_mappings(object_type)}
+            taken = {mapping.property for mapping in reference_mappings(object_type)}
             for index, mapping in enumerate(settings.field_mappings or ()):
                 if mapping.property in taken:
                     raise FieldProblem(("objects", object_type, "field_mappings", index, "property"),
-                                       f"'{mapping.property}' is filled by the sync itself ({object_type} identity "
-                                       "links); map to another property name")
+                                       f"'{mapping.property}' is filled by the sync itself ({object_type} "
+                                       "references); map to another property name")
         return self
 
     @model_validator(mode="after")
@@ -728,7 +786,7 @@ class IntegrationConfig(_Model):
 
     @property
     def object_types(self) -> tuple[ObjectType, ...]:
-        """Configured objects in canonical order (Lead, Contact, CampaignMember)."""
+        """Configured objects in canonical order (OBJECT_TYPES)."""
         return tuple(o for o in OBJECT_TYPES if o in self.objects)
 
     def mappings(self, object_type: ObjectType) -> tuple[FieldMapping, ...]:

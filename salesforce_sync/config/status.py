@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from salesforce_sync.config.models import IntegrationConfig
+from salesforce_sync.config.models import OBJECT_TYPES, IntegrationConfig
 
 Badge = Literal["Incomplete", "Inactive", "Error", "Active"]
 
@@ -22,7 +22,7 @@ def missing_settings(integration: IntegrationConfig) -> list[str]:
     if integration.auth is None and integration.environment_kind != "emulator":
         missing.append("connection: auth")
     if not integration.objects:
-        missing.append("objects: select at least one of Lead, Contact, CampaignMember")
+        missing.append(f"objects: select at least one of {', '.join(OBJECT_TYPES)}")
     for object_type in integration.object_types:
         settings = integration.objects[object_type]
         if settings.sync_rules is None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from salesforce_sync.config.models import IntegrationConfig, SyncConfig
+from salesforce_sync.config.models import PERSON_OBJECTS, IntegrationConfig, ObjectType, SyncConfig
 from salesforce_sync.dagster_defs.assets import asset_key
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource
 from salesforce_sync.runs.people import rebuild_people
@@ -25,8 +25,13 @@ def people_asset_key(project: str) -> dg.AssetKey:
     return dg.AssetKey(["audience", project, "people"])
 
 
+def person_objects(integration: IntegrationConfig) -> tuple[ObjectType, ...]:
+    """The integration's objects whose records are people: only their syncs change the people."""
+    return tuple(o for o in integration.object_types if o in PERSON_OBJECTS)
+
+
 def build_people_asset(project: str, integrations: Sequence[IntegrationConfig]) -> dg.AssetsDefinition:
-    deps = [asset_key(i.id, object_type) for i in integrations for object_type in i.object_types]
+    deps = [asset_key(i.id, object_type) for i in integrations for object_type in person_objects(i)]
 
     @dg.asset(
         key=people_asset_key(project),
@@ -53,11 +58,11 @@ def build_people_asset(project: str, integrations: Sequence[IntegrationConfig]) 
 
 
 def build_people_definitions(config: SyncConfig) -> dg.Definitions:
-    """A people asset for every project with synced objects, and the sensor that evaluates their automation
+    """A people asset for every project with synced person objects, and the sensor that evaluates their automation
     (running by default: Dagster's own automation sensor starts stopped)."""
     assets = []
     for project in config.projects:
-        integrations = [i for i in config.integrations if i.project == project.id and i.object_types]
+        integrations = [i for i in config.integrations if i.project == project.id and person_objects(i)]
         if integrations:
             assets.append(build_people_asset(project.id, integrations))
     if not assets:

@@ -36,8 +36,7 @@ def connect(integration: IntegrationConfig, *, home: Path | None = None,
     from salesforce_sync.emulator.harness import EmulatedOrg
 
     options = integration.emulator
-    counts = {"Lead": options.leads, "Contact": options.contacts, "CampaignMember": options.campaign_members}
-    with EmulatedOrg(seed=options.seed, counts=counts,
+    with EmulatedOrg(seed=options.seed, counts=options.counts(),
                      state_file=emulator_state_file(integration, home or sync_home(environ))) as org:
         info = org.connection_info()
         if integration.auth is not None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from salesforce_sync.config.models import IntegrationConfig
+from salesforce_sync.config.models import OBJECT_RULES, IntegrationConfig
 from salesforce_sync.runs.health import require_budget
 from salesforce_sync.runs.reconcile import mark_window_out_of_scope, reconcile, reconciliation_due
 from salesforce_sync.salesforce.client import ResumeQuery, SalesforceClient, rest_page_size
@@ -40,10 +40,6 @@ from salesforce_sync.runs.lease import SyncLease
 
 log = logging.getLogger(__name__)
 MAX_LOGGED_WARNINGS = 20
-#: CampaignMember rows carry their Lead's or Contact's opt-out and name, but the member's own
-#: LastModifiedDate does not move when the person changes: a window also selects the members whose
-#: person changed in it, and a member row's version is the newest of the three stamps.
-PERSON_RELATIONSHIPS: dict[str, tuple[str, ...]] = {"CampaignMember": ("Lead", "Contact")}
 MANUAL_LAG = timedelta(minutes=2)
 """A manual "sync now" reads up to this long before the org's present: commits still in flight are
 stamped earlier than they become visible (the next sync's overlap re-reads them too)."""
@@ -136,7 +132,7 @@ class WindowSync:
         size = self.integration.chunk_size
         kwargs: dict[str, Any] = {"max_records": size} if self.use_bulk else {"chunk_rows": size, "resume": self.resume}
         mappings = self.integration.mappings(self.object_type)
-        people = PERSON_RELATIONSHIPS.get(self.object_type, ())
+        people = OBJECT_RULES[self.object_type].versioned_by
         # Salesforce answers in its own spelling of each field (`Company` for a mapped `company`).
         spelling = {path.lower(): path for path in self.columns}
         for raw in fetch(self.soql, include_deleted=True, **kwargs):
@@ -179,7 +175,7 @@ def related_parents(integration: IntegrationConfig, object_type: str) -> tuple[s
     paths = [path for mapping in integration.mappings(object_type) for path in mapping.fields]
     paths += integration.rule_fields(object_type)
     parents: dict[str, str] = {}
-    for parent in [*PERSON_RELATIONSHIPS.get(object_type, ()), *(path.split(".")[0] for path in paths if "." in path)]:
+    for parent in [*OBJECT_RULES[object_type].versioned_by, *(path.split(".")[0] for path in paths if "." in path)]:
         parents.setdefault(parent.lower(), parent)
     return tuple(parents.values())
 
@@ -218,7 +214,7 @@ def read_fields(integration: IntegrationConfig, object_type: str) -> tuple[str, 
     record's version also depends on."""
     fields = select_fields(object_type, integration.mappings(object_type), integration.cursor_field)
     selected = {path.lower() for path in fields}
-    stamps = (f"{person}.LastModifiedDate" for person in PERSON_RELATIONSHIPS.get(object_type, ()))
+    stamps = (f"{person}.LastModifiedDate" for person in OBJECT_RULES[object_type].versioned_by)
     return fields + tuple(path for path in stamps if path.lower() not in selected)
 
 

@@ -80,11 +80,13 @@ class PeopleStore:
         self._engine = engine
         self._reading = reading
 
-    def records_stamp(self, project: str) -> str:
-        """How many records the project has and when the newest write to them happened: every upsert, deletion
-        and scope change of a record moves it, so equal stamps mean nothing identity reads has changed."""
+    def records_stamp(self, project: str, object_types: Sequence[str]) -> str:
+        """How many records of `object_types` the project has and when the newest write to them happened: every
+        upsert, deletion and scope change of a record moves it, so equal stamps mean nothing identity reads has
+        changed."""
         users = audience_users.c
-        query = select(func.count(), func.max(users.last_synced_at)).where(users.project == project)
+        query = (select(func.count(), func.max(users.last_synced_at))
+                 .where(users.project == project, users.object_type.in_(object_types)))
         with self._reading() as connection:
             count, newest = connection.execute(query).one()
         return f"{count}:{newest}"
@@ -97,14 +99,16 @@ class PeopleStore:
             row = connection.execute(query).one_or_none()
         return None if row is None else (row.source, PeopleCounts(row.people, row.records, rebuilt=False))
 
-    def live_records(self, project: str, link_properties: Sequence[str]) -> Iterator[StoredRecord]:
-        """The project's live records ordered by external_id, streamed in batches (bounded memory), with the
-        text of each named property (identity references)."""
+    def live_records(self, project: str, object_types: Sequence[str],
+                     link_properties: Sequence[str]) -> Iterator[StoredRecord]:
+        """The project's live records of `object_types` ordered by external_id, streamed in batches (bounded
+        memory), with the text of each named property (identity references)."""
         users = audience_users.c
         links = [users.properties[name].as_string().label(name) for name in link_properties]
         query = (select(users.external_id, users.integration_id, users.object_type, users.email, users.unsubscribed,
                         users.sf_modified_at, *links)
-                 .where(users.project == project, users.deleted == false()).order_by(users.external_id))
+                 .where(users.project == project, users.deleted == false(), users.object_type.in_(object_types))
+                 .order_by(users.external_id))
         with self._reading() as connection:
             result = connection.execution_options(yield_per=READ_BATCH).execute(query)
             for row in result:

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from salesforce_sync.config.models import STORE_COLUMN_TYPES, FieldMapping, PropertyType, SyncRules
+from salesforce_sync.config.models import PERSON_OBJECTS, STORE_COLUMN_TYPES, FieldMapping, PropertyType, SyncRules
 from salesforce_sync.store.chunks import CHUNK_COLUMNS
 from salesforce_sync.sync.errors import MappingError
 from salesforce_sync.sync.external_ids import external_ids
@@ -57,9 +57,9 @@ def map_chunk(
 ) -> MappedChunk:
     """Convert a raw chunk into a store chunk (see STORE_CHUNK_COLUMNS) plus warnings for dropped values.
 
-    Store columns email/first_name/last_name/phone/unsubscribed come from the mappings targeting
-    them (None when unmapped); every other mapping lands in the row's `properties` dict, nulls
-    included so a value cleared in Salesforce is cleared in the store too. `sf_modified_at` is
+    Store columns email/first_name/last_name/phone/unsubscribed come from a person object's mappings
+    targeting them (None when unmapped, and always for other objects); every other mapping lands in the
+    row's `properties` dict, nulls included so a value cleared in Salesforce is cleared in the store too. `sf_modified_at` is
     LastModifiedDate as a UTC timestamp (microsecond resolution).
     """
     columns = _Columns(raw.reset_index(drop=True), integration_id, object_type)
@@ -79,6 +79,7 @@ def map_chunk(
     store: dict[str, pd.Series] = {name: _nulls(count) for name in STORE_COLUMN_TYPES}
     properties: dict[str, pd.Series] = {}
     warnings: list[MappingWarning] = []
+    person_columns = STORE_COLUMN_TYPES if object_type in PERSON_OBJECTS else {}
     for mapping in mappings:
         sources = [columns.text(path) for path in mapping.fields]
         text = _first_present(sources)
@@ -86,7 +87,7 @@ def map_chunk(
         for position in np.flatnonzero(invalid):
             field = next(path for path, source in zip(mapping.fields, sources) if source.iat[position] is not None)
             warnings.append(MappingWarning(ids.iat[position], field, mapping.property, text.iat[position], mapping.type))
-        (store if mapping.property in STORE_COLUMN_TYPES else properties)[mapping.property] = values
+        (store if mapping.property in person_columns else properties)[mapping.property] = values
 
     frame = pd.DataFrame({
         "external_id": external_ids(integration_id, object_type, ids),

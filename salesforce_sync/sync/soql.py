@@ -8,12 +8,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timezone
 from decimal import Decimal, InvalidOperation
 
-from salesforce_sync.config.models import FieldMapping, ObjectType, RuleValue, SyncRule, SyncRules
+from salesforce_sync.config.models import OBJECT_RULES, FieldMapping, ObjectType, RuleValue, SyncRule, SyncRules
 from salesforce_sync.sync.errors import SyncRuleError
 from salesforce_sync.sync.field_types import LIKE_TYPES, MULTIPICKLIST, NUMBER_TYPES, TEXT_TYPES
 
 SYSTEM_FIELDS: tuple[str, ...] = ("Id", "IsDeleted", "LastModifiedDate")
-CAMPAIGN_MEMBER_OPT_OUT_PATHS: tuple[str, ...] = ("Lead.HasOptedOutOfEmail", "Contact.HasOptedOutOfEmail")
+CAMPAIGN_MEMBER_OPT_OUT_PATHS: tuple[str, ...] = OBJECT_RULES["CampaignMember"].opt_out
 
 _STRING_ESCAPES = str.maketrans({
     "\\": "\\\\", "'": "\\'", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f",

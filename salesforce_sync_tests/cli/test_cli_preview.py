@@ -35,6 +35,12 @@ THREE_OBJECTS = "      Lead:" + LEAD_RULES + """
             - {field: Status, operator: equals, value: Responded}
             - {field: Email, operator: is_set}
         field_mappings: []"""
+EVERY_OBJECT = THREE_OBJECTS + """
+      Account: {sync_rules: {rules: []}, field_mappings: []}
+      Opportunity:
+        sync_rules: {rules: [{field: StageName, operator: not_equals, value: Closed Lost}]}
+        field_mappings: [{field: Amount, property: amount, type: number}]
+      Campaign: {sync_rules: {rules: [{field: IsActive, operator: equals, value: true}]}, field_mappings: []}"""
 
 
 def preview_rows(output: str) -> dict[str, tuple[int, str]]:
@@ -57,7 +63,7 @@ def live_people(store: AudienceStore, integration_id: str) -> dict[str, int]:
 def test_preview_counts_equal_the_live_records_a_full_sync_stores(
         org: EmulatedOrg, use_config: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch, store: AudienceStore,
         capsys: pytest.CaptureFixture[str]) -> None:
-    use_config(config_text(emulator_integration(org, objects=THREE_OBJECTS)))
+    use_config(config_text(emulator_integration(org, objects=EVERY_OBJECT)))
     set_app_credentials(monkeypatch, org, refresh_token=True)
 
     assert main(["preview", "crm"]) == 0
@@ -73,6 +79,9 @@ def test_preview_counts_equal_the_live_records_a_full_sync_stores(
     assert rows["Lead"][1] == "SELECT COUNT() FROM Lead WHERE Email != null AND Status != 'Closed - Not Converted'"
     assert rows["Contact"][1] == "SELECT COUNT() FROM Contact WHERE Account.Name != null"
     assert rows["CampaignMember"][1] == "SELECT COUNT() FROM CampaignMember WHERE Status = 'Responded' OR Email != null"
+    assert rows["Account"][1] == "SELECT COUNT() FROM Account"
+    assert rows["Opportunity"][1] == "SELECT COUNT() FROM Opportunity WHERE StageName != 'Closed Lost'"
+    assert rows["Campaign"][1] == "SELECT COUNT() FROM Campaign WHERE IsActive = true"
     assert "integration crm (project acme)" in output
 
 

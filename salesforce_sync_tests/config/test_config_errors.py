@@ -94,8 +94,8 @@ def test_unknown_operator_lists_the_ten_operators(tmp_path: Path) -> None:
     ({"field_mappings": [{"field": "IsDeleted", "property": "deleted", "type": "boolean"}]},
      "objects.Lead.field_mappings[0].property: 'deleted' is filled by the sync itself"),
     ({"field_mappings": [{"field": "Company", "property": "converted_contact_id", "type": "string"}]},
-     "objects.Lead.field_mappings[0].property: 'converted_contact_id' is filled by the sync itself (Lead identity "
-     "links); map to another property name"),
+     "objects.Lead.field_mappings[0].property: 'converted_contact_id' is filled by the sync itself (Lead "
+     "references); map to another property name"),
     ({"field_mappings": [{"field": "Company", "property": "Company Name", "type": "string"}]},
      "objects.Lead.field_mappings[0].property: 'Company Name' is not a valid property name"),
     ({"field_mappings": [{"property": "company", "type": "string"}]},
@@ -106,8 +106,12 @@ def test_object_settings_errors(tmp_path: Path, lead: dict, expected: str) -> No
 
 
 @pytest.mark.parametrize(("change", "expected"), [
-    ({"objects": {"Account": {}}},
-     "integration 'acme': objects.Account: 'Account' is not one of Lead, Contact, CampaignMember"),
+    ({"objects": {"Task": {}}},
+     "integration 'acme': objects.Task: 'Task' is not one of Lead, Contact, CampaignMember, Account, Opportunity, "
+     "Campaign"),
+    ({"objects": {"Contact": {"field_mappings": [{"field": "Name", "property": "account_id", "type": "string"}]}}},
+     "integration 'acme': objects.Contact.field_mappings[0].property: 'account_id' is filled by the sync itself "
+     "(Contact references); map to another property name"),
     ({"id": "Acme-Org"}, "integration 'Acme-Org': id: 'Acme-Org' is not a valid id"),
     ({"project": "sales"}, "integration 'acme': project: 'sales' is not a declared project (declared: demo)"),
     ({"environment": "prod"}, "integration 'acme': environment: 'prod' is not production, sandbox, emulator"),

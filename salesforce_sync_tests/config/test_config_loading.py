@@ -84,13 +84,21 @@ def test_demo_config_is_complete_and_active() -> None:
     assert demo.environment_kind == "emulator" and demo.auth is None and demo.login_url is None
     assert (demo.emulator.seed, demo.emulator.leads, demo.emulator.contacts, demo.emulator.campaign_members) == (
         7, 2000, 1000, 500)
-    assert demo.object_types == ("Lead", "Contact", "CampaignMember")
+    assert (demo.emulator.accounts, demo.emulator.opportunities, demo.emulator.campaigns) == (200, 100, None)
+    assert demo.emulator.counts() == {"Lead": 2000, "Contact": 1000, "CampaignMember": 500, "Account": 200,
+                                      "Opportunity": 100}
+    assert demo.object_types == ("Lead", "Contact", "CampaignMember", "Account", "Opportunity")
     assert demo.partition_cron() == "0 * * * *"
     assert demo.start == datetime(2026, 11, 20, tzinfo=timezone.utc)
     assert integration_status(demo, last_sync_failed=False) == ("Active", [])
     lead_properties = {m.property: m.type for m in demo.mappings("Lead")}
     assert lead_properties["lead_score"] == "number" and lead_properties["interests"] == "array"
     assert lead_properties["unsubscribed"] == "boolean"
+    # Companies and deals have no person columns and no opt-out: their Name, mapped values and Account link.
+    opportunity_properties = {m.property: m.type for m in demo.mappings("Opportunity")}
+    assert opportunity_properties == {"name": "string", "account_id": "string", "stage": "string",
+                                      "amount": "number", "close_date": "date", "company": "string"}
+    assert {m.property for m in demo.mappings("Account")} == {"name", "industry", "annual_revenue", "tier"}
 
 
 def test_env_var_selects_the_file_and_default_is_the_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

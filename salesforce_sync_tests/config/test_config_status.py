@@ -35,7 +35,7 @@ def test_emulator_needs_no_auth() -> None:
 @pytest.mark.parametrize(("settings", "missing"), [
     ({"environment": None, "auth": None}, ["connection: environment", "connection: auth"]),
     ({"auth": None}, ["connection: auth"]),
-    ({"objects": {}}, ["objects: select at least one of Lead, Contact, CampaignMember"]),
+    ({"objects": {}}, ["objects: select at least one of Lead, Contact, CampaignMember, Account, Opportunity, Campaign"]),
     ({"objects": {"Lead": None}}, ["objects.Lead.sync_rules", "objects.Lead.field_mappings"]),
     ({"objects": {"CampaignMember": {"field_mappings": []}, "Contact": {"sync_rules": {"rules": []}}}},
      ["objects.Contact.field_mappings", "objects.CampaignMember.sync_rules"]),

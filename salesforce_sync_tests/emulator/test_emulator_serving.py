@@ -79,7 +79,7 @@ def test_plain_http_listener_serves_the_same_org(emulated_org_factory: Callable[
 
 def test_cli_serve_prints_connection_json_first_then_serves(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "salesforce_sync.cli", "emulator", "serve", "--port", "0", "--leads", "30",
-               "--contacts", "10", "--campaign-members", "5", "--tls-dir", str(tmp_path)]
+               "--contacts", "10", "--campaign-members", "5", "--opportunities", "7", "--tls-dir", str(tmp_path)]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         info = json.loads(server.stdout.readline())
@@ -92,6 +92,7 @@ def test_cli_serve_prints_connection_json_first_then_serves(tmp_path: Path) -> N
         assert token.status_code == 200
         sf = Salesforce(instance_url=info["instance_url"], session_id=token.json()["access_token"], session=session)
         assert sf.query("SELECT COUNT() FROM Lead")["totalSize"] > 0
+        assert sf.query_all("SELECT Id FROM Opportunity", include_deleted=True)["totalSize"] == 7
     finally:
         server.terminate()
         assert server.wait(timeout=10) == 0

@@ -13,7 +13,7 @@ from salesforce_sync.config.models import ChangeCaptureConfig
 from salesforce_sync.dagster_defs.definitions import build_definitions
 
 DEMO_CONFIG = Path(salesforce_sync.__file__).parent / "demo" / "integrations.yaml"
-OBJECTS = ("CampaignMember", "Contact", "Lead")
+OBJECTS = ("Account", "CampaignMember", "Contact", "Lead", "Opportunity")
 HEALTH_CHECKS = ("api_limits", "clock_skew", "credentials", "field_mappings", "formula_freshness", "schema_drift",
                  "staleness")
 EXPECTED = {

@@ -52,10 +52,11 @@ LEADS_ONLY: dict[str, Any] = {"Lead": {"sync_rules": {"rules": []}, "field_mappi
 #: The same rules written as SOQL by hand, for the oracle.
 RULES_SOQL = {"Lead": "Email != null AND Status != 'Closed - Not Converted'", "Contact": None,
               "CampaignMember": "Status = 'Responded' OR Email != null"}
-#: The identity references every object's rows carry in `properties` (property: field), whatever the mappings.
+#: The references (identity, and a Contact's Account) every object's rows carry in `properties` (property: field),
+#: whatever the mappings.
 IDENTITY_PATHS: dict[str, dict[str, str]] = {
     "Lead": {"converted_contact_id": "ConvertedContactId", "is_converted": "IsConverted"},
-    "Contact": {},
+    "Contact": {"account_id": "AccountId"},
     "CampaignMember": {"lead_id": "LeadId", "contact_id": "ContactId"},
 }
 #: What the oracle selects: the default person fields plus the mapped paths of MAPPINGS.
@@ -63,7 +64,7 @@ ORACLE_FIELDS = {
     "Lead": "Id, IsDeleted, LastModifiedDate, Email, FirstName, LastName, Phone, HasOptedOutOfEmail, Company, "
             "Lead_Score__c, Interests__c, ConvertedContactId, IsConverted",
     "Contact": "Id, IsDeleted, LastModifiedDate, Email, FirstName, LastName, Phone, HasOptedOutOfEmail, "
-               "Account.Name, Birthdate, Lifetime_Value__c",
+               "Account.Name, Birthdate, Lifetime_Value__c, AccountId",
     "CampaignMember": "Id, IsDeleted, LastModifiedDate, Email, FirstName, LastName, Phone, Lead.HasOptedOutOfEmail, "
                       "Contact.HasOptedOutOfEmail, Lead.LastModifiedDate, Contact.LastModifiedDate, Campaign.Name, "
                       "Status, LeadId, ContactId",

@@ -114,6 +114,20 @@ def test_unmapped_opt_out_is_none() -> None:
     assert frame.iloc[0].unsubscribed is None and frame.iloc[0].first_name is None and frame.iloc[0].properties == {}
 
 
+def test_a_company_row_keeps_every_value_in_properties_and_no_person_columns() -> None:
+    raw = pd.DataFrame({"Id": ["001A"], "IsDeleted": ["false"], "LastModifiedDate": ["2024-01-01T00:00:00Z"],
+                        "Name": ["Initech"], "Phone": ["+1 555 0100"], "AnnualRevenue": ["2500000.0"]})
+    mappings = effective_mappings("Account", (FieldMapping(field="Phone", property="phone", type="string"),
+                                              FieldMapping(field="AnnualRevenue", property="revenue", type="number")))
+    assert select_fields("Account", mappings) == ("Id", "IsDeleted", "LastModifiedDate", "Name", "Phone",
+                                                  "AnnualRevenue")
+    frame, _ = map_chunk(raw, integration_id="acme", object_type="Account", mappings=mappings)
+    row = frame.iloc[0]
+    assert row.external_id == "sf_acme_Account_001A"
+    assert [row.email, row.first_name, row.last_name, row.phone, row.unsubscribed] == [None] * 5
+    assert row.properties == {"name": "Initech", "phone": "+1 555 0100", "revenue": 2500000.0}
+
+
 def test_columns_match_case_insensitively() -> None:
     raw = pd.DataFrame({"ID": ["a"], "isdeleted": ["FALSE"], "lastmodifieddate": ["2024-01-01T00:00:00Z"],
                         "EMAIL": ["e@x.io"]})

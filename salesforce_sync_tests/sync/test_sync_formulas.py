@@ -21,6 +21,7 @@ def mapping(field: str | tuple[str, ...], prop: str, kind: str = "string") -> Fi
 CONTACT = effective_mappings("Contact", (mapping("Account_Tier__c", "tier"), mapping("Title", "title"),
                                          mapping("Account.Owner.Name", "owner"),
                                          mapping("Lifetime_Value__c", "value", "number")))
+BY_PROPERTY = {m.property: m for m in CONTACT}
 
 
 def test_a_refresh_rereads_formula_fields_and_relationship_paths_only() -> None:
@@ -35,7 +36,7 @@ def test_a_refresh_rereads_formula_fields_and_relationship_paths_only() -> None:
 
 
 def test_the_refresh_query_selects_id_the_stamps_and_the_refreshed_paths_under_the_rules() -> None:
-    fields, soql, count = refresh_query("Contact", [CONTACT[5], CONTACT[7]], "Email != null")
+    fields, soql, count = refresh_query("Contact", [BY_PROPERTY["tier"], BY_PROPERTY["owner"]], "Email != null")
     assert fields == ("Id", "IsDeleted", "LastModifiedDate", "Account_Tier__c", "Account.Owner.Name")
     assert soql == ("SELECT Id, IsDeleted, LastModifiedDate, Account_Tier__c, Account.Owner.Name FROM Contact "
                     "WHERE (Email != null)")
@@ -62,13 +63,13 @@ def stored_form(frame: pd.DataFrame) -> pd.DataFrame:
 
 RECORD = {"IsDeleted": "false", "LastModifiedDate": "2024-03-01T10:00:00.000Z", "Email": "a@example.com",
           "FirstName": "Ada", "LastName": "Byron", "Phone": None, "HasOptedOutOfEmail": "false",
-          "Account_Tier__c": "Gold", "Title": "CTO", "Account.Owner.Name": "Zoë", "Lifetime_Value__c": "1e20"}
+          "AccountId": "0015000000000AAA", "Account_Tier__c": "Gold", "Title": "CTO", "Account.Owner.Name": "Zoë", "Lifetime_Value__c": "1e20"}
 
 
 def test_only_rows_whose_refreshed_values_differ_change_and_their_hash_is_the_windows() -> None:
     records = [{**RECORD, "Id": f"003{i}"} for i in range(3)]
     stored = stored_form(window_chunk(records))
-    refreshed = [CONTACT[5], CONTACT[7]]
+    refreshed = [BY_PROPERTY["tier"], BY_PROPERTY["owner"]]
     later = [dict(record) for record in records]
     later[1]["Account_Tier__c"] = "Silver"
     later[2]["Account.Owner.Name"] = None
@@ -86,13 +87,14 @@ def test_only_rows_whose_refreshed_values_differ_change_and_their_hash_is_the_wi
     # Same content, same property order as a window writes: the same content hash.
     assert list(prepare_chunk("crm", changed).rows["content_hash"]) == \
         list(prepare_chunk("crm", expected).rows["content_hash"])
-    assert changed.at[0, "properties"] == {"tier": "Silver", "title": "CTO", "owner": "Zoë", "value": 1e20}
+    assert changed.at[0, "properties"] == {"account_id": "0015000000000AAA", "tier": "Silver", "title": "CTO",
+                                           "owner": "Zoë", "value": 1e20}
 
 
 def test_rows_not_stored_live_are_left_out_and_unchanged_rows_are_not_rewritten() -> None:
     records = [{**RECORD, "Id": f"003{i}"} for i in range(2)]
     stored = stored_form(window_chunk(records[:1]))
-    refreshed = [CONTACT[5]]
+    refreshed = [BY_PROPERTY["tier"]]
     fresh = map_chunk(raw([{k: r[k] for k in ("Id", "IsDeleted", "LastModifiedDate", "Account_Tier__c")}
                            for r in records]), integration_id="crm", object_type="Contact", mappings=refreshed).frame
     assert changed_rows(fresh, stored, CONTACT, refreshed).empty

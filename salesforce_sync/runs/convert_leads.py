@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import cached_property
 from typing import Any
 
 from salesforce_sync.config.models import IntegrationConfig, WriteBackConvert, WriteBackObjectConfig
@@ -86,9 +87,16 @@ class _Conversions:
         self.settings, self.convert = settings, convert
         self.writer = RecordWriter(client, client_name=CLIENT_NAME)
         self.converter = LeadConverter(client, client_name=CLIENT_NAME)
-        statuses = _oldest_first(self.writer.find("LeadStatus", "IsConverted", [True], ["MasterLabel", "SortOrder"]))
-        self.allowed = tuple(s["MasterLabel"] for s in sorted(statuses, key=lambda s: float(s["SortOrder"] or 0)))
-        self.converted_status = convert.converted_status or (self.allowed[0] if self.allowed else "")
+
+    @cached_property
+    def allowed(self) -> tuple[str, ...]:
+        """The org's converted Lead statuses, in their order (read once, when a row needs them)."""
+        statuses = self.writer.find("LeadStatus", "IsConverted", [True], ["MasterLabel", "SortOrder"])
+        return tuple(s["MasterLabel"] for s in sorted(statuses, key=lambda s: (float(s["SortOrder"] or 0), s["Id"])))
+
+    @property
+    def converted_status(self) -> str:
+        return self.convert.converted_status or (self.allowed[0] if self.allowed else "")
 
     # ---- planning -------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import cached_property
 from typing import Any
 
 from simple_salesforce import format_soql
@@ -42,7 +43,7 @@ def push_campaign_members(store: AudienceStore, client: SalesforceClient, integr
     started, calls_before = time.monotonic(), client.api_calls
     result = PushResult(integration.id, OBJECT, dry_run=dry_run)
     push = _MembershipPush(store, client, integration, settings)
-    fingerprint = settings.model_dump_json() + push.campaign_id
+    fingerprint = settings.model_dump_json()
     for chunk in store.write_back.source_chunks(table=settings.table, query=settings.query, key=settings.key,
                                                 chunk_rows=integration.write_back.chunk_size):
         rows = {str(row[settings.key]): row for row in chunk if row[settings.key] not in (None, "")}
@@ -83,12 +84,19 @@ class _MembershipPush:
         self.writer = RecordWriter(client, bulk_threshold=integration.write_back.bulk_threshold,
                                    client_name=CLIENT_NAME)
         self.write_calls = 0
-        self.campaign_id = self._campaign_id()
-        statuses = self.writer.find("CampaignMemberStatus", "CampaignId", [self.campaign_id], ["Label", "SortOrder"])
-        self.statuses = {s["Label"] for s in statuses}
-        self._next_sort = max((int(float(s["SortOrder"] or 0)) for s in statuses), default=0) + 1
 
-    def _campaign_id(self) -> str:
+    @cached_property
+    def _statuses(self) -> tuple[set[str], list[int]]:
+        """The campaign's member status labels, and the sort order a new one gets (read once, when needed)."""
+        statuses = self.writer.find("CampaignMemberStatus", "CampaignId", [self.campaign_id], ["Label", "SortOrder"])
+        return {s["Label"] for s in statuses}, [max((int(float(s["SortOrder"] or 0)) for s in statuses), default=0) + 1]
+
+    @property
+    def statuses(self) -> set[str]:
+        return self._statuses[0]
+
+    @cached_property
+    def campaign_id(self) -> str:
         """The configured Campaign's Id: the value itself when it is a Campaign's Id, else the one Campaign of
         that Name."""
         wanted = self.settings.campaign
@@ -233,11 +241,11 @@ class _MembershipPush:
         if not labels:
             return {}
         records = [{"CampaignId": self.campaign_id, "Label": label, "HasResponded": False,
-                    "SortOrder": self._next_sort + n} for n, label in enumerate(labels)]
+                    "SortOrder": self._statuses[1][0] + n} for n, label in enumerate(labels)]
         before = self.writer.api_calls
         results = self.writer.write("CampaignMemberStatus", "insert", records)
         self.write_calls += self.writer.api_calls - before
-        self._next_sort += len(labels)
+        self._statuses[1][0] += len(labels)
         refused = {}
         for label, result in zip(labels, results):
             if result.error is None:

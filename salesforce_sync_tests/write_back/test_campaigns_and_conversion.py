@@ -272,3 +272,40 @@ def test_a_push_killed_after_salesforce_acted_creates_no_member_and_converts_no_
                                               "rejected": 0}
     assert sf.query("SELECT COUNT() FROM Contact WHERE Email = 'killed@convert.test'")["totalSize"] == 1
     assert store.write_back.links("crm", "Contact", ["p1"]) == {"p1": converted["ConvertedContactId"]}
+
+
+def test_the_conversion_and_membership_assets_follow_the_lead_push_in_the_write_back_job(
+        sf: Salesforce, store: AudienceStore, source: Source, integration: Build) -> None:
+    import dagster as dg
+
+    from salesforce_sync.dagster_defs.definitions import build_definitions
+    from salesforce_sync.dagster_defs.write_back import REJECTIONS_CHECK, write_back_asset_key, write_back_job_name
+    from salesforce_sync_tests.pipeline.support import load_config
+
+    campaign = new_campaign(sf)
+    source("prospects", [dict(prospect("p1", "asset@convert.test"), stage="customer", engagement="clicked"),
+                         dict(prospect("p2", "asset.two@convert.test"), stage="mql", engagement="opened")])
+    crm = integration({"objects": {"Lead": lead_source(convert={"stage_column": "stage", "at_stage": "customer"})},
+                       "campaign_members": campaign_source(table="prospects")})
+    config = load_config(crm.model_dump(mode="json", by_alias=True, exclude_none=True))
+    defs = build_definitions(config)
+    specs = {s.key: s for s in defs.resolve_all_asset_specs()}
+    conversion, membership = (write_back_asset_key("crm", name) for name in ("LeadConversion", "CampaignMember"))
+    assert {d.asset_key for d in specs[conversion].deps} == {write_back_asset_key("crm", "Lead")}
+    assert {d.asset_key for d in specs[membership].deps} == {
+        dg.AssetKey(["audience", "acme", "prospects"]), write_back_asset_key("crm", "Lead"), conversion}
+
+    result = defs.resolve_job_def(write_back_job_name("crm")).execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert result.success
+    metadata = {node: {k: v.value for k, v in m.metadata.items()} for node in (
+        "salesforce__crm__write_back__LeadConversion", "salesforce__crm__write_back__CampaignMember")
+        for m in result.asset_materializations_for_node(node)}
+    assert metadata["salesforce__crm__write_back__LeadConversion"]["updated"] == 1
+    assert metadata["salesforce__crm__write_back__CampaignMember"]["created"] == 2
+    contact = store.write_back.links("crm", "Contact", ["p1"])["p1"]
+    assert {(m["ContactId"], m["Status"]) for m in members(sf, campaign) if m["ContactId"]} == {(contact, "Responded")}
+    checks = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert sorted(c.asset_key.path[-1] for c in checks if c.check_name == REJECTIONS_CHECK) == [
+        "CampaignMember", "Lead", "LeadConversion"]
+    assert all(c.passed for c in checks)

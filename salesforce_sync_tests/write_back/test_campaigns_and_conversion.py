@@ -169,6 +169,12 @@ def test_a_lead_reaching_its_stage_is_converted_once_and_the_store_links_its_con
     again = push(store, config)
     assert again["Lead"].counts["skipped"] == 1 and again["Lead"].counts["rejected"] == 0
     assert p1["ConvertedContactId"] in outcomes(store, "Lead")["p1"].message  # the person is that Contact now
+    leads_first = integration({"contact_before_lead": False, "objects": {"Lead": lead_source(fields=fields, convert={
+        "stage_column": "stage", "at_stage": "customer"})}})
+    linked = push(store, leads_first, objects=["Lead"], full=True)["Lead"]
+    assert linked.counts["skipped"] == 3 and linked.counts["rejected"] == 0  # every Lead is converted now
+    assert outcomes(store, "Lead")["p1"].message.startswith("the Lead was converted")
+    assert sf.Lead.get(links["p1"])["Company"] == "Prospect Co"
     assert again["LeadConversion"].counts == {"created": 0, "updated": 1, "unchanged": 0, "skipped": 0,
                                               "rejected": 0}
     assert sf.query("SELECT COUNT() FROM Contact WHERE Email = 'ana@converted-domain.test'")["totalSize"] == 1

@@ -64,19 +64,34 @@ class ConvertResult:
 class LeadConverter:
     """convertLead calls for one integration's org, counted in the client's API calls."""
 
-    def __init__(self, client: SalesforceClient, *, client_name: str = "salesforce-sync") -> None:
+    def __init__(self, client: SalesforceClient, *, client_name: str = "salesforce-sync", max_attempts: int = 3) -> None:
         self.client = client
         self.client_name = client_name
+        self.max_attempts = max(1, max_attempts)
         self.api_calls = 0
 
     def convert(self, converts: Sequence[LeadConvert]) -> list[ConvertResult]:
-        """One result per lead, in input order, LEADS_PER_CALL per call. A call whose answer is lost gives its
-        leads OUTCOME_UNKNOWN (they may be converted: the caller re-reads them); a call refused whole gives
-        each of its leads that refusal."""
-        results: list[ConvertResult] = []
-        for start in range(0, len(converts), LEADS_PER_CALL):
-            results.extend(self._call(converts[start:start + LEADS_PER_CALL]))
-        return results
+        """One result per lead, in input order, LEADS_PER_CALL per call. Leads refused for a passing reason
+        (UNABLE_TO_LOCK_ROW, the platform busy: `RecordError.retryable`) are sent again after a growing wait, up
+        to `max_attempts`. A call whose answer is lost gives its leads OUTCOME_UNKNOWN (they may be converted: the
+        caller re-reads them, never resends them); a call refused whole gives each of its leads that refusal."""
+        results: list[ConvertResult | None] = [None] * len(converts)
+        pending = list(range(len(converts)))
+        for attempt in range(1, self.max_attempts + 1):
+            if attempt > 1:
+                policy = self.client.retry_policy
+                policy.sleep(min(policy.max_seconds, policy.initial_seconds * 2 ** (attempt - 2)))
+            again = []
+            for start in range(0, len(pending), LEADS_PER_CALL):
+                batch = pending[start:start + LEADS_PER_CALL]
+                for index, result in zip(batch, self._call([converts[i] for i in batch])):
+                    results[index] = result
+                    if result.error is not None and result.error.retryable:
+                        again.append(index)
+            pending = again
+            if not pending:
+                break
+        return results  # type: ignore[return-value]  # every slot is filled by the first round
 
     def _call(self, converts: Sequence[LeadConvert]) -> list[ConvertResult]:
         for attempt in (1, 2):

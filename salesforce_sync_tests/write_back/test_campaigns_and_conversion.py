@@ -195,9 +195,10 @@ def test_conversion_refusals_keep_salesforces_code_and_a_bad_status_is_refused_b
         "stage_column": "stage", "at_stage": ["customer", "won"], "create_opportunity": True})}})
     push(store, config, objects=["Lead"])
     lead_id = store.write_back.links("crm", "Lead", ["q"])["q"]
-    org.control.inject_error(r"/services/Soap/u/", 503, "SERVER_UNAVAILABLE", "Server is unavailable")
+    # The platform busy through all three attempts: refused with its code, tried again by the next push.
+    org.control.inject_error(r"/services/Soap/u/", 503, "SERVER_UNAVAILABLE", "Server is unavailable", count=3)
     refused = push(store, config, objects=["LeadConversion"])["LeadConversion"]
-    assert refused.counts["rejected"] == 1
+    assert refused.counts["rejected"] == 1 and refused.write_calls == 3
     stored = outcomes(store, "LeadConversion")["q"]
     assert (stored.status_code, stored.retryable, stored.found_before_sending) == ("SERVER_UNAVAILABLE", True, False)
     assert not sf.Lead.get(lead_id)["IsConverted"]

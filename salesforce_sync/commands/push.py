@@ -9,7 +9,7 @@ from typing import Any
 
 from salesforce_sync.commands.common import NOTHING, find_integration, iso_utc, open_store, render_table, shorten
 from salesforce_sync.config.errors import ConfigError
-from salesforce_sync.config.models import WRITE_BACK_OBJECTS, IntegrationConfig, SyncConfig
+from salesforce_sync.config.models import WRITE_BACK_EXTRAS, WRITE_BACK_OBJECTS, IntegrationConfig, SyncConfig
 from salesforce_sync.demo.prospects import ensure_demo_source
 from salesforce_sync.runs.lease import cli_holder
 from salesforce_sync.runs.push import PushResult, push_integration
@@ -119,7 +119,7 @@ def _write_back_integrations(config: SyncConfig, integration_id: str | None) -> 
 
 
 def _object_name(name: str) -> str:
-    for known in WRITE_BACK_OBJECTS:
+    for known in (*WRITE_BACK_OBJECTS, *WRITE_BACK_EXTRAS):
         if known.lower() == name.lower():
             return known
-    raise ConfigError(f"--object {name!r} is not one of {', '.join(WRITE_BACK_OBJECTS)}")
+    raise ConfigError(f"--object {name!r} is not one of {', '.join((*WRITE_BACK_OBJECTS, *WRITE_BACK_EXTRAS))}")

@@ -514,6 +514,8 @@ class ChangeCaptureConfig(_Model):
 
 WriteBackObject = Literal["Lead", "Contact", "Account"]
 WRITE_BACK_OBJECTS: tuple[WriteBackObject, ...] = get_args(WriteBackObject)
+#: What a push can write besides the objects: Lead conversions and campaign membership (`push --object`).
+WRITE_BACK_EXTRAS = ("LeadConversion", "CampaignMember")
 FieldMode = Literal["dont_sync", "fill", "overwrite"]
 MatchStep = Literal["linked", "external_id", "email", "domain"]
 #: How each write-back object finds the Salesforce record of a source row, unless `match` says otherwise.
@@ -567,6 +569,57 @@ class WriteBackOwner(_Model):
     mode: FieldMode = "fill"
 
 
+class WriteBackConvert(_Model):
+    """Convert the row's Lead once its `stage_column` reaches `at_stage` (see README "Converting Leads").
+
+    `converted_status`: the Lead Status a conversion sets, default the org's first converted LeadStatus;
+    `account`: match_by_domain (an existing Contact with the Lead's email, else the Account whose Website has the
+    Lead's website or email domain) or new (always a new Account and Contact)."""
+
+    stage_column: SqlName
+    at_stage: tuple[str, ...] = Field(min_length=1)
+    converted_status: str | None = None
+    create_opportunity: bool = False
+    account: Literal["match_by_domain", "new"] = "match_by_domain"
+
+    @field_validator("at_stage", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+
+class WriteBackCampaignMembers(_Model):
+    """People of a source (table or query) made members of one Campaign (by Id or Name), matched to their
+    Contact or Lead by the key's write-back link, then by email; `status_column` values through `status_map`
+    become the member Status, which must be one of the campaign's CampaignMemberStatus labels unless
+    `create_missing_statuses` (see README "Campaign membership")."""
+
+    campaign: str = Field(min_length=1)
+    table: SqlName | None = None
+    query: str | None = None
+    key: SqlName
+    email_column: SqlName
+    status_column: SqlName | None = None
+    status_map: dict[str, str] = Field(default_factory=dict)
+    create_missing_statuses: bool = False
+    upstream_asset_key: tuple[str, ...] | None = None
+
+    @field_validator("upstream_asset_key", mode="before")
+    @classmethod
+    def _slash_path(cls, value: Any) -> Any:
+        return tuple(value.split("/")) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WriteBackCampaignMembers:
+        if (self.table is None) == (self.query is None):
+            raise FieldProblem("table", "give exactly one of table and query as the source")
+        return self
+
+    @property
+    def source_columns(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c for c in (self.key, self.email_column, self.status_column) if c is not None))
+
+
 class WriteBackObjectConfig(_Model):
     """Where one Salesforce object's write-back reads its rows and how it writes them.
 
@@ -585,6 +638,8 @@ class WriteBackObjectConfig(_Model):
     create: bool = True
     external_id_field: SalesforceField | None = None
     owner: WriteBackOwner | None = None
+    convert: WriteBackConvert | None = None
+    """Leads only: convert the row's Lead when its stage column reaches a value."""
     upstream_asset_key: tuple[str, ...] | None = None
     """The Dagster asset the source is (lineage); default audience/<project>/<table> for a table source."""
 
@@ -633,7 +688,7 @@ class WriteBackObjectConfig(_Model):
 class WriteBackConfig(_Model):
     """Audience changes pushed into Salesforce: per object its source and fields (see README "Write-back")."""
 
-    objects: dict[WriteBackObject, WriteBackObjectConfig] = Field(min_length=1)
+    objects: dict[WriteBackObject, WriteBackObjectConfig] = Field(default_factory=dict)
     contact_before_lead: bool = True
     """A Lead row whose email belongs to a Contact, or whose person (audience/<project>/people) has a Contact in
     the org, is skipped: the person is a Contact now."""
@@ -641,15 +696,21 @@ class WriteBackConfig(_Model):
     chunk_size: int = Field(10_000, ge=100, le=1_000_000)
     max_rejection_rate: float = Field(0.05, ge=0, le=1)
     """The write_back_rejections check fails when more of an object's rows than this share stand rejected."""
+    campaign_members: WriteBackCampaignMembers | None = None
+    """People added to a Campaign, their engagement as the member Status."""
 
     @model_validator(mode="after")
     def _person_match(self) -> WriteBackConfig:
+        if not self.objects and self.campaign_members is None:
+            raise FieldProblem("objects", "name at least one object to write (or campaign_members)")
         for object_type, settings in self.objects.items():
             if object_type == "Account" and settings.email_column is not None:
                 raise FieldProblem(("objects", object_type, "email_column"), "Accounts match by website_column")
             if object_type != "Account" and settings.website_column is not None:
                 raise FieldProblem(("objects", object_type, "website_column"),
                                    f"{object_type}s match by email_column")
+            if settings.convert is not None and object_type != "Lead":
+                raise FieldProblem(("objects", object_type, "convert"), "only Leads are converted")
             for step in settings.match or ():
                 if (step == "email") == (object_type == "Account") and step in ("email", "domain"):
                     raise FieldProblem(("objects", object_type, "match"),
@@ -660,6 +721,14 @@ class WriteBackConfig(_Model):
     def object_types(self) -> tuple[WriteBackObject, ...]:
         """Configured objects in push order: Accounts first, then Contacts, then Leads."""
         return tuple(o for o in ("Account", "Contact", "Lead") if o in self.objects)
+
+    @property
+    def pushed(self) -> tuple[str, ...]:
+        """Everything a push writes, in order: the objects, then Lead conversion (after the Leads are written),
+        then campaign membership (after conversions, so converted people join as Contacts)."""
+        lead = self.objects.get("Lead")
+        return (*self.object_types, *(["LeadConversion"] if lead is not None and lead.convert else []),
+                *(["CampaignMember"] if self.campaign_members is not None else []))
 
 
 class IntegrationConfig(_Model):

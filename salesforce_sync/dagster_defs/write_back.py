@@ -1,5 +1,5 @@
-"""Write-back in Dagster: one unpartitioned asset per integration and object, `salesforce/<integration>/write_back/
-<Object>`, downstream of its source (an external asset unless something else defines it), with the push's counts
+"""Write-back in Dagster: one unpartitioned asset per integration and object (and for Lead conversion and campaign
+membership), `salesforce/<integration>/write_back/<Object>`, downstream of its source (an external asset unless something else defines it), with the push's counts
 as metadata; the `write_back_rejections` check on each; and a `write_back_<integration>` job."""
 
 from collections.abc import Iterable, Iterator
@@ -7,13 +7,18 @@ from collections.abc import Iterable, Iterator
 import dagster as dg
 
 from salesforce_sync.config.errors import ConfigError
-from salesforce_sync.config.models import IntegrationConfig, SyncConfig, WriteBackObject
+from salesforce_sync.config.models import (
+    IntegrationConfig,
+    SyncConfig,
+    WriteBackCampaignMembers,
+    WriteBackObjectConfig,
+)
 from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, run_holder
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource, SalesforceResource
 from salesforce_sync.demo.prospects import ensure_demo_source
 from salesforce_sync.runs.health import SyncDeferred
 from salesforce_sync.runs.lease import SyncLeaseBusy, acquire_lease
-from salesforce_sync.runs.push import check_pushable, push_object
+from salesforce_sync.runs.push import check_pushable, push_one
 from salesforce_sync.store import SyncEvent
 from salesforce_sync.sync.write_back import rejection_rate
 
@@ -29,36 +34,74 @@ def write_back_job_name(integration_id: str) -> str:
     return f"write_back_{integration_id}"
 
 
-def source_asset_key(integration: IntegrationConfig, object_type: WriteBackObject) -> dg.AssetKey | None:
+def _source(integration: IntegrationConfig, name: str) -> WriteBackObjectConfig | WriteBackCampaignMembers:
+    """The settings holding the source a write-back reads (Lead conversion reads the Leads' source)."""
+    assert integration.write_back is not None
+    if name == "CampaignMember":
+        assert integration.write_back.campaign_members is not None
+        return integration.write_back.campaign_members
+    return integration.write_back.objects["Lead" if name == "LeadConversion" else name]  # type: ignore[index]
+
+
+def source_asset_key(integration: IntegrationConfig, name: str) -> dg.AssetKey | None:
     """The asset a write-back reads: the configured upstream key, else audience/<project>/<table>; none for a
     query source without one."""
-    assert integration.write_back is not None
-    settings = integration.write_back.objects[object_type]
+    settings = _source(integration, name)
     if settings.upstream_asset_key:
         return dg.AssetKey(list(settings.upstream_asset_key))
     return dg.AssetKey(["audience", integration.project, settings.table]) if settings.table else None
 
 
-def build_write_back_asset(integration: IntegrationConfig, object_type: WriteBackObject) -> dg.AssetsDefinition:
+def _upstream(integration: IntegrationConfig, name: str) -> list[dg.AssetKey]:
+    """What a write-back follows: its source; conversions also the Leads' push, and membership every push of
+    people before it (members join as the Contacts and Leads those made)."""
     assert integration.write_back is not None
-    settings = integration.write_back.objects[object_type]
-    source = source_asset_key(integration, object_type)
+    pushed = integration.write_back.pushed
+    before = {"LeadConversion": ("Lead",), "CampaignMember": ("Contact", "Lead", "LeadConversion")}.get(name, ())
+    source = source_asset_key(integration, name)
+    return [*([source] if source and name != "LeadConversion" else []),
+            *(write_back_asset_key(integration.id, other) for other in before if other in pushed)]
+
+
+def _described(integration: IntegrationConfig, name: str) -> tuple[str, dict[str, object]]:
+    assert integration.write_back is not None
+    settings = _source(integration, name)
     where = f"table `{settings.table}`" if settings.table else "a query"
+    of = f"of integration `{integration.id}` (project `{integration.project}`)"
+    if name == "CampaignMember":
+        members = integration.write_back.campaign_members
+        assert members is not None
+        return (f"People of {where} in the audience store made members of Campaign `{members.campaign}` {of}, "
+                "their engagement as the member Status.",
+                {"campaign": members.campaign, "create_missing_statuses": members.create_missing_statuses})
+    if name == "LeadConversion":
+        convert = integration.write_back.objects["Lead"].convert
+        assert convert is not None
+        return (f"Leads whose row of {where} reached stage {', '.join(convert.at_stage)} converted into Contacts "
+                f"{of}.", {"stage_column": convert.stage_column, "at_stage": list(convert.at_stage),
+                           "account": convert.account, "create_opportunity": convert.create_opportunity})
+    assert isinstance(settings, WriteBackObjectConfig)
+    return (f"New and changed rows of {where} in the audience store written to Salesforce {name}s {of}.",
+            {"match": list(settings.match_order(name)),  # type: ignore[arg-type]
+             "external_id_field": settings.external_id_field or "-"})
+
+
+def build_write_back_asset(integration: IntegrationConfig, object_type: str) -> dg.AssetsDefinition:
+    """The asset of one of the integration's `write_back.pushed` (an object, LeadConversion, CampaignMember)."""
     key = write_back_asset_key(integration.id, object_type)
+    description, metadata = _described(integration, object_type)
 
     @dg.asset(
         key=key,
         group_name=integration.id,
-        deps=[source] if source else [],
+        deps=_upstream(integration, object_type),
         output_required=False,  # a push deferred by the API budget materializes nothing
         kinds={"salesforce", "python"},
         pool=f"salesforce_{integration.id}",
         tags={INTEGRATION_TAG: integration.id},
         owners=list(integration.owners),
-        description=(f"New and changed rows of {where} in the audience store written to Salesforce {object_type}s "
-                     f"of integration `{integration.id}` (project `{integration.project}`)."),
-        metadata={"project": integration.project, "object_type": object_type, "match": list(
-            settings.match_order(object_type)), "external_id_field": settings.external_id_field or "-"},
+        description=description,
+        metadata={"project": integration.project, "object_type": object_type, **metadata},
     )
     def write_back(context: dg.AssetExecutionContext, salesforce: SalesforceResource,
                    audience_store: AudienceStoreResource) -> Iterator[dg.MaterializeResult]:
@@ -73,8 +116,8 @@ def build_write_back_asset(integration: IntegrationConfig, object_type: WriteBac
             ensure_demo_source(store, integration)
             lease = acquire_lease(store, integration.id, run_holder(context), wait=integration.lease_wait)
             try:
-                result = push_object(store, salesforce.client(integration), integration, object_type,
-                                     run_id=context.run_id, confirm=lease.confirm)
+                result = push_one(store, salesforce.client(integration), integration, object_type,
+                                  run_id=context.run_id, confirm=lease.confirm)
             finally:
                 lease.release()
         except SyncDeferred as err:
@@ -82,7 +125,7 @@ def build_write_back_asset(integration: IntegrationConfig, object_type: WriteBac
             store.log_event(integration.project, integration.id, SyncEvent.SYNC_DEFERRED, object_type=object_type,
                             run_id=context.run_id, message=str(err))
             return
-        except SyncLeaseBusy as err:
+        except (SyncLeaseBusy, ConfigError) as err:  # busy, or a setting only the org can refute (a campaign)
             raise dg.Failure(str(err)) from None
         finally:
             store.close()
@@ -97,7 +140,7 @@ def build_write_back_asset(integration: IntegrationConfig, object_type: WriteBac
     return write_back
 
 
-def build_rejections_check(integration: IntegrationConfig, object_type: WriteBackObject) -> dg.AssetChecksDefinition:
+def build_rejections_check(integration: IntegrationConfig, object_type: str) -> dg.AssetChecksDefinition:
     assert integration.write_back is not None
     threshold = integration.write_back.max_rejection_rate
 
@@ -124,7 +167,7 @@ def build_write_back_definitions(integration: IntegrationConfig) -> dg.Definitio
     """An integration's write-back assets, their rejection checks and its write_back job (empty without one)."""
     if integration.write_back is None:
         return dg.Definitions()
-    objects = integration.write_back.object_types
+    objects = integration.write_back.pushed
     assets = [build_write_back_asset(integration, object_type) for object_type in objects]
     return dg.Definitions(
         assets=assets,
@@ -139,7 +182,7 @@ def source_specs(config: SyncConfig, defined: Iterable[dg.AssetKey]) -> list[dg.
     known = set(defined)
     specs: dict[dg.AssetKey, dg.AssetSpec] = {}
     for integration in config.integrations:
-        for object_type in integration.write_back.object_types if integration.write_back else ():
+        for object_type in integration.write_back.pushed if integration.write_back else ():
             key = source_asset_key(integration, object_type)
             if key is not None and key not in known and key not in specs:
                 specs[key] = dg.AssetSpec(key, group_name=f"audience_{integration.project}", kinds={"sql"},

@@ -38,6 +38,7 @@ from salesforce_sync.sync.write_back import (
     Candidates,
     RowPlan,
     email_key,
+    is_true,
     plan_row,
     reconcile_order,
     rejection_rate,
@@ -91,21 +92,36 @@ def push_integration(store: AudienceStore, integration: IntegrationConfig, *, ho
     """Push the integration's write-back objects (all, or `objects`), holding its lease unless a dry run (which
     writes nothing, so never waits for a sync)."""
     write_back = check_pushable(integration)
-    chosen = [o for o in write_back.object_types if objects is None or o in objects]
+    chosen = [o for o in write_back.pushed if objects is None or o in objects]
     for name in objects or ():
-        if name not in write_back.objects:
-            raise ConfigError(f"integration '{integration.id}': write_back.objects has no {name} "
-                              f"(configured: {', '.join(write_back.object_types)})")
+        if name not in write_back.pushed:
+            setting = {"LeadConversion": "objects.Lead.convert", "CampaignMember": "campaign_members"}.get(name)
+            missing = f"write_back.{setting} is not configured" if setting else f"write_back.objects has no {name}"
+            raise ConfigError(f"integration '{integration.id}': {missing} (configured: {', '.join(write_back.pushed)})")
     lease = None if dry_run or holder is None else acquire_lease(store, integration.id, holder,
                                                                  wait=integration.lease_wait)
     try:
         with connect(integration) as client:
-            return [push_object(store, client, integration, object_type, full=full, dry_run=dry_run, run_id=run_id,
-                                report=report, confirm=lease.confirm if lease else None)
-                    for object_type in chosen]
+            return [push_one(store, client, integration, name, full=full, dry_run=dry_run, run_id=run_id,
+                             report=report, confirm=lease.confirm if lease else None)
+                    for name in chosen]
     finally:
         if lease is not None:
             lease.release()
+
+
+def push_one(store: AudienceStore, client: SalesforceClient, integration: IntegrationConfig, name: str,
+             **options: Any) -> PushResult:
+    """Push one of `write_back.pushed`: an object's source, the Lead conversions, or the campaign membership."""
+    # Imported here: those modules build on this one (PushResult, outcomes, sync-log events).
+    from salesforce_sync.runs.convert_leads import convert_leads
+    from salesforce_sync.runs.push_campaign_members import push_campaign_members
+
+    if name == "LeadConversion":
+        return convert_leads(store, client, integration, **options)
+    if name == "CampaignMember":
+        return push_campaign_members(store, client, integration, **options)
+    return push_object(store, client, integration, name, **options)  # type: ignore[arg-type]
 
 
 def push_object(store: AudienceStore, client: SalesforceClient, integration: IntegrationConfig,
@@ -233,7 +249,7 @@ class _ObjectPush:
             elif step == "email":
                 wanted = [emails.get(key) for key in unresolved]
                 for record in _oldest_first(self._find(name, "Email", wanted, fields)):
-                    if record.get("IsConverted") != "true":
+                    if not is_true(record.get("IsConverted")):
                         by_email.setdefault(email_key(record["Email"]) or "", record)
                 found = {key: by_email[emails[key]] for key in unresolved if emails.get(key) in by_email}
             else:

@@ -375,10 +375,12 @@ class RecordWriter:
 
     # ---- look-ups --------------------------------------------------------------------------------
 
-    def find(self, object_name: str, field: str, values: Iterable[str], fields: Sequence[str]) -> list[dict[str, Any]]:
-        """Live records whose `field` is one of `values`, with their Id and `fields`, in as few queries as the URL length of a
-        REST query allows (hundreds of keys each)."""
-        head = f"SELECT {', '.join(dict.fromkeys(['Id', *fields]))} FROM {object_name} WHERE {field} IN ("
+    def find(self, object_name: str, field: str, values: Iterable[str], fields: Sequence[str], *,
+             where: str = "") -> list[dict[str, Any]]:
+        """Live records whose `field` is one of `values` (and that meet the SOQL condition `where`, if given), with
+        their Id and `fields`, in as few queries as the URL length of a REST query allows (hundreds of keys each)."""
+        condition = f"{where} AND " if where else ""
+        head = f"SELECT {', '.join(dict.fromkeys(['Id', *fields]))} FROM {object_name} WHERE {condition}{field} IN ("
         terms = (format_soql("{}", value) for value in dict.fromkeys(v for v in values if v not in (None, "")))
         return self._query_batches(head, ",", ")", terms)
 

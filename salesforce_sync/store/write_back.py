@@ -156,6 +156,16 @@ class WriteBackStore:
                     write_back_intents.c.object_type == object_type,
                     write_back_intents.c.source_key.in_(batch)))
 
+    def record_links(self, integration_id: str, object_type: str, links: Mapping[str, str]) -> None:
+        """Link source keys to records a push did not write itself (the Contact a Lead was converted into)."""
+        if not links:
+            return
+        now = datetime.now(UTC)
+        rows = [{"integration_id": integration_id, "object_type": object_type, "source_key": key,
+                 "salesforce_id": salesforce_id, "linked_at": now} for key, salesforce_id in links.items()]
+        with self._engine.begin() as connection:
+            connection.execute(self._upsert(write_back_links, ["salesforce_id", "linked_at"]), rows)
+
     # ---- reports --------------------------------------------------------------------------------
 
     def outcomes(self, integration_id: str | None = None, object_type: str | None = None, *,

@@ -74,6 +74,11 @@ def email_key(email: Any) -> str | None:
     return email.strip().casefold() if isinstance(email, str) and email.strip() else None
 
 
+def is_true(value: Any) -> bool:
+    """A checkbox value as a query returns it: JSON true (REST), or "true" (text)."""
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
 def is_empty(value: Any) -> bool:
     return value is None or value == ""
 
@@ -197,7 +202,7 @@ def plan_row(object_type: WriteBackObject, settings: WriteBackObjectConfig, row:
         if found is not None:
             current, matched_by = found, step
             break
-    if current is not None and current.get("IsConverted") == "true":
+    if current is not None and is_true(current.get("IsConverted")):
         return RowPlan(key, "skip", current["Id"], matched_by=matched_by,
                        message="the Lead was converted; its Contact takes the changes")
     ext_field = settings.external_id_field

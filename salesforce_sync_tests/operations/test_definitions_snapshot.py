@@ -14,13 +14,14 @@ from salesforce_sync.dagster_defs.definitions import build_definitions
 
 DEMO_CONFIG = Path(salesforce_sync.__file__).parent / "demo" / "integrations.yaml"
 OBJECTS = ("Account", "CampaignMember", "Contact", "Lead", "Opportunity")
+WRITE_BACK = ("CampaignMember", "Lead", "LeadConversion")
 HEALTH_CHECKS = ("api_limits", "clock_skew", "credentials", "field_mappings", "formula_freshness", "schema_drift",
                  "staleness")
 EXPECTED = {
     "assets": ["audience/demo/audience_prospects", "audience/demo/people", *(f"salesforce/demo_org/{o}" for o in OBJECTS),
-               "salesforce/demo_org/write_back/Lead"],
+               *(f"salesforce/demo_org/write_back/{o}" for o in WRITE_BACK)],
     "checks": sorted([*(f"salesforce/demo_org/{o}:{c}" for o in OBJECTS for c in (*HEALTH_CHECKS, "freshness_check")),
-                      "salesforce/demo_org/write_back/Lead:write_back_rejections"]),
+                      *(f"salesforce/demo_org/write_back/{o}:write_back_rejections" for o in WRITE_BACK)]),
     "jobs": ["formula_refresh_demo_org", "health_demo_org", "preview_demo_org", "sync_demo_org",
              "write_back_demo_org"],
     "sensors": ["freshness_demo_org", "people_automation", "refresh_demo_org_formulas", "sync_demo_org_windows",

@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
-from salesforce_sync.config.models import IntegrationConfig, WriteBackConvert, WriteBackObjectConfig
+from salesforce_sync.config.models import OWN_CLIENT_NAME, IntegrationConfig, WriteBackConvert, WriteBackObjectConfig
 from salesforce_sync.runs.health import require_budget
-from salesforce_sync.runs.push import CLIENT_NAME, PushResult, Report, _log_counts, _oldest_first
+from salesforce_sync.runs.push import PushResult, Report, _log_counts, _oldest_first
 from salesforce_sync.salesforce.client import SalesforceClient
 from salesforce_sync.salesforce.convert import LEADS_PER_CALL, ConvertResult, LeadConvert, LeadConverter
 from salesforce_sync.salesforce.writes import OUTCOME_UNKNOWN, RecordWriter
@@ -85,8 +85,8 @@ class _Conversions:
         assert integration.write_back is not None
         self.store, self.client, self.integration = store, client, integration
         self.settings, self.convert = settings, convert
-        self.writer = RecordWriter(client, client_name=CLIENT_NAME)
-        self.converter = LeadConverter(client, client_name=CLIENT_NAME)
+        self.writer = RecordWriter(client, client_name=OWN_CLIENT_NAME)
+        self.converter = LeadConverter(client, client_name=OWN_CLIENT_NAME)
 
     @cached_property
     def allowed(self) -> tuple[str, ...]:

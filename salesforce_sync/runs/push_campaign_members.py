@@ -20,9 +20,9 @@ from typing import Any
 from simple_salesforce import format_soql
 
 from salesforce_sync.config.errors import ConfigError
-from salesforce_sync.config.models import IntegrationConfig, WriteBackCampaignMembers
+from salesforce_sync.config.models import OWN_CLIENT_NAME, IntegrationConfig, WriteBackCampaignMembers
 from salesforce_sync.runs.health import require_budget
-from salesforce_sync.runs.push import CLIENT_NAME, PushResult, Report, _log_counts, _oldest_first, _written
+from salesforce_sync.runs.push import PushResult, Report, _log_counts, _oldest_first, _written
 from salesforce_sync.salesforce.client import SalesforceClient
 from salesforce_sync.salesforce.writes import COLLECTION_SIZE, RecordError, RecordResult, RecordWriter
 from salesforce_sync.store import AudienceStore
@@ -82,7 +82,7 @@ class _MembershipPush:
         assert integration.write_back is not None
         self.store, self.client, self.integration, self.settings = store, client, integration, settings
         self.writer = RecordWriter(client, bulk_threshold=integration.write_back.bulk_threshold,
-                                   client_name=CLIENT_NAME)
+                                   client_name=OWN_CLIENT_NAME)
         self.write_calls = 0
 
     @cached_property

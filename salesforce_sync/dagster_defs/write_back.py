@@ -3,17 +3,25 @@
 as metadata; the `write_back_rejections` check on each; and a `write_back_<integration>` job."""
 
 from collections.abc import Iterable, Iterator
+from functools import partial
 
 import dagster as dg
 
 from salesforce_sync.config.errors import ConfigError
-from salesforce_sync.config.models import IntegrationConfig, SyncConfig, WriteBackObject
+from salesforce_sync.config.models import (
+    ACTIVITY,
+    IntegrationConfig,
+    SyncConfig,
+    WriteBackActivities,
+    WriteBackObjectConfig,
+)
 from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, run_holder
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource, SalesforceResource
 from salesforce_sync.demo.prospects import ensure_demo_source
 from salesforce_sync.runs.health import SyncDeferred
 from salesforce_sync.runs.lease import SyncLeaseBusy, acquire_lease
 from salesforce_sync.runs.push import check_pushable, push_object
+from salesforce_sync.runs.push_activities import push_activities
 from salesforce_sync.store import SyncEvent
 from salesforce_sync.sync.write_back import rejection_rate
 
@@ -29,19 +37,27 @@ def write_back_job_name(integration_id: str) -> str:
     return f"write_back_{integration_id}"
 
 
-def source_asset_key(integration: IntegrationConfig, object_type: WriteBackObject) -> dg.AssetKey | None:
+def source_settings(integration: IntegrationConfig, object_type: str) -> WriteBackObjectConfig | WriteBackActivities:
+    """The write-back settings of an object, or of the activities (`Activity`)."""
+    write_back = integration.write_back
+    assert write_back is not None
+    if object_type == ACTIVITY:
+        assert write_back.activities is not None
+        return write_back.activities
+    return write_back.objects[object_type]  # type: ignore[index]
+
+
+def source_asset_key(integration: IntegrationConfig, object_type: str) -> dg.AssetKey | None:
     """The asset a write-back reads: the configured upstream key, else audience/<project>/<table>; none for a
     query source without one."""
-    assert integration.write_back is not None
-    settings = integration.write_back.objects[object_type]
+    settings = source_settings(integration, object_type)
     if settings.upstream_asset_key:
         return dg.AssetKey(list(settings.upstream_asset_key))
     return dg.AssetKey(["audience", integration.project, settings.table]) if settings.table else None
 
 
-def build_write_back_asset(integration: IntegrationConfig, object_type: WriteBackObject) -> dg.AssetsDefinition:
-    assert integration.write_back is not None
-    settings = integration.write_back.objects[object_type]
+def build_write_back_asset(integration: IntegrationConfig, object_type: str) -> dg.AssetsDefinition:
+    settings = source_settings(integration, object_type)
     source = source_asset_key(integration, object_type)
     where = f"table `{settings.table}`" if settings.table else "a query"
     key = write_back_asset_key(integration.id, object_type)
@@ -55,10 +71,14 @@ def build_write_back_asset(integration: IntegrationConfig, object_type: WriteBac
         pool=f"salesforce_{integration.id}",
         tags={INTEGRATION_TAG: integration.id},
         owners=list(integration.owners),
-        description=(f"New and changed rows of {where} in the audience store written to Salesforce {object_type}s "
+        description=(f"New and changed rows of {where} in the audience store written to Salesforce "
+                     f"{'Tasks and Events' if object_type == ACTIVITY else object_type + 's'} "
                      f"of integration `{integration.id}` (project `{integration.project}`)."),
-        metadata={"project": integration.project, "object_type": object_type, "match": list(
-            settings.match_order(object_type)), "external_id_field": settings.external_id_field or "-"},
+        metadata={"project": integration.project, "object_type": object_type,
+                  **({"types": {name: kind.object for name, kind in settings.types.items()}}
+                     if isinstance(settings, WriteBackActivities) else {"match": list(settings.match_order(
+                         object_type))}),  # type: ignore[arg-type]
+                  "external_id_field": settings.external_id_field or "-"},
     )
     def write_back(context: dg.AssetExecutionContext, salesforce: SalesforceResource,
                    audience_store: AudienceStoreResource) -> Iterator[dg.MaterializeResult]:
@@ -73,8 +93,9 @@ def build_write_back_asset(integration: IntegrationConfig, object_type: WriteBac
             ensure_demo_source(store, integration)
             lease = acquire_lease(store, integration.id, run_holder(context), wait=integration.lease_wait)
             try:
-                result = push_object(store, salesforce.client(integration), integration, object_type,
-                                     run_id=context.run_id, confirm=lease.confirm)
+                push = push_activities if object_type == ACTIVITY else partial(push_object, object_type=object_type)
+                result = push(store, salesforce.client(integration), integration, run_id=context.run_id,
+                              confirm=lease.confirm)
             finally:
                 lease.release()
         except SyncDeferred as err:
@@ -97,7 +118,7 @@ def build_write_back_asset(integration: IntegrationConfig, object_type: WriteBac
     return write_back
 
 
-def build_rejections_check(integration: IntegrationConfig, object_type: WriteBackObject) -> dg.AssetChecksDefinition:
+def build_rejections_check(integration: IntegrationConfig, object_type: str) -> dg.AssetChecksDefinition:
     assert integration.write_back is not None
     threshold = integration.write_back.max_rejection_rate
 
@@ -124,7 +145,7 @@ def build_write_back_definitions(integration: IntegrationConfig) -> dg.Definitio
     """An integration's write-back assets, their rejection checks and its write_back job (empty without one)."""
     if integration.write_back is None:
         return dg.Definitions()
-    objects = integration.write_back.object_types
+    objects = integration.write_back.pushed
     assets = [build_write_back_asset(integration, object_type) for object_type in objects]
     return dg.Definitions(
         assets=assets,
@@ -139,7 +160,7 @@ def source_specs(config: SyncConfig, defined: Iterable[dg.AssetKey]) -> list[dg.
     known = set(defined)
     specs: dict[dg.AssetKey, dg.AssetSpec] = {}
     for integration in config.integrations:
-        for object_type in integration.write_back.object_types if integration.write_back else ():
+        for object_type in integration.write_back.pushed if integration.write_back else ():
             key = source_asset_key(integration, object_type)
             if key is not None and key not in known and key not in specs:
                 specs[key] = dg.AssetSpec(key, group_name=f"audience_{integration.project}", kinds={"sql"},

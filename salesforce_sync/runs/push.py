@@ -20,7 +20,14 @@ from typing import Any
 from simple_salesforce import format_soql
 
 from salesforce_sync.config.errors import ConfigError
-from salesforce_sync.config.models import IntegrationConfig, WriteBackConfig, WriteBackObject, WriteBackObjectConfig
+from salesforce_sync.config.models import (
+    ACTIVITY,
+    ACTIVITY_OBJECTS,
+    IntegrationConfig,
+    WriteBackConfig,
+    WriteBackObject,
+    WriteBackObjectConfig,
+)
 from salesforce_sync.runs.connection import connect
 from salesforce_sync.runs.health import require_budget
 from salesforce_sync.runs.lease import acquire_lease
@@ -88,22 +95,35 @@ def push_integration(store: AudienceStore, integration: IntegrationConfig, *, ho
                      run_id: str | None = None, report: Report | None = None) -> list[PushResult]:
     """Push the integration's write-back objects (all, or `objects`), holding its lease unless a dry run (which
     writes nothing, so never waits for a sync)."""
+    from salesforce_sync.runs.push_activities import push_activities  # it builds on this module
+
     write_back = check_pushable(integration)
     chosen = [o for o in write_back.object_types if objects is None or o in objects]
+    activities = activity_objects(objects) if write_back.activities is not None else ()
     for name in objects or ():
-        if name not in write_back.objects:
+        if name not in write_back.objects and not activities:
             raise ConfigError(f"integration '{integration.id}': write_back.objects has no {name} "
-                              f"(configured: {', '.join(write_back.object_types)})")
+                              f"(configured: {', '.join(write_back.pushed)})")
     lease = None if dry_run or holder is None else acquire_lease(store, integration.id, holder,
                                                                  wait=integration.lease_wait)
     try:
         with connect(integration) as client:
-            return [push_object(store, client, integration, object_type, full=full, dry_run=dry_run, run_id=run_id,
-                                report=report, confirm=lease.confirm if lease else None)
-                    for object_type in chosen]
+            options: dict[str, Any] = dict(full=full, dry_run=dry_run, run_id=run_id, report=report,
+                                           confirm=lease.confirm if lease else None)
+            results = [push_object(store, client, integration, object_type, **options) for object_type in chosen]
+            if activities:
+                results.append(push_activities(store, client, integration, objects=activities, **options))
+            return results
     finally:
         if lease is not None:
             lease.release()
+
+
+def activity_objects(objects: Sequence[str] | None) -> tuple[str, ...]:
+    """The activity objects (Task, Event) a push of `objects` (all when None; `Activity` is both) writes."""
+    if objects is None or ACTIVITY in objects:
+        return ACTIVITY_OBJECTS
+    return tuple(o for o in ACTIVITY_OBJECTS if o in objects)
 
 
 def push_object(store: AudienceStore, client: SalesforceClient, integration: IntegrationConfig,
@@ -142,7 +162,7 @@ def push_object(store: AudienceStore, client: SalesforceClient, integration: Int
     result.write_calls = pusher.write_calls
     result.duration_seconds = time.monotonic() - started
     if not dry_run and any(result.counts.values()):
-        _log_counts(store, integration, result, run_id)
+        log_counts(store, integration, result, run_id)
     return result
 
 
@@ -211,7 +231,7 @@ class _ObjectPush:
         emails = {key: email_key(row.get(settings.email_column)) for key, row in unresolved.items()} \
             if settings.email_column else {}
         if name == "Lead" and self.contact_before_lead and emails:
-            for record in _oldest_first(self._find("Contact", "Email", emails.values(), ["Email", "CreatedDate"])):
+            for record in oldest_first(self._find("Contact", "Email", emails.values(), ["Email", "CreatedDate"])):
                 contacts.setdefault(email_key(record["Email"]) or "", record)
         for step in order:
             if not unresolved:
@@ -228,7 +248,7 @@ class _ObjectPush:
                 found = by_external_id
             elif step == "email":
                 wanted = [emails.get(key) for key in unresolved]
-                for record in _oldest_first(self._find(name, "Email", wanted, fields)):
+                for record in oldest_first(self._find(name, "Email", wanted, fields)):
                     if record.get("IsConverted") != "true":
                         by_email.setdefault(email_key(record["Email"]) or "", record)
                 found = {key: by_email[emails[key]] for key in unresolved if emails.get(key) in by_email}
@@ -257,7 +277,7 @@ class _ObjectPush:
             soql = format_soql(f"SELECT {columns} FROM Account WHERE {where}", *batch)
             records = [r for chunk in self.client.rest_chunks(soql, include_deleted=False, chunk_rows=2_000)
                        for r in chunk.to_dict("records")]
-            for record in _oldest_first(records):
+            for record in oldest_first(records):
                 domain = website_domain(record.get("Website"), keep_subdomains=not self.settings.match_subdomains)
                 if domain in batch:
                     found.setdefault(domain, record)
@@ -318,12 +338,12 @@ class _ObjectPush:
             results = self.writer.write(name, operation, [plan.values for plan in batch],  # type: ignore[arg-type]
                                         external_id_field=self.settings.external_id_field)
             self.write_calls += self.writer.api_calls - before
-            outcomes += [_written(plan, result, hashes[plan.key]) for plan, result in zip(batch, results)]
+            outcomes += [written_outcome(plan, result, hashes[plan.key]) for plan, result in zip(batch, results)]
         store.record_outcomes(self.integration.id, name, outcomes, run_id)
         return outcomes
 
 
-def _written(plan: RowPlan, result: RecordResult, content: str) -> RowOutcome:
+def written_outcome(plan: RowPlan, result: RecordResult, content: str) -> RowOutcome:
     if result.error is None:
         outcome = _WRITTEN.get(plan.action) or ("created" if result.created else "updated")
         return RowOutcome(plan.key, outcome, content, result.salesforce_id or plan.salesforce_id,
@@ -339,16 +359,16 @@ def _written(plan: RowPlan, result: RecordResult, content: str) -> RowOutcome:
                       retryable=retryable, attempts=result.attempts)
 
 
-def _oldest_first(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def oldest_first(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """When several records match, the first created one wins (then the lowest Id): the same on every push."""
     return sorted(records, key=lambda r: (r.get("CreatedDate") or "", r["Id"]))
 
 
 def _active_users(users: list[dict[str, Any]]) -> dict[str, str]:
-    return {email_key(u["Email"]) or "": u["Id"] for u in _oldest_first(users) if u.get("IsActive") != "false"}
+    return {email_key(u["Email"]) or "": u["Id"] for u in oldest_first(users) if u.get("IsActive") != "false"}
 
 
-def _log_counts(store: AudienceStore, integration: IntegrationConfig, result: PushResult, run_id: str | None) -> None:
+def log_counts(store: AudienceStore, integration: IntegrationConfig, result: PushResult, run_id: str | None) -> None:
     details = {"write_back": True, **result.counts, "api_calls": result.api_calls}
     for event, count in ((SyncEvent.RECORDS_CREATED, result.counts["created"]),
                          (SyncEvent.RECORDS_UPDATED, result.counts["updated"]),

@@ -16,9 +16,11 @@ OBJECTS = ("CampaignMember", "Contact", "Lead")
 HEALTH_CHECKS = ("api_limits", "clock_skew", "credentials", "field_mappings", "formula_freshness", "schema_drift",
                  "staleness")
 EXPECTED = {
-    "assets": ["audience/demo/audience_prospects", "audience/demo/people", *(f"salesforce/demo_org/{o}" for o in OBJECTS),
+    "assets": ["audience/demo/audience_activities", "audience/demo/audience_prospects", "audience/demo/people",
+               *(f"salesforce/demo_org/{o}" for o in OBJECTS), "salesforce/demo_org/write_back/Activity",
                "salesforce/demo_org/write_back/Lead"],
     "checks": sorted([*(f"salesforce/demo_org/{o}:{c}" for o in OBJECTS for c in (*HEALTH_CHECKS, "freshness_check")),
+                      "salesforce/demo_org/write_back/Activity:write_back_rejections",
                       "salesforce/demo_org/write_back/Lead:write_back_rejections"]),
     "jobs": ["formula_refresh_demo_org", "health_demo_org", "preview_demo_org", "sync_demo_org",
              "write_back_demo_org"],
@@ -47,6 +49,7 @@ def test_the_readme_names_every_check_job_sensor_and_schedule_pattern() -> None:
                  "sync_<integration>", "sync_<integration>_windows", "freshness_<integration>", "sync_failure_log",
                  "sync_success_status", "health_<integration>_schedule", "salesforce/<integration>/<object>",
                  "audience/<project>/people", "people_automation", "salesforce/<integration>/write_back/<Object>",
+                 "salesforce/<integration>/write_back/Activity",
                  "write_back_rejections", "write_back_<integration>", "formula_refresh_<integration>",
                  "refresh_<integration>_formulas"):
         assert f"`{name}`" in readme, name

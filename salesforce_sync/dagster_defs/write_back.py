@@ -61,11 +61,15 @@ def build_write_back_asset(integration: IntegrationConfig, object_type: str) -> 
     source = source_asset_key(integration, object_type)
     where = f"table `{settings.table}`" if settings.table else "a query"
     key = write_back_asset_key(integration.id, object_type)
+    deps = [source] if source else []
+    if object_type == ACTIVITY:  # the people an activity is written on are written first
+        deps += [write_back_asset_key(integration.id, person) for person in ("Contact", "Lead")
+                 if person in integration.write_back.objects]  # type: ignore[union-attr]
 
     @dg.asset(
         key=key,
         group_name=integration.id,
-        deps=[source] if source else [],
+        deps=deps,
         output_required=False,  # a push deferred by the API budget materializes nothing
         kinds={"salesforce", "python"},
         pool=f"salesforce_{integration.id}",

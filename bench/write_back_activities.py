@@ -51,7 +51,7 @@ def activities(count: int, changed_every: int = 0) -> pd.DataFrame:
     })
 
 
-def push_round(store: AudienceStore, integration, label: str, count: int) -> None:
+def push_round(store: AudienceStore, integration, label: str) -> None:
     started = time.perf_counter()
     results = push_integration(store, integration, holder=cli_holder(), run_id=label, objects=["Activity"])
     seconds = time.perf_counter() - started
@@ -101,10 +101,10 @@ def main() -> None:
                       f"{'person key (links)' if person_key else 'email (SOQL)'} (SQLite store, emulated org over "
                       "HTTPS)")
                 activities(count).to_sql("activities", engine, index=False)
-                push_round(store, integration, "first push (creates)", count)
-                push_round(store, integration, "unchanged source", count)
+                push_round(store, integration, "first push (creates)")
+                push_round(store, integration, "unchanged source")
                 activities(count, changed_every=10).to_sql("activities", engine, index=False, if_exists="replace")
-                push_round(store, integration, "10% changed (status)", count)
+                push_round(store, integration, "10% changed (status)")
             engine.dispose()
 
 

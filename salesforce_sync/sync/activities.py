@@ -99,9 +99,11 @@ def plan_activity(settings: WriteBackActivities, row: Mapping[str, Any], who: Wh
                             fields=(settings.occurred_at_column,), salesforce_object=kind.object)
     if who is None:
         person = " / ".join(f"{column} {row.get(column)!r}" for column in (settings.person_key_column,
-                                                                            settings.email_column) if column)
+                                                                            settings.email_column)
+                            if column and row.get(column) not in (None, ""))
         return ActivityPlan(key, "skip", record_id, salesforce_object=kind.object,
-                            message=f"no Lead or Contact found for {person}; tried again on the next push")
+                            message=f"no Lead or Contact found for {person or 'an activity without person key or email'}"
+                                    "; tried again on the next push")
     values = _values(settings, row, kind, who, when, exists=record_id is not None)
     if owner_id is not None:
         values["OwnerId"] = owner_id

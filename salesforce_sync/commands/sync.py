@@ -30,7 +30,11 @@ from salesforce_sync.runs.lease import SyncLease, SyncLeaseBusy, acquire_lease, 
 
 LOCAL_INSTANCE_YAML = """\
 # Local Dagster instance of salesforce-sync (SQLite storage). `dagster dev` shows its runs when
-# started with DAGSTER_HOME pointing at this folder.
+# started with DAGSTER_HOME pointing at this folder. Its instance class writes a run's per-window events
+# in batches (salesforce_sync/dagster_defs/instance.py).
+instance_class:
+  module: salesforce_sync.dagster_defs.instance
+  class: SyncDagsterInstance
 telemetry:
   enabled: false
 concurrency:

@@ -427,6 +427,33 @@ class AlertsConfig(_Model):
     email: EmailAlerts | None = None
 
 
+OWN_CLIENT_NAME = "salesforce-sync"
+"""The client name this project's write-back sends in Sforce-Call-Options (`client=salesforce-sync`); change events
+whose changeOrigin carries it are our own writes coming back."""
+PUBSUB_ENDPOINT = "api.pubsub.salesforce.com:7443"
+
+
+class ChangeCaptureConfig(_Model):
+    """Near-real-time sync from Change Data Capture: a subscription to the org's change events over the Pub/Sub
+    API whose events are grouped into micro-syncs (records read by Id). Window syncs keep running beside it.
+
+    `pubsub_url` is the Pub/Sub API's `host:port` (Salesforce's global endpoint by default; the embedded emulator
+    serves its own). `topic` is `/data/ChangeEvents` (every entity selected for CDC) or a custom channel."""
+
+    enabled: bool = False
+    topic: str = Field("/data/ChangeEvents", pattern=r"^/data/[A-Za-z][A-Za-z0-9_]*$")
+    pubsub_url: str | None = Field(None, pattern=r"^[A-Za-z0-9.-]+:\d{1,5}$")
+    debounce_seconds: float = Field(1.0, ge=0, le=300)
+    """A micro-sync starts once no event arrived for this long (or max_batch events are waiting)."""
+    max_batch: int = Field(2000, ge=1, le=100_000)
+    drain_seconds: float = Field(20.0, gt=0, le=600)
+    """The longest a sensor tick listens before it requests what it has."""
+    lag_threshold_seconds: int = Field(300, ge=1, le=86_400)
+    """The change_capture check fails when events wait longer than this, or the subscription has not been heard
+    from for this long."""
+    sensor_interval_seconds: int = Field(5, ge=1, le=3600)
+
+
 WriteBackObject = Literal["Lead", "Contact", "Account"]
 WRITE_BACK_OBJECTS: tuple[WriteBackObject, ...] = get_args(WriteBackObject)
 FieldMode = Literal["dont_sync", "fill", "overwrite"]
@@ -644,7 +671,8 @@ class WriteBackConfig(_Model):
     activities: WriteBackActivities | None = None
     """Activities written as Tasks and Events (see README "Activities")."""
     contact_before_lead: bool = True
-    """A Lead row whose email belongs to a Contact is skipped: the person is a Contact now."""
+    """A Lead row whose email belongs to a Contact, or whose person (audience/<project>/people) has a Contact in
+    the org, is skipped: the person is a Contact now."""
     bulk_threshold: int = Field(2_000, ge=1)
     chunk_size: int = Field(10_000, ge=100, le=1_000_000)
     max_rejection_rate: float = Field(0.05, ge=0, le=1)
@@ -720,6 +748,7 @@ class IntegrationConfig(_Model):
     auto_map_new_fields: bool = False
     """When the schema_drift check finds custom fields the org added, map them by their describe type (the
     next sync re-reads the object)."""
+    change_capture: ChangeCaptureConfig = Field(default_factory=ChangeCaptureConfig)
 
     _resolve_ca_file = field_validator("ca_file")(_resolve_path)
 

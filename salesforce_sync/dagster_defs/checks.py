@@ -17,6 +17,7 @@ from salesforce_sync.dagster_defs.resources import AudienceStoreResource, Salesf
 from salesforce_sync.runs.health import (
     CheckOutcome,
     check_api_limits,
+    check_change_capture,
     check_clock_skew,
     check_credentials,
     check_field_mappings,
@@ -47,12 +48,16 @@ CHECKS = {
     "formula_freshness": "The mapped formula fields and relationship paths were last re-read within twice "
                          "formula_refresh_minutes (not defined when the refresh is off).",
 }
+CHANGE_CAPTURE_CHECK = ("change_capture", "The change-event subscription was heard from, and no event waited to be "
+                        "applied, within the lag threshold (only with change_capture enabled).")
 
 
 def build_integration_checks(integration: IntegrationConfig) -> dg.AssetChecksDefinition:
     """One multi-check per integration, so credentials and limits are read once for all its objects."""
     checks = {name: text for name, text in CHECKS.items()
               if name != "formula_freshness" or integration.formula_refresh_every is not None}
+    if integration.change_capture.enabled:
+        checks.update([CHANGE_CAPTURE_CHECK])
     specs = [dg.AssetCheckSpec(name, asset=asset_key(integration.id, object_type), description=text)
              for object_type in integration.object_types for name, text in checks.items()]
 
@@ -160,6 +165,8 @@ def _outcomes(integration: IntegrationConfig, salesforce: SalesforceResource, st
         if "formula_freshness" in wanted:
             last = last_formula_refresh(store.object_settings(integration.id, object_type))
             yield object_type, check_formula_freshness(integration, object_type, last, now)
+        if "change_capture" in wanted:
+            yield object_type, check_change_capture(integration, store.change_capture_state(integration.id), now)
 
 
 def _guarded(integration: IntegrationConfig, check: str, run: Callable[[], CheckOutcome]) -> CheckOutcome:

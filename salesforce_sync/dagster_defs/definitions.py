@@ -11,6 +11,7 @@ from salesforce_sync.config.loader import load_config
 from salesforce_sync.config.models import IntegrationConfig, SyncConfig
 from salesforce_sync.config.status import missing_settings
 from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, build_integration_assets, sync_job_name
+from salesforce_sync.dagster_defs.change_capture import build_change_capture_sensor, build_micro_sync_job
 from salesforce_sync.dagster_defs.checks import build_integration_checks, build_preview_job
 from salesforce_sync.dagster_defs.formulas import build_formula_refresh_job, build_formula_refresh_sensor
 from salesforce_sync.dagster_defs.io_manager import AudienceStoreIOManager
@@ -42,9 +43,11 @@ def freshness_sensor_name(integration_id: str) -> str:
 
 def build_integration_definitions(integration: IntegrationConfig) -> dg.Definitions:
     """Everything one integration contributes, as one unit: its object assets and their health checks, the
-    sync, health, preview and formula refresh jobs and the health schedule; when it syncs on a schedule also its
-    windows sensor, its formula refresh sensor (unless formula_refresh_minutes is 0 or it is historical_only) and Dagster freshness checks
-    (a materialization within twice the frequency) with the sensor that evaluates them. Empty for an integration with no objects. Resources are shared and added by build_definitions."""
+    sync, health, preview and formula refresh jobs and the health schedule; with change capture its micro-sync job
+    and change_capture sensor; when it syncs on a schedule also its windows sensor, its formula refresh sensor
+    (unless formula_refresh_minutes is 0 or it is historical_only) and Dagster freshness checks (a materialization
+    within twice the frequency) with the sensor that evaluates them. Empty for an integration with no objects.
+    Resources are shared and added by build_definitions."""
     integration_assets = build_integration_assets(integration)
     if not integration_assets:
         return dg.Definitions()
@@ -66,18 +69,21 @@ def build_integration_definitions(integration: IntegrationConfig) -> dg.Definiti
         tags={INTEGRATION_TAG: integration.id},
         description=f"Health checks of integration {integration.id!r}, without syncing.")
     formula_job = build_formula_refresh_job(integration)
-    sensors = []
+    sensors, jobs = [], [health_job, build_preview_job(integration), sync_job, formula_job]
+    if integration.change_capture.enabled and integration.active and not missing_settings(integration):
+        jobs.append(micro_sync := build_micro_sync_job(integration))
+        sensors.append(build_change_capture_sensor(integration, micro_sync))
     if scheduled:
-        sensors = [build_windows_sensor(integration, sync_job, integration_assets[0].partitions_def),
-                   dg.build_sensor_for_freshness_checks(freshness_checks=freshness,
-                                                        name=freshness_sensor_name(integration.id),
-                                                        default_status=dg.DefaultSensorStatus.RUNNING)]
+        sensors += [build_windows_sensor(integration, sync_job, integration_assets[0].partitions_def),
+                    dg.build_sensor_for_freshness_checks(freshness_checks=freshness,
+                                                         name=freshness_sensor_name(integration.id),
+                                                         default_status=dg.DefaultSensorStatus.RUNNING)]
         if integration.formula_refresh_every is not None and integration.history != "historical_only":
             sensors.append(build_formula_refresh_sensor(integration, formula_job))
     return dg.Definitions(
         assets=integration_assets,
         asset_checks=[build_integration_checks(integration), *freshness],
-        jobs=[health_job, build_preview_job(integration), sync_job, formula_job],
+        jobs=jobs,
         schedules=[dg.ScheduleDefinition(
             name=f"health_{integration.id}_schedule", job=health_job, cron_schedule=HEALTH_CRON,
             default_status=dg.DefaultScheduleStatus.RUNNING if integration.active else dg.DefaultScheduleStatus.STOPPED)],

@@ -45,4 +45,6 @@ def connect(integration: IntegrationConfig, *, home: Path | None = None,
         else:
             credentials = Credentials(method="refresh_token", client_id=info["client_id"],
                                       client_secret=info["client_secret"], refresh_token=info["refresh_token"])
-        yield SalesforceClient(credentials, info["login_url"], integration=integration.id, ca_file=info["ca_file"])
+        client = SalesforceClient(credentials, info["login_url"], integration=integration.id, ca_file=info["ca_file"])
+        client.pubsub_url = info["pubsub_url"]
+        yield client

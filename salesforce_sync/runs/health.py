@@ -20,7 +20,7 @@ from salesforce_sync.salesforce.client import SalesforceClient, SalesforceReques
 from salesforce_sync.sync.budget import ApiBudget, describe_calls
 from salesforce_sync.salesforce.org_clock import org_clock, skew_limit, skew_problem
 from salesforce_sync.sync.describe import Describes, field_infos, objects_to_describe, validate_mappings
-from salesforce_sync.store import AudienceStore
+from salesforce_sync.store import AudienceStore, ChangeCaptureState
 from salesforce_sync.sync.schema_drift import auto_mappings, field_names, new_fields
 from salesforce_sync.sync.soql import select_fields
 
@@ -283,3 +283,31 @@ def preflight(client: SalesforceClient, integration: IntegrationConfig, object_t
     if not mappings.passed:
         raise SyncBlocked(mappings.message)
     return describes
+
+
+def check_change_capture(integration: IntegrationConfig, state: ChangeCaptureState | None,
+                         now: datetime) -> CheckOutcome:
+    """The change-event subscription keeps up: heard from within the lag threshold, no event read but unapplied
+    for longer, and the last micro-sync's largest lag (event commit -> stored) within it."""
+    limit = integration.change_capture.lag_threshold_seconds
+    where = f"integration {integration.id!r}: change capture"
+    if state is None or state.heard_at is None:
+        return CheckOutcome("change_capture", False, f"{where} has not subscribed yet (is its sensor running?)",
+                            metadata={"lag_threshold_seconds": limit})
+    silent = (now - state.heard_at).total_seconds()
+    waiting = (now - state.pending_since).total_seconds() if state.pending_since else 0.0
+    lag = state.last_lag_seconds or 0.0
+    metadata = {"lag_threshold_seconds": limit, "last_lag_seconds": round(lag, 3), "silent_seconds": round(silent, 1),
+                "waiting_seconds": round(waiting, 1), "events_applied": state.events_applied}
+    if silent > limit:
+        return CheckOutcome("change_capture", False, f"{where} stopped: the subscription was last heard from "
+                                                     f"{silent:.0f} s ago (threshold {limit} s)", metadata=metadata)
+    if waiting > limit:
+        return CheckOutcome("change_capture", False, f"{where} is behind: events committed {waiting:.0f} s ago are "
+                                                     f"not applied yet (threshold {limit} s)", metadata=metadata)
+    if lag > limit:
+        return CheckOutcome("change_capture", False, f"{where} is behind: the last micro-sync stored changes "
+                                                     f"{lag:.0f} s after their commit (threshold {limit} s)",
+                            metadata=metadata)
+    return CheckOutcome("change_capture", True, f"{where} keeps up: last micro-sync lag {lag:.1f} s, heard from "
+                                                f"{silent:.0f} s ago", metadata=metadata)

@@ -17,12 +17,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from simple_salesforce import format_soql
 
 from salesforce_sync.config.errors import ConfigError
 from salesforce_sync.config.models import (
     ACTIVITY,
     ACTIVITY_OBJECTS,
+    OWN_CLIENT_NAME,
     IntegrationConfig,
     WriteBackConfig,
     WriteBackObject,
@@ -50,9 +50,6 @@ from salesforce_sync.sync.write_back import (
 
 log = logging.getLogger(__name__)
 
-CLIENT_NAME = "salesforce-sync"
-"""Our name in Sforce-Call-Options: change events of our own writes carry it in changeOrigin."""
-DOMAINS_PER_QUERY = 40
 #: The outcome each successful write of a plan's action is.
 _WRITTEN = {"create": "created", "update": "updated"}
 _OPERATIONS = {"create": "insert", "update": "update", "upsert": "upsert"}
@@ -181,7 +178,7 @@ class _ObjectPush:
         self.object_type, self.settings = object_type, settings
         self.contact_before_lead = integration.write_back.contact_before_lead
         self.writer = RecordWriter(client, bulk_threshold=integration.write_back.bulk_threshold,
-                                   client_name=CLIENT_NAME)
+                                   client_name=OWN_CLIENT_NAME)
         self.write_calls = 0
         self.order = settings.match_order(object_type)
         fields = ["CreatedDate", *(f.field for f in settings.fields)]
@@ -233,6 +230,8 @@ class _ObjectPush:
         if name == "Lead" and self.contact_before_lead and emails:
             for record in oldest_first(self._find("Contact", "Email", emails.values(), ["Email", "CreatedDate"])):
                 contacts.setdefault(email_key(record["Email"]) or "", record)
+            contacts.update({email: contact for email, contact in self._people_contacts(emails.values()).items()
+                             if email not in contacts})
         for step in order:
             if not unresolved:
                 break
@@ -261,26 +260,28 @@ class _ObjectPush:
         return Candidates(linked=linked, by_external_id=by_external_id, by_email=by_email,
                           contacts_by_email=contacts, by_domain=by_domain)
 
+    def _people_contacts(self, emails: Iterable[str | None]) -> dict[str, dict[str, Any]]:
+        """Contacts of this org that the people identity joins to an email's person although their own email
+        differs (a Lead converted into an existing Contact, a CampaignMember's links): the person is a Contact."""
+        people = self.store.people.by_email(self.integration.project, [e for e in emails if e])
+        return {email_key(email) or "": {"Id": person.contacts[self.integration.id][0]}
+                for email, person in people.items() if person.contacts.get(self.integration.id)}
+
     def _domain(self, row: Mapping[str, Any]) -> str | None:
         column = self.settings.website_column
         return website_domain(row.get(column), keep_subdomains=not self.settings.match_subdomains) if column else None
 
     def _accounts_by_domain(self, rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-        """Accounts whose Website normalises to a row's domain: a LIKE query per batch of domains, the
-        normalising done here (Salesforce stores websites as typed)."""
-        domains = sorted({d for row in rows if (d := self._domain(row))})
+        """Accounts whose Website normalises to a row's domain (Salesforce stores websites as typed, so the
+        writer's LIKE candidates are normalised and picked here)."""
+        domains = {d for row in rows if (d := self._domain(row))}
         found: dict[str, dict[str, Any]] = {}
-        columns = ", ".join(dict.fromkeys(["Id", "CreatedDate", *self.read_fields]))
-        for start in range(0, len(domains), DOMAINS_PER_QUERY):
-            batch = domains[start:start + DOMAINS_PER_QUERY]
-            where = " OR ".join(["Website LIKE '%{:like}%'"] * len(batch))
-            soql = format_soql(f"SELECT {columns} FROM Account WHERE {where}", *batch)
-            records = [r for chunk in self.client.rest_chunks(soql, include_deleted=False, chunk_rows=2_000)
-                       for r in chunk.to_dict("records")]
-            for record in oldest_first(records):
-                domain = website_domain(record.get("Website"), keep_subdomains=not self.settings.match_subdomains)
-                if domain in batch:
-                    found.setdefault(domain, record)
+        candidates = self.writer.find_by_domain("Account", sorted(domains), ["CreatedDate", *self.read_fields]) \
+            if domains else []
+        for record in oldest_first(candidates):
+            domain = website_domain(record.get("Website"), keep_subdomains=not self.settings.match_subdomains)
+            if domain in domains:
+                found.setdefault(domain, record)
         return found
 
     def _owner_ids(self, rows: list[Mapping[str, Any]]) -> dict[str, str]:

@@ -18,9 +18,15 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from salesforce_sync.config.models import ACTIVITY, ACTIVITY_OBJECTS, IntegrationConfig, WriteBackActivities
+from salesforce_sync.config.models import (
+    ACTIVITY,
+    ACTIVITY_OBJECTS,
+    OWN_CLIENT_NAME,
+    IntegrationConfig,
+    WriteBackActivities,
+)
 from salesforce_sync.runs.health import require_budget
-from salesforce_sync.runs.push import CLIENT_NAME, PushResult, Report, log_counts, oldest_first, written_outcome
+from salesforce_sync.runs.push import PushResult, Report, log_counts, oldest_first, written_outcome
 from salesforce_sync.salesforce.client import SalesforceClient
 from salesforce_sync.salesforce.writes import COLLECTION_SIZE, RecordWriter
 from salesforce_sync.store import AudienceStore
@@ -95,7 +101,7 @@ class _ActivityPush:
         assert integration.write_back is not None
         self.store, self.client, self.integration, self.settings = store, client, integration, settings
         self.writer = RecordWriter(client, bulk_threshold=integration.write_back.bulk_threshold,
-                                   client_name=CLIENT_NAME)
+                                   client_name=OWN_CLIENT_NAME)
         self.write_calls = 0
         self._restricted: dict[str, dict[str, tuple[str, ...]]] | None = None
         self._default_owner: tuple[str | None] | None = None

@@ -91,9 +91,13 @@ def mark_window_out_of_scope(store: AudienceStore, client: SalesforceClient, int
     bounds with the rules negated) and mark those stored live out of scope; returns how many.
 
     One REST call for the usual handful: most records modified in a window still match."""
-    pages = client.rest_chunks(soql, include_deleted=True, chunk_rows=integration.chunk_size)
     return sum(store.mark_out_of_scope(integration.project, integration.id, object_type, ids)
-               for ids in _page_ids(pages))
+               for ids in query_ids(client, integration, soql))
+
+
+def query_ids(client: SalesforceClient, integration: IntegrationConfig, soql: str) -> Iterator[list[str]]:
+    """Pages of the Ids an Id-only query lists over REST, deleted records included (queryAll)."""
+    yield from _page_ids(client.rest_chunks(soql, include_deleted=True, chunk_rows=integration.chunk_size))
 
 
 def _page_ids(pages: Iterator[pd.DataFrame]) -> Iterator[list[str]]:

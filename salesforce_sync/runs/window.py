@@ -127,6 +127,8 @@ class WindowSync:
     planned_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     #: The object's field names in the describe the plan was made with: schema_drift's baseline.
     known_fields: tuple[str, ...] | None = None
+    #: When a set: collects the Id of every record read (a micro-sync tells what it asked for but did not get).
+    read_ids: set[str] | None = None
 
     def chunks(self) -> Iterator[pd.DataFrame]:
         """Mapped store chunks; warnings about dropped values collect in `self.warnings`."""
@@ -140,6 +142,8 @@ class WindowSync:
         for raw in fetch(self.soql, include_deleted=True, **kwargs):
             raw = raw.rename(columns=lambda name: spelling.get(str(name).lower(), name))
             raw = raw.reindex(columns=list(self.columns)).reset_index(drop=True)
+            if self.read_ids is not None:
+                self.read_ids.update(raw["Id"].dropna())
             raw, replaced = replace_nul(raw)
             if replaced:
                 self.replaced_nul += replaced
@@ -209,6 +213,31 @@ def object_fingerprint(integration: IntegrationConfig, object_type: str) -> str:
                                 integration.cursor_field)
 
 
+def read_fields(integration: IntegrationConfig, object_type: str) -> tuple[str, ...]:
+    """What a read of the object selects: its mapped fields (select_fields) and the stamps of the people a
+    record's version also depends on."""
+    fields = select_fields(object_type, integration.mappings(object_type), integration.cursor_field)
+    selected = {path.lower() for path in fields}
+    stamps = (f"{person}.LastModifiedDate" for person in PERSON_RELATIONSHIPS.get(object_type, ()))
+    return fields + tuple(path for path in stamps if path.lower() not in selected)
+
+
+def plan_selection(client: SalesforceClient, integration: IntegrationConfig, object_type: str, selection: str,
+                   describes: Describes, window: SyncWindow, *, expected: int, list_leavers: bool) -> WindowSync:
+    """A REST read of the object's records picked by `selection` (a SOQL condition such as `Id IN (...)`) under
+    its sync rules, mapped like a window's, and with `list_leavers` the Id listing of the picked records that no
+    longer match the rules. A micro-sync reads changed records this way; `window` says which commit times they
+    come from."""
+    fields = read_fields(integration, object_type)
+    where = rules_where(integration, object_type, describes)
+    soql = build_window_soql(object_type, fields, f"({selection}) AND ({where})" if where else selection, None, None)
+    leavers = None
+    if where and list_leavers:
+        leavers = build_window_soql(object_type, ("Id",), f"({selection}) AND NOT ({where})", None, None)
+    return WindowSync(integration, object_type, window, soql, fields, False, expected, client, client.api_calls,
+                      usage_at_start=client.api_usage, rules_where=where, out_of_scope_soql=leavers)
+
+
 def plan_window(client: SalesforceClient, integration: IntegrationConfig, object_type: str, window: SyncWindow,
                 describes: Describes, *, calls_at_start: int | None = None) -> WindowSync:
     """Compile the window's SOQL (rules escaped, bounds with overlap) and pick REST or Bulk by a COUNT().
@@ -220,13 +249,8 @@ def plan_window(client: SalesforceClient, integration: IntegrationConfig, object
     included)."""
     calls = client.api_calls if calls_at_start is None else calls_at_start
     usage_at_start = client.api_usage
-    mappings = integration.mappings(object_type)
-    people = PERSON_RELATIONSHIPS.get(object_type, ())
     related = related_parents(integration, object_type)
-    fields = select_fields(object_type, mappings, integration.cursor_field)
-    selected = {path.lower() for path in fields}
-    stamps = (f"{person}.LastModifiedDate" for person in people)
-    fields += tuple(path for path in stamps if path.lower() not in selected)
+    fields = read_fields(integration, object_type)
     where = rules_where(integration, object_type, describes)
     start, end = fetch_bounds(window.read_from or window.start, window.watermark, first_window=window.first,
                               history=integration.history, overlap=integration.overlap)
@@ -289,6 +313,23 @@ class WindowResult:
     by_window: WindowTally | None = None
 
 
+def store_records(store: AudienceStore, sync: WindowSync, *, scan_id: str | None = None,
+                  tally: WindowTally | None = None, say: Callable[[str], Any] = log.info) -> tuple[UpsertCounts, int]:
+    """Upsert a planned read chunk by chunk (each chunk one transaction, idempotent), then mark not live its
+    records that no longer match the sync rules: what every read of records does, a window's or a micro-sync's.
+    Returns the upsert's counts and how many were marked out of scope."""
+    integration = sync.integration
+    counts = store.upsert_stream(integration.project, integration.id, _reporting_chunks(sync, say), scan_id=scan_id,
+                                 tally=tally)
+    if sync.lease is not None:
+        sync.lease.confirm()
+    out_of_scope = 0
+    if sync.out_of_scope_soql:
+        out_of_scope = mark_window_out_of_scope(store, sync.client, integration, sync.object_type,
+                                                sync.out_of_scope_soql)
+    return counts, out_of_scope
+
+
 def apply_window(store: AudienceStore, sync: WindowSync, *, run_id: str | None,
                  window_starts: Sequence[datetime] | None = None, say: Callable[[str], Any] = log.info) -> WindowResult:
     """Upsert the window chunk by chunk (each chunk one transaction, idempotent), log it, record success.
@@ -310,12 +351,8 @@ def apply_window(store: AudienceStore, sync: WindowSync, *, run_id: str | None,
     state = store.get_state(integration.id, object_type)
     synced_before = state is not None and state.last_success_at is not None
     tally = WindowTally(tuple(window_starts)) if window_starts else None
-    counts = store.upsert_stream(project, integration.id, _reporting_chunks(sync, say), scan_id=scan_id, tally=tally)
-    scrubbed = out_of_scope = 0
-    if sync.lease is not None:
-        sync.lease.confirm()
-    if sync.out_of_scope_soql:
-        out_of_scope = mark_window_out_of_scope(store, sync.client, integration, object_type, sync.out_of_scope_soql)
+    counts, out_of_scope = store_records(store, sync, scan_id=scan_id, tally=tally, say=say)
+    scrubbed = 0
     if everything or (not sync.window.first and reconciliation_due(store, integration, object_type)):
         # Before an object's first success nothing stored can have left the rules: no listing needed.
         reconciled = reconcile(store, sync.client, integration, object_type, sync.rules_where, scan_id=scan_id,

@@ -62,6 +62,8 @@ class SalesforceClient:
         self.retry_policy = retry_policy
         self.log: logging.Logger | logging.LoggerAdapter = log or logging.getLogger(__name__)
         self.api_calls = 0
+        #: The org's Pub/Sub API endpoint when the connection knows it (an embedded emulated org serves its own).
+        self.pubsub_url: str | None = None
         self.api_usage: tuple[int, int] | None = None
         self._retry_after: float | None = None
         self._token: Token | None = None

@@ -7,6 +7,7 @@ from salesforce_sync.store.audience_store import USER_COLUMNS, AudienceStore
 from salesforce_sync.store.chunks import CHUNK_COLUMNS, external_ids
 from salesforce_sync.store.errors import OrgAlreadyRegisteredError, StoreInputError
 from salesforce_sync.store.models import (
+    ChangeCaptureState,
     IntegrationState,
     IntegrationStatus,
     ObjectSettings,
@@ -23,6 +24,7 @@ __all__ = [
     "CHUNK_COLUMNS",
     "USER_COLUMNS",
     "AudienceStore",
+    "ChangeCaptureState",
     "IntegrationState",
     "IntegrationStatus",
     "ObjectSettings",

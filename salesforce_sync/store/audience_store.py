@@ -40,6 +40,7 @@ from salesforce_sync.store.chunks import CHUNK_COLUMNS, PreparedChunk, external_
 from salesforce_sync.store.errors import OrgAlreadyRegisteredError, StoreInputError
 from salesforce_sync.store.lease import SyncLeases
 from salesforce_sync.store.models import (
+    ChangeCaptureState,
     IntegrationState,
     IntegrationStatus,
     ObjectSettings,
@@ -55,6 +56,7 @@ from salesforce_sync.store.schema import (
     INTEGRATION_LEVEL,
     UtcDateTime,
     audience_users,
+    change_capture_state,
     integration_state,
     metadata,
     object_settings,
@@ -222,12 +224,23 @@ class AudienceStore:
         """Mark the live stored records with these Ids out of scope (they no longer match the sync rules);
         returns how many. They are kept, not live, with removed_reason 'out_of_scope', and their content
         hash is cleared, so the next listing of the record under the rules brings it back."""
+        return self._mark_removed(project, integration_id, object_type, salesforce_ids, "out_of_scope")
+
+    def mark_hard_deleted(
+        self, project: str, integration_id: str, object_type: str, salesforce_ids: Iterable[str]
+    ) -> int:
+        """Mark the live stored records with these Ids hard-deleted (the org no longer has them, not even in its
+        recycle bin); returns how many. Like mark_out_of_scope, a later listing of the record revives it."""
+        return self._mark_removed(project, integration_id, object_type, salesforce_ids, "hard_deleted")
+
+    def _mark_removed(self, project: str, integration_id: str, object_type: str, salesforce_ids: Iterable[str],
+                      reason: str) -> int:
         keys = _listed_keys(project, integration_id, object_type, salesforce_ids)
         if keys.empty:
             return 0
         backend = sqlite_upsert if self._is_sqlite else postgres_upsert
         with self._engine.begin() as connection:
-            return backend.mark_out_of_scope(connection, project, keys, datetime.now(UTC))
+            return backend.mark_removed(connection, project, keys, datetime.now(UTC), reason)
 
     def mark_missing_deleted(
         self, project: str, integration_id: str, object_type: str, *, scan_id: str, scan_started_at: datetime
@@ -560,6 +573,70 @@ class AudienceStore:
         checked = _parse_enum(IntegrationStatus, status, f"integration {integration_id!r}: status").value
         key = {"integration_id": integration_id, "object_type": object_type or INTEGRATION_LEVEL}
         self._upsert_state(key, {"status": checked}, {"status": checked})
+
+    # ---- change capture ----------------------------------------------------------------------------
+
+    def change_capture_state(self, integration_id: str) -> ChangeCaptureState | None:
+        """Where the integration's change-event subscription resumes, and how it keeps up; None before it ran."""
+        query = select(change_capture_state).where(change_capture_state.c.integration_id == integration_id)
+        with self._reading() as connection:
+            row = connection.execute(query).one_or_none()
+        if row is None:
+            return None
+        return ChangeCaptureState(row.integration_id, row.topic, None if row.replay_id is None else
+                                  bytes.fromhex(row.replay_id), row.last_commit_at, row.applied_at, row.heard_at,
+                                  row.pending_since, row.last_lag_seconds, row.events_applied)
+
+    def advance_replay_id(self, integration_id: str, topic: str, *, after: bytes | None, until: bytes | None,
+                          last_commit_at: datetime | None = None, lag_seconds: float | None = None,
+                          events: int = 0) -> bool:
+        """Store `until` as where the subscription resumes, once the events up to it are applied, if the stored
+        position is still `after` (the one they were read from; `until` None: from now on); False when another applier moved it first (it
+        stays where that one put it). Clears `pending_since`, counts `events`, keeps the newest commit time."""
+        _require_name("integration_id", integration_id)
+        if last_commit_at is not None:
+            _require_aware("last_commit_at", last_commit_at)
+        state = change_capture_state.c
+        now = datetime.now(UTC)
+        values: dict[str, Any] = {"topic": topic, "replay_id": None if until is None else until.hex(), "applied_at": now, "heard_at": now,
+                                  "pending_since": None, "last_lag_seconds": lag_seconds}
+        with self._engine.begin() as connection:
+            if after is None:
+                inserted = connection.execute(
+                    self._insert(change_capture_state)
+                    .values(integration_id=integration_id, last_commit_at=last_commit_at, events_applied=events,
+                            **values)
+                    .on_conflict_do_nothing(index_elements=["integration_id"])).rowcount
+                if inserted:
+                    return True
+            stored = state.replay_id.is_(None) if after is None else state.replay_id == after.hex()
+            newest = literal(last_commit_at, UtcDateTime())
+            if last_commit_at is not None:
+                values["last_commit_at"] = case(
+                    (or_(state.last_commit_at.is_(None), state.last_commit_at < newest), newest),
+                    else_=state.last_commit_at)
+            statement = (update(change_capture_state).where(state.integration_id == integration_id, stored)
+                         .values(events_applied=state.events_applied + events, **values))
+            return connection.execute(statement).rowcount == 1
+
+    def record_change_capture_heard(self, integration_id: str, topic: str, *,
+                                    pending_since: datetime | None = None) -> None:
+        """The subscription answered now; `pending_since` is the commit time of the oldest event it read that
+        waits to be applied (kept if an older one already waits)."""
+        _require_name("integration_id", integration_id)
+        state = change_capture_state.c
+        now = datetime.now(UTC)
+        later: dict[str, Any] = {"heard_at": now, "topic": topic}
+        if pending_since is not None:
+            _require_aware("pending_since", pending_since)
+            waiting = literal(pending_since, UtcDateTime())
+            later["pending_since"] = case((state.pending_since.is_(None), waiting), else_=state.pending_since)
+        statement = (self._insert(change_capture_state)
+                     .values(integration_id=integration_id, topic=topic, heard_at=now, pending_since=pending_since,
+                             events_applied=0)
+                     .on_conflict_do_update(index_elements=["integration_id"], set_=later))
+        with self._engine.begin() as connection:
+            connection.execute(statement)
 
     # ---- object settings -------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ class SyncEvent(StrEnum):
     ALERT_SENT = "alert_sent"
     SETTINGS_CHANGED = "settings_changed"
     RECONCILED = "reconciled"
+    MICRO_SYNCED = "micro_synced"
     RECORDS_CREATED = "records_created"
     RECORDS_REJECTED = "records_rejected"
     FORMULAS_REFRESHED = "formulas_refreshed"
@@ -186,3 +187,18 @@ class ObjectSettings:
     auto_mappings: tuple[dict[str, str], ...] = ()
     #: When the last formula refresh of the object began (see `runs.formula_refresh`).
     formula_refreshed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ChangeCaptureState:
+    """Where an integration's change-event subscription resumes and how it keeps up (see store.schema)."""
+
+    integration_id: str
+    topic: str
+    replay_id: bytes | None
+    last_commit_at: datetime | None
+    applied_at: datetime | None
+    heard_at: datetime | None
+    pending_since: datetime | None
+    last_lag_seconds: float | None
+    events_applied: int

@@ -158,18 +158,19 @@ def stamp_scan(connection: Connection, project: str, external_ids: pd.Series, sc
     return connection.execute(_STAMP_SCAN, {"project": project, "scan_id": scan_id}).rowcount
 
 
-_MARK_OUT_OF_SCOPE = text(f"""
+_MARK_REMOVED = text(f"""
 UPDATE audience_users
-SET deleted = true, removed_reason = 'out_of_scope', deleted_at = :marked_at, last_synced_at = :marked_at,
+SET deleted = true, removed_reason = :reason, deleted_at = :marked_at, last_synced_at = :marked_at,
     content_hash = NULL
 WHERE project = :project AND external_id = ANY(ARRAY(SELECT external_id FROM {_STAGING})) AND NOT deleted
 """)
 
 
-def mark_out_of_scope(connection: Connection, project: str, external_ids: pd.Series, marked_at: datetime) -> int:
-    """Mark the live stored records with these keys out of scope (see AudienceStore.mark_out_of_scope)."""
+def mark_removed(connection: Connection, project: str, external_ids: pd.Series, marked_at: datetime,
+                 reason: str) -> int:
+    """Mark the live stored records with these keys not live for `reason` (see AudienceStore.mark_out_of_scope)."""
     _load_keys(connection, external_ids)
-    return connection.execute(_MARK_OUT_OF_SCOPE, {"project": project, "marked_at": marked_at}).rowcount
+    return connection.execute(_MARK_REMOVED, {"project": project, "marked_at": marked_at, "reason": reason}).rowcount
 
 
 def _load_keys(connection: Connection, external_ids: pd.Series) -> None:

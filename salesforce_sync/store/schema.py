@@ -190,6 +190,23 @@ sync_leases = Table(
     Column("expires_at", UtcDateTime, nullable=False, comment="free for others after this unless renewed"),
 )
 
+change_capture_state = Table(
+    "change_capture_state",
+    metadata,
+    Column("integration_id", String, primary_key=True),
+    Column("topic", String, nullable=False),
+    Column("replay_id", String, comment="hex of the replay id after the last event applied; NULL: none yet"),
+    Column("last_commit_at", UtcDateTime, comment="commit time of the newest event applied"),
+    Column("applied_at", UtcDateTime, comment="when the replay id last moved"),
+    Column("heard_at", UtcDateTime, comment="when the subscription last answered (events or keepalive)"),
+    Column("pending_since", UtcDateTime, comment="commit time of the oldest event read but not yet applied"),
+    Column("last_lag_seconds", Float, comment="the last micro-sync's largest event commit -> stored lag"),
+    Column("events_applied", BigInteger, nullable=False, server_default=text("0")),
+)
+"""Per integration: where its change-event subscription resumes (moved only after the events' records are applied)
+and how far behind it is."""
+
+
 people = Table(
     "people",
     metadata,

@@ -155,15 +155,17 @@ def stamp_scan(connection: Connection, project: str, external_ids: pd.Series, sc
     return connection.exec_driver_sql(_stamp_scan_sql(_SCANNED_KEYS), (project, scan_id)).rowcount
 
 
-def mark_out_of_scope(connection: Connection, project: str, external_ids: pd.Series, marked_at: datetime) -> int:
-    """Mark the live stored records with these keys out of scope (see AudienceStore.mark_out_of_scope)."""
+def mark_removed(connection: Connection, project: str, external_ids: pd.Series, marked_at: datetime,
+                 reason: str) -> int:
+    """Mark the live stored records with these keys not live for `reason` (see AudienceStore.mark_out_of_scope)."""
     _load_keys(connection, external_ids)
-    return connection.exec_driver_sql(_MARK_OUT_OF_SCOPE, (project, marked_at.strftime(SQLITE_TIMESTAMP_FORMAT))).rowcount
+    return connection.exec_driver_sql(
+        _MARK_REMOVED, (project, marked_at.strftime(SQLITE_TIMESTAMP_FORMAT), reason)).rowcount
 
 
-_MARK_OUT_OF_SCOPE = f"""
+_MARK_REMOVED = f"""
 UPDATE audience_users
-SET deleted = 1, removed_reason = 'out_of_scope', deleted_at = ?2, last_synced_at = ?2, content_hash = NULL
+SET deleted = 1, removed_reason = ?3, deleted_at = ?2, last_synced_at = ?2, content_hash = NULL
 WHERE project = ?1 AND external_id IN (SELECT external_id FROM {_SCANNED_KEYS}) AND NOT deleted
 """
 

@@ -188,7 +188,7 @@ def plan_row(object_type: WriteBackObject, settings: WriteBackObjectConfig, row:
               if settings.website_column else None)
     if object_type == "Lead" and contact_before_lead and email and email in candidates.contacts_by_email:
         contact = candidates.contacts_by_email[email]
-        return RowPlan(key, "skip", message=f"email belongs to Contact {contact['Id']} (contacts come before leads)")
+        return RowPlan(key, "skip", message=f"the person is Contact {contact['Id']} (contacts come before leads)")
     current, matched_by = None, None
     for step in order:
         found = {"linked": candidates.linked.get(key), "external_id": candidates.by_external_id.get(key),

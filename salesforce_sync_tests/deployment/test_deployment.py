@@ -165,6 +165,10 @@ integrations:
         monkeypatch.setenv(key, env[key])
     instance = dg.DagsterInstance.from_config(str(home))
     try:
+        # The instance batches its bookkeeping (salesforce_sync.dagster_defs.instance), on PostgreSQL too.
+        assert type(instance.event_log_storage).__name__ == "BatchedPostgresEventLogStorage"
+        planned = instance.all_logs(run["runId"], of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
+        assert planned and instance.get_materialized_partitions(planned[0].dagster_event.asset_key)
         enqueued = instance.all_logs(run["runId"], of_type=dg.DagsterEventType.RUN_ENQUEUED)
         starting = instance.all_logs(run["runId"], of_type=dg.DagsterEventType.RUN_STARTING)
     finally:
@@ -196,6 +200,9 @@ def test_dagster_dev_in_the_project_folder_with_nothing_set_comes_up_on_local_st
 
     wait_for("the webserver to load the salesforce_sync code location", location_loaded, processes, timeout=120)
     assert list(project.glob(".tmp_dagster_home_*")), "dagster dev keeps its local state in the project folder"
+    # Its instance (./dagster.yaml's instance_class) writes events in batches, on the batching SQLite event log.
+    info = graphql(port, "{ instance { info } }")["instance"]["info"]
+    assert "event_log_storage: BatchedSqliteEventLogStorage" in info, info
 
 
 def test_the_containerised_instance_loads_with_its_docker_run_launcher(

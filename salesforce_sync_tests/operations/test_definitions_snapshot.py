@@ -9,6 +9,7 @@ from pathlib import Path
 
 import salesforce_sync
 from salesforce_sync.config.loader import load_config
+from salesforce_sync.config.models import ChangeCaptureConfig
 from salesforce_sync.dagster_defs.definitions import build_definitions
 
 DEMO_CONFIG = Path(salesforce_sync.__file__).parent / "demo" / "integrations.yaml"
@@ -43,6 +44,18 @@ def test_the_demo_config_defines_exactly_what_the_readme_promises() -> None:
     assert found == EXPECTED
 
 
+def test_change_capture_adds_its_sensor_job_and_check() -> None:
+    config = load_config(DEMO_CONFIG)
+    enabled = config.integrations[0].model_copy(update={"change_capture": ChangeCaptureConfig(enabled=True)})
+    repository = build_definitions(config.model_copy(update={"integrations": (enabled,)})).get_repository_def()
+    assert sorted(sensor.name for sensor in repository.sensor_defs) == sorted(
+        [*EXPECTED["sensors"], "change_capture_demo_org"])
+    assert sorted(job.name for job in repository.get_all_jobs() if not job.name.startswith("__")) == sorted(
+        [*EXPECTED["jobs"], "micro_sync_demo_org"])
+    checks = {f"{key.asset_key.to_user_string()}:{key.name}" for key in repository.asset_graph.asset_check_keys}
+    assert checks - set(EXPECTED["checks"]) == {f"salesforce/demo_org/{o}:change_capture" for o in OBJECTS}
+
+
 def test_the_readme_names_every_check_job_sensor_and_schedule_pattern() -> None:
     readme = (Path(salesforce_sync.__file__).parent.parent / "README.md").read_text()
     for name in (*HEALTH_CHECKS, "freshness_check", "health_<integration>", "preview_<integration>",
@@ -51,5 +64,6 @@ def test_the_readme_names_every_check_job_sensor_and_schedule_pattern() -> None:
                  "audience/<project>/people", "people_automation", "salesforce/<integration>/write_back/<Object>",
                  "salesforce/<integration>/write_back/Activity",
                  "write_back_rejections", "write_back_<integration>", "formula_refresh_<integration>",
-                 "refresh_<integration>_formulas"):
+                 "refresh_<integration>_formulas", "change_capture", "change_capture_<integration>",
+                 "micro_sync_<integration>"):
         assert f"`{name}`" in readme, name

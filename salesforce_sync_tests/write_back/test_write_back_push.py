@@ -12,8 +12,12 @@ from simple_salesforce import Salesforce
 
 from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.emulator.harness import EmulatedOrg
+import pandas as pd
+
+from salesforce_sync.runs.people import rebuild_people
 from salesforce_sync.salesforce.writes import OUTCOME_UNKNOWN
 from salesforce_sync.store import AudienceStore, SyncEvent
+from salesforce_sync.sync.external_ids import external_id
 from salesforce_sync.sync.write_back import PRECHECK_RESTRICTED_PICKLIST
 from salesforce_sync_tests.write_back.conftest import lead_source, prospect, push
 
@@ -76,7 +80,7 @@ def test_matches_by_link_then_email_and_skips_a_lead_whose_email_is_a_contacts(
     result = push(store, config)["Lead"]
     assert result.counts == {"created": 1, "updated": 1, "unchanged": 0, "skipped": 1, "rejected": 0}
     assert sf.Lead.get(existing["Id"])["Company"] == "Matched By Email"
-    assert outcomes(store)["contact"].message.startswith(f"email belongs to Contact {contact['Id']}")
+    assert outcomes(store)["contact"].message.startswith(f"the person is Contact {contact['Id']}")
     assert not leads_with_email(sf, contact["Email"]) or all(
         lead["Company"] != "Should Not Be Written" for lead in leads_with_email(sf, contact["Email"]))
 
@@ -88,6 +92,29 @@ def test_matches_by_link_then_email_and_skips_a_lead_whose_email_is_a_contacts(
     assert again.counts["updated"] == 1 and again.counts["created"] == 0
     assert sf.Lead.get(linked_id)["Email"] == "renamed@prospects.test"
     assert sf.Lead.get(linked_id)["Company"] == "Linked Co"
+
+
+def test_a_lead_row_whose_person_is_a_contact_under_another_email_is_skipped(
+        sf: Salesforce, store: AudienceStore, source: Source, integration: Build) -> None:
+    # The people identity knows a converted Lead's address belongs to the Contact it became, whose own email
+    # differs: Salesforce alone (a query by email) cannot tell.
+    contact = sf.query("SELECT Id, Email FROM Contact WHERE Email != null LIMIT 1")["records"][0]
+    lead = sf.Lead.create({"LastName": "Converted", "Company": "Old Co", "Email": "old.address@prospects.test"})
+    config = integration({"objects": {"Lead": lead_source()}})
+    chunk = pd.DataFrame({
+        "external_id": [external_id("crm", "Lead", lead["id"]), external_id("crm", "Contact", contact["Id"])],
+        "salesforce_id": [lead["id"], contact["Id"]], "object_type": ["Lead", "Contact"],
+        "email": ["old.address@prospects.test", contact["Email"]], "first_name": None, "last_name": None,
+        "phone": None, "properties": [{"converted_contact_id": contact["Id"], "is_converted": True}, {}],
+        "unsubscribed": False, "deleted": False, "sf_modified_at": pd.Timestamp("2026-01-01", tz="UTC")})
+    store.upsert_users("acme", "crm", chunk)
+    rebuild_people(store, "acme")
+    source("prospects", [prospect("moved", "Old.Address@prospects.test", company="Should Not Be Written")])
+
+    result = push(store, config)["Lead"]
+    assert result.counts["skipped"] == 1 and result.counts["created"] + result.counts["updated"] == 0
+    assert outcomes(store)["moved"].message.startswith(f"the person is Contact {contact['Id']}")
+    assert sf.Lead.get(lead["id"])["Company"] == "Old Co"
 
 
 def test_contact_before_lead_can_be_turned_off(sf: Salesforce, store: AudienceStore, source: Source,

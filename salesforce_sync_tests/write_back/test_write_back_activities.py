@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from simple_salesforce import Salesforce
 
@@ -20,8 +21,10 @@ from salesforce_sync.cli import main
 from salesforce_sync.commands.push import format_rejections
 from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.emulator.harness import EmulatedOrg
+from salesforce_sync.runs.people import rebuild_people
 from salesforce_sync.store import AudienceStore
 from salesforce_sync.sync.activities import PRECHECK_INVALID_ACTIVITY
+from salesforce_sync.sync.external_ids import external_id
 from salesforce_sync.sync.write_back import PRECHECK_RESTRICTED_PICKLIST
 from salesforce_sync_tests.write_back.conftest import lead_source, prospect, push
 from salesforce_sync_tests.write_back.test_write_back_cli import configure, store_writes_blocked, wait_for
@@ -189,6 +192,25 @@ def test_a_contact_activity_with_a_what_id_salesforce_refuses_for_a_lead_is_sent
         assert tasks["contact-opportunity"]["WhatId"] == opportunity[0]["Id"]
     if campaign:
         assert tasks["contact-campaign"]["WhatId"] is None
+
+
+def test_the_people_identity_finds_the_contact_an_old_address_now_belongs_to(
+        sf: Salesforce, store: AudienceStore, source: Source, integration: Build) -> None:
+    # A converted Lead's address belongs to the Contact it became, whose own email differs: only people know.
+    contact = sf.query("SELECT Id, Email FROM Contact WHERE Email != null LIMIT 1")["records"][0]
+    lead = sf.Lead.create({"LastName": "Converted", "Company": "Old Co", "Email": "old.address@activities.test"})
+    store.upsert_users("acme", "crm", pd.DataFrame({
+        "external_id": [external_id("crm", "Lead", lead["id"]), external_id("crm", "Contact", contact["Id"])],
+        "salesforce_id": [lead["id"], contact["Id"]], "object_type": ["Lead", "Contact"],
+        "email": ["old.address@activities.test", contact["Email"]], "first_name": None, "last_name": None,
+        "phone": None, "properties": [{"converted_contact_id": contact["Id"], "is_converted": True}, {}],
+        "unsubscribed": False, "deleted": False, "sf_modified_at": pd.Timestamp("2026-01-01", tz="UTC")}))
+    rebuild_people(store, "acme")
+    source("activities", [activity("moved", "call", email="Old.Address@activities.test")])
+    result = push(store, integration({"activities": activities_source()}))["Activity"]
+    assert result.counts["created"] == 1
+    assert written(sf, "Task")["moved"]["WhoId"] == contact["Id"]
+    assert outcomes(store)["moved"].salesforce_id.startswith("00T")
 
 
 @pytest.mark.slow

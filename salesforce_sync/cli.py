@@ -235,7 +235,7 @@ def _add_operator_commands(commands: argparse._SubParsersAction[argparse.Argumen
     people.set_defaults(handler=_reported(_people))
     push = commands.add_parser("push", help="write the audience's new and changed rows to Salesforce (write_back)")
     push.add_argument("integration", nargs="?", help="integration id (default: every one with a write_back)")
-    push.add_argument("--object", help="only this object (Lead, Contact, Account, LeadConversion or CampaignMember)")
+    push.add_argument("--object", help="only this object (Lead, Contact, Account, LeadConversion, CampaignMember; Task, Event or Activity for both)")
     push.add_argument("--dry-run", action="store_true", help="print what would be created, updated and skipped; "
                                                               "write nothing")
     push.add_argument("--full", action="store_true", help="send every row, not only those changed since the last push")
@@ -243,7 +243,7 @@ def _add_operator_commands(commands: argparse._SubParsersAction[argparse.Argumen
 
     rejected = commands.add_parser("rejected", help="source rows Salesforce refused in the last push, and why")
     rejected.add_argument("integration", nargs="?", help="integration id (default: all)")
-    rejected.add_argument("--object", help="only this object (Lead, Contact, Account, LeadConversion or CampaignMember)")
+    rejected.add_argument("--object", help="only this object (Lead, Contact, Account, LeadConversion, CampaignMember; Task, Event or Activity for both)")
     rejected.add_argument("--limit", type=_positive, default=200, help="at most this many rows (default: 200)")
     rejected.add_argument("--json", action="store_true", help="print JSON, messages verbatim")
     rejected.set_defaults(handler=_reported(_rejected))

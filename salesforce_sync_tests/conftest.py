@@ -64,5 +64,6 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
     with engine.begin() as connection:
         connection.execute(text("TRUNCATE audience_users, sync_log, salesforce_orgs, integration_state, sync_leases, "
                                 "write_back_links, write_back_snapshots, write_back_outcomes, write_back_intents, "
-                                "object_settings, people, person_members, people_builds, change_capture_state"))
+                                "write_back_starts, object_settings, people, person_members, people_builds, "
+                                "change_capture_state"))
     engine.dispose()

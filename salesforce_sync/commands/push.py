@@ -9,7 +9,14 @@ from typing import Any
 
 from salesforce_sync.commands.common import NOTHING, find_integration, iso_utc, open_store, render_table, shorten
 from salesforce_sync.config.errors import ConfigError
-from salesforce_sync.config.models import WRITE_BACK_EXTRAS, WRITE_BACK_OBJECTS, IntegrationConfig, SyncConfig
+from salesforce_sync.config.models import (
+    ACTIVITY,
+    ACTIVITY_OBJECTS,
+    WRITE_BACK_EXTRAS,
+    WRITE_BACK_OBJECTS,
+    IntegrationConfig,
+    SyncConfig,
+)
 from salesforce_sync.demo.prospects import ensure_demo_source
 from salesforce_sync.runs.lease import cli_holder
 from salesforce_sync.runs.push import PushResult, push_integration
@@ -41,7 +48,8 @@ def run_rejected(config: SyncConfig, integration_id: str | None, *, object_type:
         find_integration(config, integration_id)
     store = open_store()
     try:
-        rows = store.write_back.outcomes(integration_id, None if object_type is None else _object_name(object_type),
+        stored = None if object_type is None else _object_name(object_type)
+        rows = store.write_back.outcomes(integration_id, ACTIVITY if stored in ACTIVITY_OBJECTS else stored,
                                          outcome="rejected", limit=limit)
     finally:
         store.close()
@@ -119,7 +127,8 @@ def _write_back_integrations(config: SyncConfig, integration_id: str | None) -> 
 
 
 def _object_name(name: str) -> str:
-    for known in (*WRITE_BACK_OBJECTS, *WRITE_BACK_EXTRAS):
+    names = (*WRITE_BACK_OBJECTS, *WRITE_BACK_EXTRAS, ACTIVITY, *ACTIVITY_OBJECTS)
+    for known in names:
         if known.lower() == name.lower():
             return known
-    raise ConfigError(f"--object {name!r} is not one of {', '.join((*WRITE_BACK_OBJECTS, *WRITE_BACK_EXTRAS))}")
+    raise ConfigError(f"--object {name!r} is not one of {', '.join(names)}")

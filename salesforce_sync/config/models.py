@@ -685,10 +685,104 @@ class WriteBackObjectConfig(_Model):
         return tuple(dict.fromkeys(c for c in columns if c is not None))
 
 
+ActivityObject = Literal["Task", "Event"]
+#: The name activities go by where write-back names an object (store rows, asset key, `push --object`).
+ACTIVITY = "Activity"
+ACTIVITY_OBJECTS: tuple[ActivityObject, ...] = get_args(ActivityObject)
+
+
+class ActivityType(_Model):
+    """How one type of activity is written: a Task (with its TaskSubtype) or an Event."""
+
+    object: ActivityObject
+    subtype: str | None = None
+    """TaskSubtype of a Task (Call, Email, Task, ...); Events have none."""
+
+    @model_validator(mode="after")
+    def _subtype_of_task(self) -> ActivityType:
+        if self.subtype is not None and self.object != "Task":
+            raise FieldProblem("subtype", "only Tasks have a subtype (TaskSubtype)")
+        return self
+
+
+DEFAULT_ACTIVITY_TYPES: dict[str, ActivityType] = {
+    "call": ActivityType(object="Task", subtype="Call"), "email": ActivityType(object="Task", subtype="Email"),
+    "touchpoint": ActivityType(object="Task", subtype="Task"), "meeting": ActivityType(object="Event"),
+    "visit": ActivityType(object="Event"),
+}
+
+
+class WriteBackActivities(_Model):
+    """Activities of a source (a `table` or `query`) written as Tasks and Events on the person they concern.
+
+    The person is found by `person_key_column` (the key of the Contact and Lead write-back sources: their
+    links) and by `email_column` (people, then Salesforce Contacts before Leads). `types` maps the values of
+    `type_column` to Task or Event. Only activities that occurred at or after `since` are written; without it,
+    after the first push of the activities (the switch-on, kept in the store)."""
+
+    table: SqlName | None = None
+    query: str | None = None
+    key: SqlName
+    person_key_column: SqlName | None = None
+    email_column: SqlName | None = None
+    type_column: SqlName = "type"
+    subject_column: SqlName = "subject"
+    description_column: SqlName | None = None
+    occurred_at_column: SqlName = "occurred_at"
+    status_column: SqlName | None = None
+    duration_column: SqlName | None = None
+    """Minutes: an Event's DurationInMinutes, a call Task's CallDurationInSeconds."""
+    what_column: SqlName | None = None
+    """An Account or Opportunity Id the activity is related to (WhatId); kept only when the person is a Contact."""
+    owner_email_column: SqlName | None = None
+    default_owner_email: str | None = None
+    types: dict[str, ActivityType] = Field(default_factory=lambda: dict(DEFAULT_ACTIVITY_TYPES), min_length=1)
+    include_bodies: bool = False
+    """Send `description_column` (an email's or call note's body) as Description."""
+    status_map: dict[str, str] = Field(default_factory=lambda: {"done": "Completed", "open": "Not Started"})
+    """An activity's status -> the Task's Status (unmapped values pass as they are)."""
+    default_event_minutes: int = Field(30, ge=1, le=1440)
+    external_id_field: SalesforceField = "Activity_Key__c"
+    since: datetime | None = None
+    upstream_asset_key: tuple[str, ...] | None = None
+
+    @field_validator("upstream_asset_key", mode="before")
+    @classmethod
+    def _slash_path(cls, value: Any) -> Any:
+        return tuple(value.split("/")) if isinstance(value, str) else value
+
+    @field_validator("since", mode="before")
+    @classmethod
+    def _utc_since(cls, value: Any) -> Any:
+        return None if value is None else _as_utc_datetime(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WriteBackActivities:
+        if (self.table is None) == (self.query is None):
+            raise FieldProblem("table", "give exactly one of table and query as the source")
+        if self.person_key_column is None and self.email_column is None:
+            raise FieldProblem("person_key_column", "give person_key_column or email_column (or both) to find "
+                                                    "the person an activity concerns")
+        for name, kind in self.types.items():
+            if name.lower().startswith("visit") and kind.object != "Event":
+                raise FieldProblem(("types", name, "object"), "visits are written as Events only")
+        return self
+
+    @property
+    def source_columns(self) -> tuple[str, ...]:
+        """The columns an activity's content is made of: what the snapshot hash covers."""
+        columns = [self.key, self.person_key_column, self.email_column, self.type_column, self.subject_column,
+                   self.description_column if self.include_bodies else None, self.occurred_at_column,
+                   self.status_column, self.duration_column, self.what_column, self.owner_email_column]
+        return tuple(dict.fromkeys(c for c in columns if c is not None))
+
+
 class WriteBackConfig(_Model):
     """Audience changes pushed into Salesforce: per object its source and fields (see README "Write-back")."""
 
     objects: dict[WriteBackObject, WriteBackObjectConfig] = Field(default_factory=dict)
+    activities: WriteBackActivities | None = None
+    """Activities written as Tasks and Events (see README "Activities")."""
     contact_before_lead: bool = True
     """A Lead row whose email belongs to a Contact, or whose person (audience/<project>/people) has a Contact in
     the org, is skipped: the person is a Contact now."""
@@ -701,8 +795,8 @@ class WriteBackConfig(_Model):
 
     @model_validator(mode="after")
     def _person_match(self) -> WriteBackConfig:
-        if not self.objects and self.campaign_members is None:
-            raise FieldProblem("objects", "name at least one object to write (or campaign_members)")
+        if not self.objects and self.campaign_members is None and self.activities is None:
+            raise FieldProblem("objects", "name at least one object to write (or campaign_members, or activities)")
         for object_type, settings in self.objects.items():
             if object_type == "Account" and settings.email_column is not None:
                 raise FieldProblem(("objects", object_type, "email_column"), "Accounts match by website_column")
@@ -725,10 +819,12 @@ class WriteBackConfig(_Model):
     @property
     def pushed(self) -> tuple[str, ...]:
         """Everything a push writes, in order: the objects, then Lead conversion (after the Leads are written),
-        then campaign membership (after conversions, so converted people join as Contacts)."""
+        then campaign membership (after conversions, so converted people join as Contacts), then the activities
+        (which need their people)."""
         lead = self.objects.get("Lead")
         return (*self.object_types, *(["LeadConversion"] if lead is not None and lead.convert else []),
-                *(["CampaignMember"] if self.campaign_members is not None else []))
+                *(["CampaignMember"] if self.campaign_members is not None else []),
+                *([ACTIVITY] if self.activities is not None else []))
 
 
 class IntegrationConfig(_Model):

@@ -1,6 +1,7 @@
-"""Write-back in Dagster: one unpartitioned asset per integration and object (and for Lead conversion and campaign
-membership), `salesforce/<integration>/write_back/<Object>`, downstream of its source (an external asset unless something else defines it), with the push's counts
-as metadata; the `write_back_rejections` check on each; and a `write_back_<integration>` job."""
+"""Write-back in Dagster: one unpartitioned asset per integration and object (and for Lead conversion, campaign
+membership and activities), `salesforce/<integration>/write_back/<Object>`, downstream of its source (an external
+asset unless something else defines it), with the push's counts as metadata; the `write_back_rejections` check on
+each; and a `write_back_<integration>` job."""
 
 from collections.abc import Iterable, Iterator
 
@@ -8,8 +9,10 @@ import dagster as dg
 
 from salesforce_sync.config.errors import ConfigError
 from salesforce_sync.config.models import (
+    ACTIVITY,
     IntegrationConfig,
     SyncConfig,
+    WriteBackActivities,
     WriteBackCampaignMembers,
     WriteBackObjectConfig,
 )
@@ -34,12 +37,16 @@ def write_back_job_name(integration_id: str) -> str:
     return f"write_back_{integration_id}"
 
 
-def _source(integration: IntegrationConfig, name: str) -> WriteBackObjectConfig | WriteBackCampaignMembers:
+def _source(integration: IntegrationConfig, name: str
+            ) -> WriteBackObjectConfig | WriteBackCampaignMembers | WriteBackActivities:
     """The settings holding the source a write-back reads (Lead conversion reads the Leads' source)."""
     assert integration.write_back is not None
     if name == "CampaignMember":
         assert integration.write_back.campaign_members is not None
         return integration.write_back.campaign_members
+    if name == ACTIVITY:
+        assert integration.write_back.activities is not None
+        return integration.write_back.activities
     return integration.write_back.objects["Lead" if name == "LeadConversion" else name]  # type: ignore[index]
 
 
@@ -53,11 +60,12 @@ def source_asset_key(integration: IntegrationConfig, name: str) -> dg.AssetKey |
 
 
 def _upstream(integration: IntegrationConfig, name: str) -> list[dg.AssetKey]:
-    """What a write-back follows: its source; conversions also the Leads' push, and membership every push of
-    people before it (members join as the Contacts and Leads those made)."""
+    """What a write-back follows: its source; conversions also the Leads' push, and membership and activities
+    every push of people before them (they are written on the Contacts and Leads those made)."""
     assert integration.write_back is not None
     pushed = integration.write_back.pushed
-    before = {"LeadConversion": ("Lead",), "CampaignMember": ("Contact", "Lead", "LeadConversion")}.get(name, ())
+    people = ("Contact", "Lead", "LeadConversion")
+    before = {"LeadConversion": ("Lead",), "CampaignMember": people, ACTIVITY: people}.get(name, ())
     source = source_asset_key(integration, name)
     return [*([source] if source and name != "LeadConversion" else []),
             *(write_back_asset_key(integration.id, other) for other in before if other in pushed)]
@@ -80,6 +88,11 @@ def _described(integration: IntegrationConfig, name: str) -> tuple[str, dict[str
         return (f"Leads whose row of {where} reached stage {', '.join(convert.at_stage)} converted into Contacts "
                 f"{of}.", {"stage_column": convert.stage_column, "at_stage": list(convert.at_stage),
                            "account": convert.account, "create_opportunity": convert.create_opportunity})
+    if isinstance(settings, WriteBackActivities):
+        return (f"New activities of {where} in the audience store written to Salesforce Tasks and Events {of}, once "
+                "each (upsert on their key).",
+                {"types": {name: kind.object for name, kind in settings.types.items()},
+                 "external_id_field": settings.external_id_field})
     assert isinstance(settings, WriteBackObjectConfig)
     return (f"New and changed rows of {where} in the audience store written to Salesforce {name}s {of}.",
             {"match": list(settings.match_order(name)),  # type: ignore[arg-type]

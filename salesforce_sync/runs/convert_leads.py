@@ -20,7 +20,7 @@ from typing import Any
 
 from salesforce_sync.config.models import OWN_CLIENT_NAME, IntegrationConfig, WriteBackConvert, WriteBackObjectConfig
 from salesforce_sync.runs.health import require_budget
-from salesforce_sync.runs.push import PushResult, Report, _log_counts, _oldest_first
+from salesforce_sync.runs.push import PushResult, Report, log_counts, oldest_first
 from salesforce_sync.salesforce.client import SalesforceClient
 from salesforce_sync.salesforce.convert import LEADS_PER_CALL, ConvertResult, LeadConvert, LeadConverter
 from salesforce_sync.salesforce.writes import OUTCOME_UNKNOWN, RecordWriter
@@ -71,7 +71,7 @@ def convert_leads(store: AudienceStore, client: SalesforceClient, integration: I
     result.write_calls = push.converter.api_calls
     result.duration_seconds = time.monotonic() - started
     if not dry_run and any(result.counts.values()):
-        _log_counts(store, integration, result, run_id)
+        log_counts(store, integration, result, run_id)
     return result
 
 
@@ -106,12 +106,12 @@ class _Conversions:
         accounts: dict[str, dict[str, Any]] = {}
         open_leads = [lead for lead in leads.values() if not is_true(lead.get("IsConverted"))]
         if self.convert.account == "match_by_domain" and open_leads:
-            for record in _oldest_first(self._find("Contact", "Email", [email_key(lead.get("Email")) or ""
+            for record in oldest_first(self._find("Contact", "Email", [email_key(lead.get("Email")) or ""
                                                                         for lead in open_leads],
                                                    ["Email", "AccountId", "CreatedDate"], where="AccountId != null")):
                 contacts.setdefault(email_key(record["Email"]) or "", record)
             domains = sorted({d for lead in open_leads if (d := lead_domain(lead))})
-            for account in _oldest_first(self.writer.find_by_domain("Account", domains, ["Website", "CreatedDate"])
+            for account in oldest_first(self.writer.find_by_domain("Account", domains, ["Website", "CreatedDate"])
                                          if domains else []):
                 domain = website_domain(account.get("Website"))
                 if domain in domains:

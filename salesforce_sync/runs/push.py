@@ -20,6 +20,8 @@ from typing import Any
 
 from salesforce_sync.config.errors import ConfigError
 from salesforce_sync.config.models import (
+    ACTIVITY,
+    ACTIVITY_OBJECTS,
     OWN_CLIENT_NAME,
     IntegrationConfig,
     WriteBackConfig,
@@ -92,19 +94,24 @@ def push_integration(store: AudienceStore, integration: IntegrationConfig, *, ho
     """Push the integration's write-back objects (all, or `objects`), holding its lease unless a dry run (which
     writes nothing, so never waits for a sync)."""
     write_back = check_pushable(integration)
-    chosen = [o for o in write_back.pushed if objects is None or o in objects]
+    activities = activity_objects(objects) if write_back.activities is not None else ()
+    chosen = [o for o in write_back.pushed if o != ACTIVITY and (objects is None or o in objects)]
     for name in objects or ():
-        if name not in write_back.pushed:
-            setting = {"LeadConversion": "objects.Lead.convert", "CampaignMember": "campaign_members"}.get(name)
+        if name not in write_back.pushed and not (activities and name in (ACTIVITY, *ACTIVITY_OBJECTS)):
+            setting = {"LeadConversion": "objects.Lead.convert", "CampaignMember": "campaign_members",
+                       ACTIVITY: "activities", **{o: "activities" for o in ACTIVITY_OBJECTS}}.get(name)
             missing = f"write_back.{setting} is not configured" if setting else f"write_back.objects has no {name}"
             raise ConfigError(f"integration '{integration.id}': {missing} (configured: {', '.join(write_back.pushed)})")
     lease = None if dry_run or holder is None else acquire_lease(store, integration.id, holder,
                                                                  wait=integration.lease_wait)
     try:
         with connect(integration) as client:
-            return [push_one(store, client, integration, name, full=full, dry_run=dry_run, run_id=run_id,
-                             report=report, confirm=lease.confirm if lease else None)
-                    for name in chosen]
+            options: dict[str, Any] = dict(full=full, dry_run=dry_run, run_id=run_id, report=report,
+                                           confirm=lease.confirm if lease else None)
+            results = [push_one(store, client, integration, name, **options) for name in chosen]
+            if activities:
+                results.append(push_one(store, client, integration, ACTIVITY, objects=activities, **options))
+            return results
     finally:
         if lease is not None:
             lease.release()
@@ -112,16 +119,27 @@ def push_integration(store: AudienceStore, integration: IntegrationConfig, *, ho
 
 def push_one(store: AudienceStore, client: SalesforceClient, integration: IntegrationConfig, name: str,
              **options: Any) -> PushResult:
-    """Push one of `write_back.pushed`: an object's source, the Lead conversions, or the campaign membership."""
+    """Push one of `write_back.pushed`: an object's source, the Lead conversions, the campaign membership or the
+    activities (`objects` in `options` then picks Task, Event or both)."""
     # Imported here: those modules build on this one (PushResult, outcomes, sync-log events).
     from salesforce_sync.runs.convert_leads import convert_leads
+    from salesforce_sync.runs.push_activities import push_activities
     from salesforce_sync.runs.push_campaign_members import push_campaign_members
 
+    if name == ACTIVITY:
+        return push_activities(store, client, integration, **options)
     if name == "LeadConversion":
         return convert_leads(store, client, integration, **options)
     if name == "CampaignMember":
         return push_campaign_members(store, client, integration, **options)
     return push_object(store, client, integration, name, **options)  # type: ignore[arg-type]
+
+
+def activity_objects(objects: Sequence[str] | None) -> tuple[str, ...]:
+    """The activity objects (Task, Event) a push of `objects` (all when None; `Activity` is both) writes."""
+    if objects is None or ACTIVITY in objects:
+        return ACTIVITY_OBJECTS
+    return tuple(o for o in ACTIVITY_OBJECTS if o in objects)
 
 
 def push_object(store: AudienceStore, client: SalesforceClient, integration: IntegrationConfig,
@@ -160,7 +178,7 @@ def push_object(store: AudienceStore, client: SalesforceClient, integration: Int
     result.write_calls = pusher.write_calls
     result.duration_seconds = time.monotonic() - started
     if not dry_run and any(result.counts.values()):
-        _log_counts(store, integration, result, run_id)
+        log_counts(store, integration, result, run_id)
     return result
 
 
@@ -229,7 +247,7 @@ class _ObjectPush:
         emails = {key: email_key(row.get(settings.email_column)) for key, row in unresolved.items()} \
             if settings.email_column else {}
         if name == "Lead" and self.contact_before_lead and emails:
-            for record in _oldest_first(self._find("Contact", "Email", emails.values(), ["Email", "CreatedDate"])):
+            for record in oldest_first(self._find("Contact", "Email", emails.values(), ["Email", "CreatedDate"])):
                 contacts.setdefault(email_key(record["Email"]) or "", record)
             contacts.update({email: contact for email, contact in self._people_contacts(emails.values()).items()
                              if email not in contacts})
@@ -248,7 +266,7 @@ class _ObjectPush:
                 found = by_external_id
             elif step == "email":
                 wanted = [emails.get(key) for key in unresolved]
-                for record in _oldest_first(self._find(name, "Email", wanted, fields)):
+                for record in oldest_first(self._find(name, "Email", wanted, fields)):
                     if not is_true(record.get("IsConverted")):
                         by_email.setdefault(email_key(record["Email"]) or "", record)
                 found = {key: by_email[emails[key]] for key in unresolved if emails.get(key) in by_email}
@@ -279,7 +297,7 @@ class _ObjectPush:
         found: dict[str, dict[str, Any]] = {}
         candidates = self.writer.find_by_domain("Account", sorted(domains), ["CreatedDate", *self.read_fields]) \
             if domains else []
-        for record in _oldest_first(candidates):
+        for record in oldest_first(candidates):
             domain = website_domain(record.get("Website"), keep_subdomains=not self.settings.match_subdomains)
             if domain in domains:
                 found.setdefault(domain, record)
@@ -340,12 +358,12 @@ class _ObjectPush:
             results = self.writer.write(name, operation, [plan.values for plan in batch],  # type: ignore[arg-type]
                                         external_id_field=self.settings.external_id_field)
             self.write_calls += self.writer.api_calls - before
-            outcomes += [_written(plan, result, hashes[plan.key]) for plan, result in zip(batch, results)]
+            outcomes += [written_outcome(plan, result, hashes[plan.key]) for plan, result in zip(batch, results)]
         store.record_outcomes(self.integration.id, name, outcomes, run_id)
         return outcomes
 
 
-def _written(plan: RowPlan, result: RecordResult, content: str) -> RowOutcome:
+def written_outcome(plan: RowPlan, result: RecordResult, content: str) -> RowOutcome:
     if result.error is None:
         outcome = _WRITTEN.get(plan.action) or ("created" if result.created else "updated")
         return RowOutcome(plan.key, outcome, content, result.salesforce_id or plan.salesforce_id,
@@ -361,16 +379,16 @@ def _written(plan: RowPlan, result: RecordResult, content: str) -> RowOutcome:
                       retryable=retryable, attempts=result.attempts)
 
 
-def _oldest_first(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def oldest_first(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """When several records match, the first created one wins (then the lowest Id): the same on every push."""
     return sorted(records, key=lambda r: (r.get("CreatedDate") or "", r["Id"]))
 
 
 def _active_users(users: list[dict[str, Any]]) -> dict[str, str]:
-    return {email_key(u["Email"]) or "": u["Id"] for u in _oldest_first(users) if u.get("IsActive") != "false"}
+    return {email_key(u["Email"]) or "": u["Id"] for u in oldest_first(users) if u.get("IsActive") != "false"}
 
 
-def _log_counts(store: AudienceStore, integration: IntegrationConfig, result: PushResult, run_id: str | None) -> None:
+def log_counts(store: AudienceStore, integration: IntegrationConfig, result: PushResult, run_id: str | None) -> None:
     details = {"write_back": True, **result.counts, "api_calls": result.api_calls}
     for event, count in ((SyncEvent.RECORDS_CREATED, result.counts["created"]),
                          (SyncEvent.RECORDS_UPDATED, result.counts["updated"]),

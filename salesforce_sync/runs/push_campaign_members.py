@@ -22,7 +22,7 @@ from simple_salesforce import format_soql
 from salesforce_sync.config.errors import ConfigError
 from salesforce_sync.config.models import OWN_CLIENT_NAME, IntegrationConfig, WriteBackCampaignMembers
 from salesforce_sync.runs.health import require_budget
-from salesforce_sync.runs.push import PushResult, Report, _log_counts, _oldest_first, _written
+from salesforce_sync.runs.push import PushResult, Report, log_counts, oldest_first, written_outcome
 from salesforce_sync.salesforce.client import SalesforceClient
 from salesforce_sync.salesforce.writes import COLLECTION_SIZE, RecordError, RecordResult, RecordWriter
 from salesforce_sync.store import AudienceStore
@@ -66,7 +66,7 @@ def push_campaign_members(store: AudienceStore, client: SalesforceClient, integr
     result.write_calls = push.write_calls
     result.duration_seconds = time.monotonic() - started
     if not dry_run and any(result.counts.values()):
-        _log_counts(store, integration, result, run_id)
+        log_counts(store, integration, result, run_id)
     return result
 
 
@@ -172,7 +172,7 @@ class _MembershipPush:
     def _oldest_by_email(self, object_name: str, emails: Iterable[str], fields: Sequence[str], *,
                          where: str = "") -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
-        for record in _oldest_first(self._find(object_name, "Email", emails, fields, where=where)):
+        for record in oldest_first(self._find(object_name, "Email", emails, fields, where=where)):
             found.setdefault(email_key(record["Email"]) or "", record)
         return found
 
@@ -221,10 +221,10 @@ class _MembershipPush:
         for plan in creates:
             again = settled.get(plan.key)
             if again is None:
-                outcomes.append(_written(plan, results[plan.key], hashes[plan.key]))
+                outcomes.append(written_outcome(plan, results[plan.key], hashes[plan.key]))
             elif again.action == "unchanged":
                 outcomes.append(RowOutcome(plan.key, "unchanged", hashes[plan.key], again.salesforce_id))
-        outcomes += [_written(plan, moved[plan.key], hashes[plan.key]) for plan in moves]
+        outcomes += [written_outcome(plan, moved[plan.key], hashes[plan.key]) for plan in moves]
         self.store.write_back.record_outcomes(self.integration.id, OBJECT, outcomes, run_id)
         return outcomes
 

@@ -302,3 +302,13 @@ write_back_intents = _write_back_table(
     Column("at", UtcDateTime, nullable=False),
     comment="creates sent without an external ID and not yet answered: a rerun matches these before creating",
 )
+
+write_back_starts = Table(
+    "write_back_starts",
+    metadata,
+    Column("integration_id", Key, nullable=False),
+    Column("object_type", Key, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("integration_id", "object_type", name="pk_write_back_starts"),
+    comment="when a write-back was switched on (its first push): activities before it are not sent",
+)

@@ -17,6 +17,7 @@ from salesforce_sync.store.schema import (
     write_back_links,
     write_back_outcomes,
     write_back_snapshots,
+    write_back_starts,
 )
 
 KEYS_PER_STATEMENT = 5_000
@@ -125,9 +126,9 @@ class WriteBackStore:
     def record_outcomes(self, integration_id: str, object_type: str, outcomes: Sequence[RowOutcome],
                         run_id: str | None) -> None:
         """One transaction: each row's outcome; for rows Salesforce accepted (or that needed nothing) the
-        snapshot moves to their content and the link to their record; create intents are settled except for
-        rows refused in a way the next push retries (a create whose answer was lost may exist: the next push
-        matches it through the intent before creating)."""
+        snapshot moves to their content and the link to their record (not for a row skipped for now, retryable:
+        an activity whose person is not found yet); create intents are settled except for retryable rows (a
+        create whose answer was lost may exist: the next push matches it through the intent before creating)."""
         if not outcomes:
             return
         now = datetime.now(UTC)
@@ -137,12 +138,12 @@ class WriteBackStore:
                          "fields": list(o.fields), "retryable": o.retryable,
                          "found_before_sending": o.found_before_sending, "attempts": o.attempts,
                          "run_id": run_id, "at": now} for o in outcomes]
-        accepted = [o for o in outcomes if o.outcome != "rejected"]
+        accepted = [o for o in outcomes if o.outcome != "rejected" and not o.retryable]
         snapshot_rows = [{**base, "source_key": o.source_key, "row_hash": o.row_hash, "pushed_at": now}
                          for o in accepted]
         link_rows = [{**base, "source_key": o.source_key, "salesforce_id": o.salesforce_id, "linked_at": now}
                      for o in accepted if o.salesforce_id]
-        keys = [o.source_key for o in outcomes if o.outcome != "rejected" or not o.retryable]
+        keys = [o.source_key for o in outcomes if not o.retryable]
         with self._engine.begin() as connection:
             connection.execute(self._upsert(write_back_outcomes, [c for c in outcome_rows[0] if c not in base
                                                                   and c != "source_key"]), outcome_rows)
@@ -165,6 +166,21 @@ class WriteBackStore:
                  "salesforce_id": salesforce_id, "linked_at": now} for key, salesforce_id in links.items()]
         with self._engine.begin() as connection:
             connection.execute(self._upsert(write_back_links, ["salesforce_id", "linked_at"]), rows)
+
+    def started_at(self, integration_id: str, object_type: str, *, record: bool) -> datetime:
+        """When the write-back of `object_type` was switched on: its first push (`record`: that is now, unless
+        one was recorded before); without `record` and never pushed, now."""
+        columns = write_back_starts.c
+        query = select(columns.started_at).where(columns.integration_id == integration_id,
+                                                 columns.object_type == object_type)
+        if record:
+            row = {"integration_id": integration_id, "object_type": object_type, "started_at": datetime.now(UTC)}
+            statement = (sqlite.insert(write_back_starts) if self._is_sqlite else postgresql.insert(write_back_starts))
+            with self._engine.begin() as connection:
+                connection.execute(statement.on_conflict_do_nothing(), row)
+        with self._reading() as connection:
+            found = connection.execute(query).scalar()
+        return found if found is not None else datetime.now(UTC)
 
     # ---- reports --------------------------------------------------------------------------------
 

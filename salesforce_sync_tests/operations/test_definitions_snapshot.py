@@ -14,11 +14,11 @@ from salesforce_sync.dagster_defs.definitions import build_definitions
 
 DEMO_CONFIG = Path(salesforce_sync.__file__).parent / "demo" / "integrations.yaml"
 OBJECTS = ("Account", "CampaignMember", "Contact", "Lead", "Opportunity")
-WRITE_BACK = ("CampaignMember", "Lead", "LeadConversion")
+WRITE_BACK = ("Activity", "CampaignMember", "Lead", "LeadConversion")
 HEALTH_CHECKS = ("api_limits", "clock_skew", "credentials", "field_mappings", "formula_freshness", "schema_drift",
                  "staleness")
 EXPECTED = {
-    "assets": ["audience/demo/audience_prospects", "audience/demo/people", *(f"salesforce/demo_org/{o}" for o in OBJECTS),
+    "assets": ["audience/demo/audience_activities", "audience/demo/audience_prospects", "audience/demo/people", *(f"salesforce/demo_org/{o}" for o in OBJECTS),
                *(f"salesforce/demo_org/write_back/{o}" for o in WRITE_BACK)],
     "checks": sorted([*(f"salesforce/demo_org/{o}:{c}" for o in OBJECTS for c in (*HEALTH_CHECKS, "freshness_check")),
                       *(f"salesforce/demo_org/write_back/{o}:write_back_rejections" for o in WRITE_BACK)]),
@@ -61,6 +61,7 @@ def test_the_readme_names_every_check_job_sensor_and_schedule_pattern() -> None:
                  "sync_<integration>", "sync_<integration>_windows", "freshness_<integration>", "sync_failure_log",
                  "sync_success_status", "health_<integration>_schedule", "salesforce/<integration>/<object>",
                  "audience/<project>/people", "people_automation", "salesforce/<integration>/write_back/<Object>",
+                 "salesforce/<integration>/write_back/Activity",
                  "write_back_rejections", "write_back_<integration>", "formula_refresh_<integration>",
                  "refresh_<integration>_formulas", "change_capture", "change_capture_<integration>",
                  "micro_sync_<integration>"):

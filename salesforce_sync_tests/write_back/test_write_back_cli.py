@@ -81,7 +81,8 @@ def test_dry_run_push_and_rejected_report(org: EmulatedOrg, sf: Salesforce, stor
 
     assert main(["push", "crm", "--object", "Opportunity"]) == 1
     assert capsys.readouterr().err.strip() == ("salesforce-sync push: error: --object 'Opportunity' is not one of "
-                                               "Lead, Contact, Account, LeadConversion, CampaignMember")
+                                               "Lead, Contact, Account, LeadConversion, CampaignMember, Activity, "
+                                               "Task, Event")
     assert main(["push", "crm", "--object", "Account"]) == 1
     assert "write_back.objects has no Account (configured: Lead)" in capsys.readouterr().err
 

@@ -65,3 +65,29 @@ def test_the_write_back_asset_materializes_with_its_counts_and_the_rejection_che
     assert metadata["write_calls"] == 0 and metadata["created"] == 0
     evaluation = check_result(again)
     assert not evaluation.passed and "1 of 3 rows stand rejected" in evaluation.description
+
+
+def test_the_activities_asset_follows_the_people_it_needs_and_checks_its_rejections(
+        sf: Salesforce, store: AudienceStore, source: Callable[..., None], integration: Callable[..., Any]) -> None:
+    source("prospects", [prospect("p1", "one@activities-dagster.test")])
+    source("activities", [
+        {"activity_id": "d1", "person_id": "p1", "type": "call", "subject": "Call", "occurred_at": "2026-12-01T10:00"},
+        {"activity_id": "d2", "person_id": "p1", "type": "visit", "subject": "Visit", "occurred_at": "2026-12-01T11:00"},
+        {"activity_id": "d3", "person_id": "p1", "type": "fax", "subject": "Fax", "occurred_at": "2026-12-01T12:00"}])
+    crm = integration({"max_rejection_rate": 0.2, "objects": {"Lead": lead_source()}, "activities": {
+        "table": "activities", "key": "activity_id", "person_key_column": "person_id", "since": "2026-11-01"}})
+    config = load_config(crm.model_dump(mode="json", by_alias=True, exclude_none=True))
+    key = write_back_asset_key("crm", "Activity")
+    spec = {s.key: s for s in build_definitions(config).resolve_all_asset_specs()}[key]
+    assert {dep.asset_key for dep in spec.deps} == {dg.AssetKey(["audience", "acme", "activities"]), KEY}
+
+    result = run_write_back(config)
+    assert result.success
+    (materialization,) = result.asset_materializations_for_node("salesforce__crm__write_back__Activity")
+    metadata = {name: value.value for name, value in materialization.metadata.items()}
+    assert (metadata["created"], metadata["rejected"]) == (2, 1)
+    checks = {event.event_specific_data.asset_key: event.event_specific_data for event in result.all_events
+              if event.event_type_value == "ASSET_CHECK_EVALUATION"}
+    assert checks[KEY].passed and not checks[key].passed  # 1 of 3 activities rejected: above 20%
+    tasks = sf.query("SELECT WhoId FROM Task WHERE Activity_Key__c = 'd1'")["records"]
+    assert [t["WhoId"] for t in tasks] == [store.write_back.links("crm", "Lead", ["p1"])["p1"]]

@@ -347,11 +347,11 @@ def test_a_row_still_refused_after_the_retries_is_sent_again_by_the_next_push(
 def test_contacts_from_a_query_source(sf: Salesforce, store: AudienceStore, source: Source,
                                       integration: Build) -> None:
     contact = sf.query("SELECT Id, Email FROM Contact WHERE Email != null ORDER BY CreatedDate LIMIT 1")["records"][0]
-    source("people", [dict(prospect("c1", contact["Email"], last_name="Queried"), kind="customer"),
+    source("customers", [dict(prospect("c1", contact["Email"], last_name="Queried"), kind="customer"),
                       dict(prospect("c2", "new.contact@prospects.test"), kind="customer"),
                       dict(prospect("l1", "lead.only@prospects.test"), kind="lead")])
     config = integration({"objects": {"Contact": {
-        "query": "SELECT person_id, email, last_name FROM people WHERE kind = 'customer';", "key": "person_id",
+        "query": "SELECT person_id, email, last_name FROM customers WHERE kind = 'customer';", "key": "person_id",
         "email_column": "email", "fields": [{"column": "last_name", "field": "LastName"},
                                             {"column": "email", "field": "Email"}]}}})
     result = push(store, config)["Contact"]

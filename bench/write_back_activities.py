@@ -24,7 +24,7 @@ from sqlalchemy import create_engine
 from salesforce_sync.config.loader import parse_config
 from salesforce_sync.emulator.harness import EmulatedOrg
 from salesforce_sync.runs.lease import cli_holder
-from salesforce_sync.runs.push import push_integration
+from salesforce_sync.runs.write_back import push_integration
 from salesforce_sync.store import AudienceStore
 
 PEOPLE = 500

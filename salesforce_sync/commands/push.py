@@ -7,7 +7,14 @@ import json
 import uuid
 from typing import Any
 
-from salesforce_sync.commands.common import NOTHING, find_integration, iso_utc, open_store, render_table, shorten
+from salesforce_sync.commands.common import (
+    NOTHING,
+    find_integration,
+    iso_utc,
+    open_store,
+    render_table,
+    shorten,
+)
 from salesforce_sync.config.errors import ConfigError
 from salesforce_sync.config.models import (
     ACTIVITY,
@@ -19,9 +26,11 @@ from salesforce_sync.config.models import (
 )
 from salesforce_sync.demo.prospects import ensure_demo_source
 from salesforce_sync.runs.lease import cli_holder
-from salesforce_sync.runs.push import PushResult, push_integration
+from salesforce_sync.runs.push import PushResult
+from salesforce_sync.runs.write_back import push_integration
 from salesforce_sync.store.write_back import StoredOutcome
 from salesforce_sync.sync.write_back import RowPlan
+
 
 def run_push(config: SyncConfig, integration_id: str | None, *, object_type: str | None, dry_run: bool,
              full: bool) -> int:

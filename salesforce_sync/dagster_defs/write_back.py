@@ -21,7 +21,7 @@ from salesforce_sync.dagster_defs.resources import AudienceStoreResource, Salesf
 from salesforce_sync.demo.prospects import ensure_demo_source
 from salesforce_sync.runs.health import SyncDeferred
 from salesforce_sync.runs.lease import SyncLeaseBusy, acquire_lease
-from salesforce_sync.runs.push import check_pushable, push_one
+from salesforce_sync.runs.write_back import check_pushable, push_one
 from salesforce_sync.store import SyncEvent
 from salesforce_sync.sync.write_back import rejection_rate
 

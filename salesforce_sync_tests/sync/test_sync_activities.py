@@ -100,5 +100,5 @@ def test_config_refuses_what_salesforce_or_the_push_cannot_do(values: dict[str, 
 def test_a_write_back_of_activities_only_needs_no_objects() -> None:
     config = WriteBackConfig.model_validate({"activities": {"table": "a", "key": "id", "email_column": "email"}})
     assert config.pushed == ("Activity",)
-    with pytest.raises(ValidationError, match="give objects or activities"):
+    with pytest.raises(ValidationError, match="name at least one object to write"):
         WriteBackConfig.model_validate({})

@@ -17,9 +17,16 @@ from sqlalchemy import create_engine, text
 from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.emulator.harness import EmulatedOrg
 from salesforce_sync.runs.lease import cli_holder
-from salesforce_sync.runs.push import PushResult, push_integration
+from salesforce_sync.runs.push import PushResult
+from salesforce_sync.runs.write_back import push_integration
 from salesforce_sync.store import AudienceStore
-from salesforce_sync_tests.pipeline.support import LEADS_ONLY, hour_floor, https_integration, load_config, set_auth_env
+from salesforce_sync_tests.pipeline.support import (
+    LEADS_ONLY,
+    hour_floor,
+    https_integration,
+    load_config,
+    set_auth_env,
+)
 
 ORG_COUNTS = {"Lead": 40, "Contact": 30, "CampaignMember": 0}
 

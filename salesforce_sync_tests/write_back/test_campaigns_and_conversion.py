@@ -180,9 +180,9 @@ def test_a_lead_reaching_its_stage_is_converted_once_and_the_store_links_its_con
     assert sf.query("SELECT COUNT() FROM Contact WHERE Email = 'ana@converted-domain.test'")["totalSize"] == 1
 
     # A Contact row with the same key now updates the Contact the Lead became.
-    source("people", [dict(prospect("p1", "ana@converted-domain.test"), last_name="Contact Now")])
+    source("customers", [dict(prospect("p1", "ana@converted-domain.test"), last_name="Contact Now")])
     contact_config = integration({"objects": {"Contact": {
-        "table": "people", "key": "person_id", "match": ["linked"],
+        "table": "customers", "key": "person_id", "match": ["linked"],
         "fields": [{"column": "last_name", "field": "LastName"}]}}})
     assert push(store, contact_config)["Contact"].counts["updated"] == 1
     assert sf.Contact.get(p1["ConvertedContactId"])["LastName"] == "Contact Now"
@@ -229,7 +229,7 @@ KILLED_PUSH = textwrap.dedent("""
     import os, signal, sys
     from salesforce_sync.config.loader import load_config
     from salesforce_sync.runs.lease import cli_holder
-    from salesforce_sync.runs.push import push_integration
+    from salesforce_sync.runs.write_back import push_integration
     from salesforce_sync.store import AudienceStore
     from salesforce_sync.store.write_back import WriteBackStore
 

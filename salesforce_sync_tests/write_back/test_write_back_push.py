@@ -7,13 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pandas as pd
 import pytest
 from simple_salesforce import Salesforce
 
 from salesforce_sync.config.models import IntegrationConfig
 from salesforce_sync.emulator.harness import EmulatedOrg
-import pandas as pd
-
 from salesforce_sync.runs.people import rebuild_people
 from salesforce_sync.salesforce.writes import OUTCOME_UNKNOWN
 from salesforce_sync.store import AudienceStore, SyncEvent

@@ -559,6 +559,15 @@ class WriteBackField(_Model):
     value_map: dict[str, str] | None = None
 
 
+class WriteBackAccountLink(_Model):
+    """A Contact's company: `column` holds the company's key as the Account write-back's source keys it; the Account
+    that key is linked to (matched or created by that push, which runs first) becomes the Contact's AccountId. `mode`
+    as a field's: fill (default) sets it only while the Contact has no Account, overwrite moves the Contact."""
+
+    column: SqlName
+    mode: FieldMode = "fill"
+
+
 class WriteBackOwner(_Model):
     """OwnerId from a source column holding the owner's email (the active User with that email); else the
     `default_email` User; else nothing is sent and Salesforce makes the connecting user the owner. `mode` as a
@@ -638,6 +647,8 @@ class WriteBackObjectConfig(_Model):
     create: bool = True
     external_id_field: SalesforceField | None = None
     owner: WriteBackOwner | None = None
+    account: WriteBackAccountLink | None = None
+    """Contacts only: link each Contact to its company's Account (see WriteBackAccountLink)."""
     convert: WriteBackConvert | None = None
     """Leads only: convert the row's Lead when its stage column reaches a value."""
     upstream_asset_key: tuple[str, ...] | None = None
@@ -681,7 +692,7 @@ class WriteBackObjectConfig(_Model):
     def source_columns(self) -> tuple[str, ...]:
         """Every column a row's content is made of: what the snapshot hash covers."""
         columns = [self.key, *(f.column for f in self.fields), self.email_column, self.website_column,
-                   self.owner.column if self.owner else None]
+                   self.owner.column if self.owner else None, self.account.column if self.account else None]
         return tuple(dict.fromkeys(c for c in columns if c is not None))
 
 
@@ -805,6 +816,8 @@ class WriteBackConfig(_Model):
                                    f"{object_type}s match by email_column")
             if settings.convert is not None and object_type != "Lead":
                 raise FieldProblem(("objects", object_type, "convert"), "only Leads are converted")
+            if settings.account is not None and object_type != "Contact":
+                raise FieldProblem(("objects", object_type, "account"), "only Contacts are linked to an Account")
             for step in settings.match or ():
                 if (step == "email") == (object_type == "Account") and step in ("email", "domain"):
                     raise FieldProblem(("objects", object_type, "match"),

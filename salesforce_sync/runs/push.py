@@ -37,6 +37,7 @@ from salesforce_sync.sync.write_back import (
     Candidates,
     RowPlan,
     email_key,
+    is_empty,
     is_true,
     plan_row,
     reconcile_order,
@@ -138,6 +139,7 @@ class _ObjectPush:
         fields += [settings.external_id_field] if settings.external_id_field else []
         fields += ["Email"] if object_type != "Account" else ["Website"]
         fields += ["IsConverted"] if object_type == "Lead" else []
+        fields += ["AccountId"] if settings.account else []
         self.read_fields = list(dict.fromkeys(fields))
         self._restricted: dict[str, tuple[str, ...]] | None = None
         self._default_owner: tuple[str | None] | None = None
@@ -153,12 +155,14 @@ class _ObjectPush:
         owner_ids = self._owner_ids(rows)
         restricted = self._restricted_picklists()
         default_owner = self._default_owner_id()
+        account_ids = self._account_ids(rows)
         plans = []
         for key, row in zip(keys, rows):
             plan = plan_row(self.object_type, settings, row, candidates,
                             order=reconciling if key in intents else self.order,
                             contact_before_lead=self.contact_before_lead, owner_ids=owner_ids,
-                            default_owner_id=default_owner, restricted=restricted, create_intent=key in intents)
+                            default_owner_id=default_owner, restricted=restricted, create_intent=key in intents,
+                            account_ids=account_ids)
             plans.append(plan)
         return plans
 
@@ -235,6 +239,14 @@ class _ObjectPush:
             if domain in domains:
                 found.setdefault(domain, record)
         return found
+
+    def _account_ids(self, rows: list[Mapping[str, Any]]) -> dict[str, str]:
+        """Company key -> the Account the Account write-back linked it to (that push runs before the Contacts')."""
+        link = self.settings.account
+        if link is None:
+            return {}
+        companies = {str(row[link.column]) for row in rows if not is_empty(row.get(link.column))}
+        return self.store.write_back.links(self.integration.id, "Account", companies) if companies else {}
 
     def _owner_ids(self, rows: list[Mapping[str, Any]]) -> dict[str, str]:
         owner = self.settings.owner

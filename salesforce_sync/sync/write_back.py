@@ -184,7 +184,8 @@ def reconcile_order(order: Sequence[str], settings: WriteBackObjectConfig, objec
 def plan_row(object_type: WriteBackObject, settings: WriteBackObjectConfig, row: Mapping[str, Any],
              candidates: Candidates, *, order: Sequence[str], contact_before_lead: bool,
              owner_ids: Mapping[str, str], default_owner_id: str | None,
-             restricted: Mapping[str, tuple[str, ...]], create_intent: bool) -> RowPlan:
+             restricted: Mapping[str, tuple[str, ...]], create_intent: bool,
+             account_ids: Mapping[str, str] | None = None) -> RowPlan:
     """Match the row (in `order`), then decide the write: an update or upsert of what changed, a create when
     nothing matched and creating is allowed, or why not."""
     key = str(row[settings.key])
@@ -219,6 +220,9 @@ def plan_row(object_type: WriteBackObject, settings: WriteBackObjectConfig, row:
     owner = _owner_value(settings, row, current, owner_ids, default_owner_id)
     if owner is not None:
         values["OwnerId"] = owner
+    account = _account_value(settings, row, current, account_ids or {})
+    if account is not None:
+        values["AccountId"] = account
     problems = picklist_problems(values, restricted)
     if problems:
         return RowPlan(key, "reject", current["Id"] if current else None, values, matched_by,
@@ -241,6 +245,19 @@ def rejection_rate(counts: Mapping[str, int]) -> float:
     """The share of a write-back's rows whose latest outcome is rejected (0 when it has none)."""
     rows = sum(counts.values())
     return counts.get("rejected", 0) / rows if rows else 0.0
+
+
+def _account_value(settings: WriteBackObjectConfig, row: Mapping[str, Any], current: Mapping[str, Any] | None,
+                   account_ids: Mapping[str, str]) -> str | None:
+    """The AccountId to send: the Account the row's company key is linked to; None sends nothing (no company,
+    or its Account not pushed yet: the next push links it)."""
+    link = settings.account
+    company = row.get(link.column) if link else None
+    wanted = account_ids.get(str(company)) if link and not is_empty(company) else None
+    if link is None or wanted is None:
+        return None
+    send, value = field_value(link.mode, wanted, current, "AccountId")
+    return value if send else None
 
 
 def _owner_value(settings: WriteBackObjectConfig, row: Mapping[str, Any], current: Mapping[str, Any] | None,

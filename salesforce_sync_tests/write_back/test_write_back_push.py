@@ -163,6 +163,42 @@ def test_accounts_match_by_website_domain_and_upsert_on_the_external_id(
     assert sum(third.counts.values()) == 0
 
 
+def test_contacts_are_linked_to_their_companys_account(sf: Salesforce, store: AudienceStore, source: Source,
+                                                       integration: Build) -> None:
+    other = sf.query("SELECT Id FROM Account LIMIT 1")["records"][0]["Id"]
+    source("companies", [{"company_id": "c1", "name": "Linked Company Ltd", "website": "https://linked-company.test"}])
+    source("contacts", [
+        {"person_id": "k1", "email": "kim@linked-company.test", "last_name": "Kim", "company_id": "c1"},
+        {"person_id": "k2", "email": "lee@linked-company.test", "last_name": "Lee", "company_id": "c9"}])
+    accounts = {"table": "companies", "key": "company_id", "website_column": "website",
+                "fields": [{"column": "name", "field": "Name"}]}
+
+    def contacts(mode: str) -> dict[str, Any]:
+        return {"table": "contacts", "key": "person_id", "email_column": "email",
+                "fields": [{"column": "last_name", "field": "LastName"}, {"column": "email", "field": "Email"}],
+                "account": {"column": "company_id", "mode": mode}}
+
+    results = push(store, integration({"objects": {"Account": accounts, "Contact": contacts("fill")}}))
+    assert results["Account"].counts["created"] == 1 and results["Contact"].counts["created"] == 2
+    company = store.write_back.links("crm", "Account", ["c1"])["c1"]
+    kim, lee = (sf.query(f"SELECT AccountId FROM Contact WHERE Email = '{email}'")["records"][0]
+                for email in ("kim@linked-company.test", "lee@linked-company.test"))
+    assert kim["AccountId"] == company
+    assert lee["AccountId"] is None  # company c9 has no Account (yet): nothing sent
+
+    # fill keeps an Account a salesperson set; overwrite moves the Contact to its company's Account.
+    kim_id = store.write_back.links("crm", "Contact", ["k1"])["k1"]
+    sf.Contact.update(kim_id, {"AccountId": other})
+    source("contacts", [{"person_id": "k1", "email": "kim@linked-company.test", "last_name": "Kim-Park",
+                         "company_id": "c1"}])
+    push(store, integration({"objects": {"Account": accounts, "Contact": contacts("fill")}}))
+    assert sf.Contact.get(kim_id)["AccountId"] == other
+    source("contacts", [{"person_id": "k1", "email": "kim@linked-company.test", "last_name": "Kim-Park",
+                         "company_id": "c1"}])
+    moved = push(store, integration({"objects": {"Account": accounts, "Contact": contacts("overwrite")}}))
+    assert moved["Contact"].counts["updated"] == 1 and sf.Contact.get(kim_id)["AccountId"] == company
+
+
 def test_field_modes_nulls_picklist_map_and_owners(sf: Salesforce, store: AudienceStore, source: Source,
                                                    integration: Build) -> None:
     users = {u["Email"]: u["Id"] for u in sf.query_all("SELECT Id, Email FROM User WHERE IsActive = true")["records"]}
@@ -320,6 +356,8 @@ def test_dry_run_writes_nothing(org: EmulatedOrg, sf: Salesforce, store: Audienc
      "write_back.objects.Lead.match: matching by domain needs website_column"),
     ({"table": "t", "key": "k", "fields": [{"column": "a", "field": "OwnerId"}]},
      "write_back.objects.Lead.fields[0].field: field 'OwnerId' is written by the write-back itself"),
+    ({"table": "t", "key": "k", "fields": [{"column": "a", "field": "LastName"}], "account": {"column": "c"}},
+     "write_back.objects.Lead.account: only Contacts are linked to an Account"),
 ])
 def test_config_errors_name_the_integration_object_and_field(integration: Build, bad: dict[str, Any],
                                                               message: str) -> None:

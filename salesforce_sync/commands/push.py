@@ -77,7 +77,7 @@ def format_rejections(rows: list[StoredOutcome]) -> str:
     return render_table(headers, [(
         row.integration_id, row.object_type, row.source_key, row.salesforce_id or NOTHING, row.status_code or NOTHING,
         ",".join(row.fields) or NOTHING, _retried(row), iso_utc(row.at),
-        ("[found before sending] " if row.found_before_sending else "") + " ".join((row.message or "").splitlines()),
+        " ".join((row.message or "").splitlines()),  # a pre-check's message says "found before sending"
     ) for row in rows])
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
 from salesforce_sync.config.errors import ConfigError
 from salesforce_sync.config.models import IntegrationConfig, SyncConfig
+from salesforce_sync.config.status import missing_settings
 from salesforce_sync.store import AudienceStore
 from salesforce_sync.store.urls import configured_store_url
 
@@ -30,6 +31,21 @@ def find_integration(config: SyncConfig, integration_id: str) -> IntegrationConf
         return config.integration(integration_id)
     except KeyError as missing:
         raise ConfigError(str(missing.args[0])) from None
+
+
+def runnable_integrations(config: SyncConfig, integration_ids: Sequence[str], not_done: str
+                          ) -> Iterator[IntegrationConfig]:
+    """The named integrations (all when none are named) that can run; each Incomplete or Inactive one is named
+    with why and `not_done` ("not synced") instead."""
+    chosen = [find_integration(config, i) for i in integration_ids] if integration_ids else list(config.integrations)
+    for integration in chosen:
+        missing = missing_settings(integration)
+        if missing:
+            print(f"{integration.id}: Incomplete, {not_done}: {'; '.join(missing)}")
+        elif not integration.active:
+            print(f"{integration.id}: Inactive (active: false), {not_done}")
+        else:
+            yield integration
 
 
 def root_cause(err: BaseException) -> BaseException:

@@ -3,9 +3,8 @@ what changed per object."""
 
 from __future__ import annotations
 
-from salesforce_sync.commands.common import find_integration, open_store, render_table
+from salesforce_sync.commands.common import open_store, render_table, runnable_integrations
 from salesforce_sync.config.models import SyncConfig
-from salesforce_sync.config.status import missing_settings
 from salesforce_sync.runs.connection import connect
 from salesforce_sync.runs.formula_refresh import refresh_formulas
 from salesforce_sync.runs.lease import cli_holder
@@ -13,17 +12,9 @@ from salesforce_sync.runs.lease import cli_holder
 
 def run_refresh_formulas(config: SyncConfig, integration_id: str | None) -> int:
     """Every integration (or the one named) that syncs: Incomplete and Inactive ones are named and passed over."""
-    chosen = [find_integration(config, integration_id)] if integration_id else list(config.integrations)
     store = open_store()
     try:
-        for integration in chosen:
-            missing = missing_settings(integration)
-            if missing:
-                print(f"{integration.id}: Incomplete, not refreshed: {'; '.join(missing)}")
-                continue
-            if not integration.active:
-                print(f"{integration.id}: Inactive (active: false), not refreshed")
-                continue
+        for integration in runnable_integrations(config, [integration_id] if integration_id else [], "not refreshed"):
             with connect(integration) as client:
                 results = refresh_formulas(store, client, integration, cli_holder(), say=lambda _line: None)
             print(f"integration {integration.id} (project {integration.project}): formula fields and relationship "

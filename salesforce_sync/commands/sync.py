@@ -18,10 +18,9 @@ from dagster._daemon.controller import get_daemon_statuses
 from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
 from dagster_shared.cli import WorkspaceOpts
 
-from salesforce_sync.commands.common import find_integration, first_line, open_store, root_cause
+from salesforce_sync.commands.common import first_line, open_store, root_cause, runnable_integrations
 from salesforce_sync.commands.run_report import object_summaries, progress_bar, run_failures, show_progress
 from salesforce_sync.config.models import IntegrationConfig, SyncConfig
-from salesforce_sync.config.status import missing_settings
 from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, LEASE_HOLDER_TAG, LEASE_OWNER_TAG, pending_windows
 from salesforce_sync.dagster_defs.definitions import build_definitions, sync_job_name
 from salesforce_sync.home import sync_home
@@ -91,7 +90,7 @@ def run_sync(config: SyncConfig, integration_ids: list[str], *, full: bool,
     for it; otherwise the run executes in this process."""
     defs = build_definitions(config)
     instance = local_instance()
-    chosen = [find_integration(config, i) for i in integration_ids] if integration_ids else list(config.integrations)
+    chosen = list(runnable_integrations(config, integration_ids, "not synced"))
     queued = queue_daemon_running(instance)
     if queued and not workspace.is_file():
         print(f"a Dagster daemon serves this instance, but there is no workspace file {workspace} naming the code "
@@ -99,13 +98,6 @@ def run_sync(config: SyncConfig, integration_ids: list[str], *, full: bool,
         queued = False
     failures = 0
     for integration in chosen:
-        missing = missing_settings(integration)
-        if missing:
-            print(f"{integration.id}: Incomplete, not synced: {'; '.join(missing)}")
-            continue
-        if not integration.active:
-            print(f"{integration.id}: Inactive (active: false), not synced")
-            continue
         refusal = _history_refusal(integration, open_store())
         if refusal:
             print(refusal)

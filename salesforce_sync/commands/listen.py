@@ -53,7 +53,7 @@ def _not_listening(integration: IntegrationConfig) -> str | None:
     if not integration.active:
         return "it is inactive (active: false)"
     missing = missing_settings(integration)
-    return "; ".join(missing) if missing else None
+    return f"incomplete settings: {'; '.join(missing)}" if missing else None
 
 
 def run_listen(config: SyncConfig, integration_ids: list[str], *, stop: threading.Event,

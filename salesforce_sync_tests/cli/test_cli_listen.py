@@ -4,6 +4,7 @@ lag, SIGTERM stops it with the replay id at the last applied event; and what `ch
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ import pytest
 from salesforce_sync.config.errors import ConfigError
 from salesforce_sync.config.loader import load_config
 from salesforce_sync.emulator.harness import EmulatedOrg
+from salesforce_sync.runs.health import check_change_capture
 from salesforce_sync.store import AudienceStore
 from salesforce_sync_tests.cli.cli_support import config_text, emulator_integration, full_sync, set_app_credentials
 
@@ -131,6 +133,8 @@ def test_listen_applies_changes_reports_them_to_dagster_and_stops_cleanly_on_sig
     assert f"crm: stopped; stored replay id {applied.hex()}" in listener.stdout
     assert listener.stderr == ""
     assert replay_id(store) == applied
+    integration = load_config().integrations[0]
+    assert check_change_capture(integration, store.change_capture_state("crm"), dt.datetime.now(dt.UTC)).passed
 
     # The stored replay id is exactly after the last applied event: a restart applies only what came later.
     sf.Contact.update(second, {"LastName": "Later"})

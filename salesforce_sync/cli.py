@@ -105,6 +105,22 @@ def _reported(command: Callable[[argparse.Namespace], int]) -> Callable[[argpars
     return run
 
 
+def _listen(args: argparse.Namespace) -> int:
+    from salesforce_sync.commands.listen import run_listen
+    from salesforce_sync.config.loader import load_config
+
+    stop = threading.Event()
+
+    def stopping(*_: object) -> None:
+        print("stopping after the micro-sync under way (if any)", flush=True)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stopping)
+    return run_listen(load_config(), [args.integration] if args.integration else [], stop=stop,
+                      retryable=_operator_errors(), describe=_error_line)
+
+
 def _status(args: argparse.Namespace) -> int:
     from salesforce_sync.commands.status import run_status
     from salesforce_sync.config.loader import load_config
@@ -285,6 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the Dagster workspace file naming the code location; used when a Dagster daemon serves "
                            "the instance, so the run goes through its run queue (default: ./workspace.yaml)")
     sync.set_defaults(handler=_reported(_sync))
+
+    listen = commands.add_parser("listen", help="the standing change-capture listener: apply change events as "
+                                                "micro-syncs until Ctrl-C or SIGTERM (change_capture.mode: listener)")
+    listen.add_argument("integration", nargs="?", help="integration id (default: every one in listener mode)")
+    listen.set_defaults(handler=_reported(_listen))
 
     emulator = commands.add_parser("emulator", help="run an emulated Salesforce org")
     emulator_commands = emulator.add_subparsers(dest="emulator_command", required=True)

@@ -499,6 +499,9 @@ class ChangeCaptureConfig(_Model):
     serves its own). `topic` is `/data/ChangeEvents` (every entity selected for CDC) or a custom channel."""
 
     enabled: bool = False
+    mode: Literal["sensor", "listener"] = "sensor"
+    """Who listens: Dagster's daemon (the change_capture_<integration> sensor requesting micro_sync runs), or a
+    standing `salesforce-sync listen` process that applies micro-syncs itself and reports them to Dagster."""
     topic: str = Field("/data/ChangeEvents", pattern=r"^/data/[A-Za-z][A-Za-z0-9_]*$")
     pubsub_url: str | None = Field(None, pattern=r"^[A-Za-z0-9.-]+:\d{1,5}$")
     debounce_seconds: float = Field(1.0, ge=0, le=300)

@@ -1,7 +1,7 @@
 """Near-real-time sync under Dagster: the `change_capture_<integration>` sensor drains the change events that
 arrived since the stored replay id (its cursor is the replay id it requested up to) and requests a
-`micro_sync_<integration>` run that applies them. The logic is plain Python in runs/change_capture.py and
-runs/micro_sync.py."""
+`micro_sync_<integration>` run that applies them (change_capture.mode: sensor). The logic is plain Python in
+runs/change_capture.py and runs/micro_sync.py."""
 
 import contextlib
 import time
@@ -20,7 +20,7 @@ from salesforce_sync.runs.change_capture import ChangeFeed, read_plan
 from salesforce_sync.runs.connection import connect
 from salesforce_sync.runs.health import SyncDeferred
 from salesforce_sync.runs.lease import acquire_lease, dagster_holder
-from salesforce_sync.runs.micro_sync import apply_micro_sync, settle_without_work
+from salesforce_sync.runs.micro_sync import MicroSyncResult, apply_micro_sync, settle_without_work
 from salesforce_sync.salesforce.auth import SalesforceAuthError
 from salesforce_sync.salesforce.client import SalesforceClient, SalesforceRequestError
 from salesforce_sync.salesforce.pubsub import PubSubError
@@ -60,12 +60,9 @@ def build_micro_sync_job(integration: IntegrationConfig) -> dg.JobDefinition:
             return
         finally:
             store.close()
-        metadata = result.metadata()
-        context.add_output_metadata(metadata)
-        for object_type, counts in result.by_object.items():
-            context.log_event(dg.AssetObservation(asset_key(integration.id, object_type), metadata={
-                **metadata, "records_imported": counts.imported, "records_updated": counts.updated,
-                "records_deleted": counts.deleted, "records_skipped": counts.skipped}))
+        context.add_output_metadata(result.metadata())
+        for observation in micro_sync_observations(integration, result):
+            context.log_event(observation)
         lag = f", lag median {result.lag.median_seconds:.2f} s, max {result.lag.max_seconds:.2f} s" if result.lag else ""
         context.log.info(f"micro-sync of {plan.events} change events: {result.counts.changed} records stored{lag}")
 
@@ -76,6 +73,17 @@ def build_micro_sync_job(integration: IntegrationConfig) -> dg.JobDefinition:
         apply_changes()
 
     return micro_sync_job
+
+
+def micro_sync_observations(integration: IntegrationConfig, result: MicroSyncResult,
+                            **extra: str) -> list[dg.AssetObservation]:
+    """One observation per object a micro-sync stored: its counts and the lag, so the object's asset page shows
+    the change capture's progress (from a micro_sync run, or reported runless by a standing listener)."""
+    metadata = result.metadata()
+    return [dg.AssetObservation(asset_key(integration.id, object_type), metadata={
+        **metadata, **extra, "records_imported": counts.imported, "records_updated": counts.updated,
+        "records_deleted": counts.deleted, "records_skipped": counts.skipped})
+        for object_type, counts in result.by_object.items()]
 
 
 _FEEDS: dict[str, tuple[contextlib.ExitStack, SalesforceClient, ChangeFeed | None]] = {}

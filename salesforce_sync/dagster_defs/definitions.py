@@ -43,10 +43,11 @@ def freshness_sensor_name(integration_id: str) -> str:
 
 def build_integration_definitions(integration: IntegrationConfig) -> dg.Definitions:
     """Everything one integration contributes, as one unit: its object assets and their health checks, the
-    sync, health, preview and formula refresh jobs and the health schedule; with change capture its micro-sync job
-    and change_capture sensor; when it syncs on a schedule also its windows sensor, its formula refresh sensor
-    (unless formula_refresh_minutes is 0 or it is historical_only) and Dagster freshness checks (a materialization
-    within twice the frequency) with the sensor that evaluates them. Empty for an integration with no objects.
+    sync, health, preview and formula refresh jobs and the health schedule; with change capture in sensor mode its
+    micro-sync job and change_capture sensor (in listener mode a standing `salesforce-sync listen` applies the
+    events instead); when it syncs on a schedule also its windows sensor, its formula refresh sensor (unless
+    formula_refresh_minutes is 0 or it is historical_only) and Dagster freshness checks (a materialization within
+    twice the frequency) with the sensor that evaluates them. Empty for an integration with no objects.
     Resources are shared and added by build_definitions."""
     integration_assets = build_integration_assets(integration)
     if not integration_assets:
@@ -70,7 +71,8 @@ def build_integration_definitions(integration: IntegrationConfig) -> dg.Definiti
         description=f"Health checks of integration {integration.id!r}, without syncing.")
     formula_job = build_formula_refresh_job(integration)
     sensors, jobs = [], [health_job, build_preview_job(integration), sync_job, formula_job]
-    if integration.change_capture.enabled and integration.active and not missing_settings(integration):
+    if (integration.change_capture.enabled and integration.change_capture.mode == "sensor" and integration.active
+            and not missing_settings(integration)):
         jobs.append(micro_sync := build_micro_sync_job(integration))
         sensors.append(build_change_capture_sensor(integration, micro_sync))
     if scheduled:

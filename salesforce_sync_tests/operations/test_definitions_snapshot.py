@@ -55,6 +55,17 @@ def test_change_capture_adds_its_sensor_job_and_check() -> None:
     assert checks - set(EXPECTED["checks"]) == {f"salesforce/demo_org/{o}:change_capture" for o in OBJECTS}
 
 
+def test_change_capture_in_listener_mode_keeps_its_check_but_defines_no_sensor_or_job() -> None:
+    config = load_config(DEMO_CONFIG)
+    listener = ChangeCaptureConfig(enabled=True, mode="listener")
+    enabled = config.integrations[0].model_copy(update={"change_capture": listener})
+    repository = build_definitions(config.model_copy(update={"integrations": (enabled,)})).get_repository_def()
+    assert sorted(sensor.name for sensor in repository.sensor_defs) == EXPECTED["sensors"]
+    assert sorted(job.name for job in repository.get_all_jobs() if not job.name.startswith("__")) == EXPECTED["jobs"]
+    checks = {f"{key.asset_key.to_user_string()}:{key.name}" for key in repository.asset_graph.asset_check_keys}
+    assert checks - set(EXPECTED["checks"]) == {f"salesforce/demo_org/{o}:change_capture" for o in OBJECTS}
+
+
 def test_the_readme_names_every_check_job_sensor_and_schedule_pattern() -> None:
     readme = (Path(salesforce_sync.__file__).parent.parent / "README.md").read_text()
     for name in (*HEALTH_CHECKS, "freshness_check", "health_<integration>", "preview_<integration>",

@@ -85,14 +85,16 @@ def map_chunk(
     for mapping in mappings:
         sources = [columns.text(path) for path in mapping.fields]
         text = _first_present(sources)
-        values, invalid = _CONVERTERS[mapping.type](text)
-        for position in np.flatnonzero(invalid):
+        # Converted and encoded once per distinct value (picklists, flags, dates and scores repeat a lot).
+        codes, uniques = pd.factorize(text)  # null: code -1, which picks the None/"null" appended last
+        values, invalid = _CONVERTERS[mapping.type](pd.Series(uniques, dtype=object))
+        for position in np.flatnonzero(np.append(invalid, False)[codes]):
             field = next(path for path, source in zip(mapping.fields, sources) if source.iat[position] is not None)
             warnings.append(MappingWarning(ids.iat[position], field, mapping.property, text.iat[position], mapping.type))
         if mapping.property in STORE_COLUMN_TYPES:
-            store[mapping.property] = values
+            store[mapping.property] = pd.Series(_with_null(values.tolist(), None)[codes], dtype=object)
         else:
-            properties[mapping.property] = _JSON_VALUES[mapping.type](values)
+            properties[mapping.property] = _with_null(_JSON_VALUES[mapping.type](values), "null")[codes].tolist()
 
     frame = pd.DataFrame({
         "external_id": external_ids(integration_id, object_type, ids),
@@ -132,8 +134,20 @@ class _Columns:
         name = self.by_lower.get(path.lower())
         if name is None:
             raise MappingError(f"{self.where}: the raw chunk has no column '{path}'; select it (see select_fields)")
-        column = self.raw[name]
-        return column.astype(object).where(column.notna() & column.ne(""), None)
+        values = self.raw[name].to_numpy(dtype=object)
+        empty = pd.isna(values) | (values == "")
+        if empty.any():
+            values = values.copy()
+            values[empty] = None
+        return pd.Series(values, dtype=object)
+
+
+def _with_null(values: list, null: object) -> np.ndarray:
+    """Values as an object array with `null` appended, so factorize codes (-1 for null) index it directly."""
+    array = np.empty(len(values) + 1, dtype=object)
+    array[:-1] = values
+    array[-1] = null
+    return array
 
 
 def _nulls(count: int) -> pd.Series:

@@ -148,18 +148,14 @@ class AudienceStore:
         (and adding them to `tally` by each record's window, when given). A PreparedChunk (a chunk validated
         where it was built, see store_ready_chunk) is written as it is.
 
-        On PostgreSQL, while the server writes one chunk the next is fetched and prepared, so a sync's
-        Python work and database work overlap; at most two chunks are held at a time. (SQLite does its
-        work inside this process, holding the GIL, so there chunks are simply written one after another.)
-        Stops at the first failure: earlier chunks stay committed, and rerunning the stream is safe.
+        While a writer thread writes one chunk the next is fetched and prepared, so a sync's Python work
+        and database work overlap (PostgreSQL works in its server; SQLite's sqlite3 releases the GIL while
+        it executes); at most two chunks are held at a time. Stops at the first failure: earlier chunks stay
+        committed, and rerunning the stream is safe.
         """
         _require_name("project", project)
         _require_name("integration_id", integration_id)
         totals = UpsertCounts()
-        if self._is_sqlite:
-            for chunk in chunks:
-                totals += self._write(project, integration_id, _prepared(integration_id, chunk), scan_id, tally)
-            return totals
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audience-store-writer") as writer:
             pending: Future[UpsertCounts] | None = None
             try:

@@ -37,6 +37,7 @@ from sqlalchemy import create_engine, text
 
 POSTGRES_ADMIN_URL = os.environ.get("BENCH_POSTGRES_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 CHUNK_ROWS = 50_000
+KEY_COLUMNS = ("project", "external_id")
 CONFIG = """
 projects: [bench]
 integrations:
@@ -46,7 +47,7 @@ integrations:
     ca_file: {ca_file}
     auth: {{method: refresh_token, client_id_env: BENCH_CLIENT_ID, client_secret_env: BENCH_CLIENT_SECRET,
             refresh_token_env: BENCH_REFRESH_TOKEN}}
-    start: 2026-01-01
+    start: {start}
     objects:
       Lead:
         sync_rules: {{match: all, rules: [{rules}]}}
@@ -60,8 +61,9 @@ NO_RECORD_RULE = "{field: Company, operator: equals, value: 'No company has this
 """A rule no emulated Lead matches: a sync that reads nothing shows the fixed cost of a sync."""
 
 
-def config_text(info: dict[str, Any], rules: str = "") -> str:
-    return CONFIG.format(login_url=info["login_url"], ca_file=info["ca_file"], rules=rules)
+def config_text(info: dict[str, Any], rules: str = "", start: str = "2026-01-01") -> str:
+    """The benchmark's integration; every record was created before `start`, and its first window reads them."""
+    return CONFIG.format(login_url=info["login_url"], ca_file=info["ca_file"], rules=rules, start=start)
 
 
 def credentials_env(info: dict[str, Any]) -> dict[str, str]:
@@ -153,7 +155,7 @@ class Figures:
 
     records: int
     seconds: float
-    api_calls: int
+    api_calls: int | None
     peak_rss_mb: float
     sync_cpu: float
     emulator_cpu: float
@@ -173,23 +175,26 @@ class Figures:
 
     def line(self) -> str:
         database = self.per_100k(self.database_cpu)
+        calls = "" if self.api_calls is None else f"{self.api_calls} API calls; "
         return (f"{self.records:,} records in {self.seconds:.1f} s = {self.rate:,.0f} records/s, "
-                f"{self.ratio:.2f} of the limit ({self.limit_rows_per_second:,.0f} rows/s); {self.api_calls} API "
-                f"calls; peak RSS {self.peak_rss_mb:.0f} MB; CPU s per 100k records: sync "
-                f"{self.per_100k(self.sync_cpu):.2f}, emulator {self.per_100k(self.emulator_cpu):.2f}, database "
+                f"{self.ratio:.2f} of the limit ({self.limit_rows_per_second:,.0f} rows/s); {calls}peak RSS "
+                f"{self.peak_rss_mb:.0f} MB; CPU s per 100k records: sync {self.per_100k(self.sync_cpu):.2f}, "
+                f"emulator {self.per_100k(self.emulator_cpu):.2f}, database "
                 + ("in the sync process" if database is None else f"{database:.2f}"))
+
+
+def spread(values: list[float], form: str) -> str:
+    """Median (min-max)."""
+    return f"{format(statistics.median(values), form)} ({format(min(values), form)}-{format(max(values), form)})"
 
 
 def summary(runs: list[Figures]) -> str:
     """Median (min-max) of each figure over the runs."""
-
-    def spread(values: list[float], form: str) -> str:
-        return f"{format(statistics.median(values), form)} ({format(min(values), form)}-{format(max(values), form)})"
-
     database = [run.per_100k(run.database_cpu) for run in runs]
+    calls = "" if runs[0].api_calls is None else f"{spread([r.api_calls for r in runs], '.0f')} API calls; "
     return (f"median of {len(runs)} runs (min-max): {spread([r.rate for r in runs], ',.0f')} records/s = "
-            f"{spread([r.ratio for r in runs], '.2f')} of the limit {spread([r.limit_rows_per_second for r in runs], ',.0f')}"
-            f" rows/s; {spread([r.api_calls for r in runs], '.0f')} API calls; peak RSS "
+            f"{spread([r.ratio for r in runs], '.2f')} of the limit "
+            f"{spread([r.limit_rows_per_second for r in runs], ',.0f')} rows/s; {calls}peak RSS "
             f"{spread([r.peak_rss_mb for r in runs], '.0f')} MB; CPU s per 100k records: sync "
             f"{spread([r.per_100k(r.sync_cpu) for r in runs], '.2f')}, emulator "
             f"{spread([r.per_100k(r.emulator_cpu) for r in runs], '.2f')}, database "
@@ -243,7 +248,7 @@ def postgres_limit(source_url: str, target_url: str) -> float:
     del payload
     chunks = [b"".join(lines[start:start + CHUNK_ROWS]) for start in range(0, len(lines), CHUNK_ROWS)]
     del lines
-    updates = ", ".join(f"{column} = EXCLUDED.{column}" for column in columns if column not in ("project", "external_id"))
+    updates = ", ".join(f"{column} = EXCLUDED.{column}" for column in columns if column not in KEY_COLUMNS)
     merge = (f"INSERT INTO audience_users ({', '.join(columns)}) SELECT {', '.join(columns)} FROM limit_staging "
              f"ON CONFLICT (project, external_id) DO UPDATE SET {updates}")
     target = create_engine(target_url)
@@ -274,7 +279,7 @@ def sqlite_limit(source_url: str, target_url: str) -> float:
     columns = stored_columns()
     source = sqlite3.connect(source_url.removeprefix("sqlite:///"))
     stored = source.execute(f"SELECT {', '.join(columns)} FROM audience_users")
-    updates = ", ".join(f"{column} = excluded.{column}" for column in columns if column not in ("project", "external_id"))
+    updates = ", ".join(f"{column} = excluded.{column}" for column in columns if column not in KEY_COLUMNS)
     upsert = (f"INSERT INTO audience_users ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
               f"ON CONFLICT (project, external_id) DO UPDATE SET {updates}")
     target = sqlite3.connect(target_url.removeprefix("sqlite:///"), isolation_level=None)

@@ -153,7 +153,9 @@ class WindowSync:
             if people:
                 stamps = [raw[spelling[f"{person}.LastModifiedDate".lower()]] for person in people]
                 mapped.frame["sf_modified_at"] = _newest_stamp(mapped.frame["sf_modified_at"], stamps)
-            yield store_ready_chunk(self.integration.id, mapped.frame)
+            prepared = store_ready_chunk(self.integration.id, mapped.frame)
+            del raw, mapped  # not held while the store writes this chunk and the next one is read
+            yield prepared
 
 
 def _newest_stamp(own: pd.Series, related: list[pd.Series]) -> pd.Series:

@@ -277,7 +277,9 @@ def _read_ahead(page: Callable[[str], tuple[str, pd.DataFrame | None]]) -> Itera
             locator, frame = pending.result()
             pending = None if locator == "null" else reader.submit(page, locator)
             if frame is not None:
-                yield frame
+                handed = [frame]
+                del frame  # only the caller holds the page while it uses it
+                yield handed.pop()
 
 
 def _flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:

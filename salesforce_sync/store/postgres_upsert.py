@@ -177,6 +177,6 @@ def _copy_texts(values: list[str | None]) -> list[str]:
 
 def _copy(connection: Connection, copy_sql: str, columns: Sequence[list[str]]) -> None:
     """Send row-major COPY text built column-wise: one tab-joined line per row."""
-    payload = "\n".join(map("\t".join, zip(*columns))) + "\n"
+    payload = ("\n".join(map("\t".join, zip(*columns))) + "\n").encode()  # the text freed once encoded
     with connection.connection.dbapi_connection.cursor() as cursor:
-        cursor.copy_expert(copy_sql, io.BytesIO(payload.encode()), size=1 << 20)
+        cursor.copy_expert(copy_sql, io.BytesIO(payload), size=1 << 20)

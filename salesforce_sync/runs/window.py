@@ -21,6 +21,7 @@ from salesforce_sync.runs.reconcile import mark_window_out_of_scope, reconcile, 
 from salesforce_sync.salesforce.client import ResumeQuery, SalesforceClient, rest_page_size
 from salesforce_sync.salesforce.org_clock import DATE_RESOLUTION
 from salesforce_sync.store import AudienceStore
+from salesforce_sync.store.chunks import PreparedChunk, store_ready_chunk
 from salesforce_sync.store.models import SyncEvent, UpsertCounts, WindowTally
 from salesforce_sync.sync.budget import window_calls
 from salesforce_sync.sync.describe import Describes, field_types
@@ -126,8 +127,9 @@ class WindowSync:
     #: When a set: collects the Id of every record read (a micro-sync tells what it asked for but did not get).
     read_ids: set[str] | None = None
 
-    def chunks(self) -> Iterator[pd.DataFrame]:
-        """Mapped store chunks; warnings about dropped values collect in `self.warnings`."""
+    def chunks(self) -> Iterator[PreparedChunk]:
+        """Mapped store chunks, validated where the mapping built them; warnings about dropped values collect
+        in `self.warnings`."""
         fetch = self.client.bulk_chunks if self.use_bulk else self.client.rest_chunks
         size = self.integration.chunk_size
         kwargs: dict[str, Any] = {"max_records": size} if self.use_bulk else {"chunk_rows": size, "resume": self.resume}
@@ -151,7 +153,9 @@ class WindowSync:
             if people:
                 stamps = [raw[spelling[f"{person}.LastModifiedDate".lower()]] for person in people]
                 mapped.frame["sf_modified_at"] = _newest_stamp(mapped.frame["sf_modified_at"], stamps)
-            yield mapped.frame
+            prepared = store_ready_chunk(self.integration.id, mapped.frame)
+            del raw, mapped  # not held while the store writes this chunk and the next one is read
+            yield prepared
 
 
 def _newest_stamp(own: pd.Series, related: list[pd.Series]) -> pd.Series:
@@ -283,7 +287,7 @@ def plan_window(client: SalesforceClient, integration: IntegrationConfig, object
                       out_of_scope_soql=leavers, known_fields=field_names(describes.get(object_type, {})))
 
 
-def _reporting_chunks(sync: WindowSync, say: Callable[[str], Any]) -> Iterator[pd.DataFrame]:
+def _reporting_chunks(sync: WindowSync, say: Callable[[str], Any]) -> Iterator[PreparedChunk]:
     """The window's chunks, reporting progress each time the store has taken one and asks for the next."""
     done, began = 0, time.monotonic()
     for chunk in sync.chunks():

@@ -13,6 +13,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -231,7 +232,10 @@ class SalesforceClient:
 
     def bulk_chunks(self, soql: str, *, include_deleted: bool = True, max_records: int = 50_000,
                     poll_seconds: float = 0.5) -> Iterator[pd.DataFrame]:
-        """Run a Bulk 2.0 query job and stream its CSV results, one DataFrame per result chunk."""
+        """Run a Bulk 2.0 query job and stream its CSV results, one DataFrame per result chunk.
+
+        The next chunk is downloaded and parsed in a reader thread while the caller works on this one (the
+        download waits on the network and the CSV tokenizer runs without the GIL), so at most two are held."""
         job = self._request("POST", "jobs/query", json={
             "operation": "queryAll" if include_deleted else "query", "query": soql,
             "contentType": "CSV", "columnDelimiter": "COMMA", "lineEnding": "LF"}).json()
@@ -247,21 +251,37 @@ class SalesforceClient:
                                                  f"{state['state']}: {state.get('errorMessage', '')}")
                 delay = min(max(delay * 2, poll_seconds), 10.0)
                 time.sleep(delay)
-            locator = ""
-            while locator != "null":
-                params: dict[str, Any] = {"maxRecords": max_records}
-                if locator:
-                    params["locator"] = locator
-                response = self._request("GET", f"jobs/query/{job_id}/results", params=params)
-                locator = response.headers.get("Sforce-Locator") or "null"
-                if response.content.strip():
-                    yield pd.read_csv(io.BytesIO(response.content), dtype=str, keep_default_na=False,
-                                      na_filter=False)
+            yield from _read_ahead(lambda locator: self._bulk_results(job_id, locator, max_records))
         finally:
             try:
                 self._request("DELETE", f"jobs/query/{job_id}")
             except (SalesforceRequestError, requests.RequestException):
                 pass
+
+    def _bulk_results(self, job_id: str, locator: str, max_records: int) -> tuple[str, pd.DataFrame | None]:
+        """One page of a Bulk query job's results (None when empty) and the locator of the next ("null": none)."""
+        params: dict[str, Any] = {"maxRecords": max_records}
+        if locator:
+            params["locator"] = locator
+        response = self._request("GET", f"jobs/query/{job_id}/results", params=params)
+        following = response.headers.get("Sforce-Locator") or "null"
+        if not response.content.strip():
+            return following, None
+        return following, pd.read_csv(io.BytesIO(response.content), dtype=object, keep_default_na=False,
+                                      na_filter=False)
+
+
+def _read_ahead(page: Callable[[str], tuple[str, pd.DataFrame | None]]) -> Iterator[pd.DataFrame]:
+    """The frames of pages read by locator, each next page read in a thread while the previous is used."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-reader") as reader:
+        pending: Future[tuple[str, pd.DataFrame | None]] | None = reader.submit(page, "")
+        while pending is not None:
+            locator, frame = pending.result()
+            pending = None if locator == "null" else reader.submit(page, locator)
+            if frame is not None:
+                handed = [frame]
+                del frame  # only the caller holds the page while it uses it
+                yield handed.pop()
 
 
 def _flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -146,41 +146,39 @@ class AudienceStore:
     # ---- audience users -------------------------------------------------------------------------
 
     def upsert_users(
-        self, project: str, integration_id: str, chunk: pd.DataFrame, *, scan_id: str | None = None
+        self, project: str, integration_id: str, chunk: pd.DataFrame | PreparedChunk, *, scan_id: str | None = None
     ) -> UpsertCounts:
-        """Insert new people and apply strictly newer versions of known ones, in one transaction.
+        """Insert new people and apply strictly newer versions of known ones, in one transaction (a
+        PreparedChunk, see store_ready_chunk, as it is).
 
         A rerun of the same chunk changes nothing. With scan_id (a full re-sync), every key in the
         chunk is also stamped as listed by that scan, for mark_missing_deleted.
         """
         _require_name("project", project)
         _require_name("integration_id", integration_id)
-        return self._write(project, integration_id, prepare_chunk(integration_id, chunk), scan_id)
+        return self._write(project, integration_id, _prepared(integration_id, chunk), scan_id)
 
     def upsert_stream(
-        self, project: str, integration_id: str, chunks: Iterable[pd.DataFrame], *, scan_id: str | None = None,
-        tally: WindowTally | None = None,
+        self, project: str, integration_id: str, chunks: Iterable[pd.DataFrame | PreparedChunk], *,
+        scan_id: str | None = None, tally: WindowTally | None = None,
     ) -> UpsertCounts:
         """upsert_users for every chunk of a stream, each chunk its own transaction, returning the totals
-        (and adding them to `tally` by each record's window, when given).
+        (and adding them to `tally` by each record's window, when given). A PreparedChunk (a chunk validated
+        where it was built, see store_ready_chunk) is written as it is.
 
-        On PostgreSQL, while the server writes one chunk the next is fetched and prepared, so a sync's
-        Python work and database work overlap; at most two chunks are held at a time. (SQLite does its
-        work inside this process, holding the GIL, so there chunks are simply written one after another.)
-        Stops at the first failure: earlier chunks stay committed, and rerunning the stream is safe.
+        While a writer thread writes one chunk the next is fetched and prepared, so a sync's Python work
+        and database work overlap (PostgreSQL works in its server; SQLite's sqlite3 releases the GIL while
+        it executes); at most two chunks are held at a time. Stops at the first failure: earlier chunks stay
+        committed, and rerunning the stream is safe.
         """
         _require_name("project", project)
         _require_name("integration_id", integration_id)
         totals = UpsertCounts()
-        if self._is_sqlite:
-            for chunk in chunks:
-                totals += self._write(project, integration_id, prepare_chunk(integration_id, chunk), scan_id, tally)
-            return totals
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audience-store-writer") as writer:
             pending: Future[UpsertCounts] | None = None
             try:
                 for chunk in chunks:
-                    prepared = prepare_chunk(integration_id, chunk)
+                    prepared = _prepared(integration_id, chunk)
                     if pending is not None:
                         totals += pending.result()
                     pending = writer.submit(self._write, project, integration_id, prepared, scan_id, tally)
@@ -798,6 +796,10 @@ def _add_missing_columns(connection: Connection) -> None:
         sync_log.create(connection)
         connection.exec_driver_sql("INSERT INTO sync_log SELECT * FROM sync_log_before_upgrade")
         connection.exec_driver_sql("DROP TABLE sync_log_before_upgrade")
+
+
+def _prepared(integration_id: str, chunk: pd.DataFrame | PreparedChunk) -> PreparedChunk:
+    return chunk if isinstance(chunk, PreparedChunk) else prepare_chunk(integration_id, chunk)
 
 
 def _require_name(field: str, value: object) -> None:

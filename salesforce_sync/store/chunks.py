@@ -26,6 +26,8 @@ _CONTACT_TEXT_COLUMNS = ("email", "first_name", "last_name", "phone")
 TEXT_CHUNK_COLUMNS = (*_KEY_TEXT_COLUMNS, *_CONTACT_TEXT_COLUMNS, "properties")
 """The chunk's columns that travel as text (properties as JSON text), in chunk order."""
 CHUNK_COLUMNS = (*TEXT_CHUNK_COLUMNS, "unsubscribed", "deleted", "sf_modified_at")
+_PREPARED_ORDER = (*_KEY_TEXT_COLUMNS, *_CONTACT_TEXT_COLUMNS, "unsubscribed", "deleted", "sf_modified_at", "properties")
+"""PreparedChunk.rows' columns (then content_hash), whichever way the chunk was prepared."""
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 """NUL as JSON spells it: \\u0000 after an even number of backslashes (after an odd number it is literal text)."""
 
@@ -42,6 +44,10 @@ class PreparedChunk:
 
     rows: pd.DataFrame
     duplicates_dropped: int
+
+    def __len__(self) -> int:
+        """The records the chunk came with, duplicates included."""
+        return len(self.rows) + self.duplicates_dropped
 
 
 def external_ids(integration_id: str, object_types: pd.Series, salesforce_ids: pd.Series) -> pd.Series:
@@ -62,9 +68,26 @@ def prepare_chunk(integration_id: str, chunk: pd.DataFrame) -> PreparedChunk:
     rows["deleted"] = _flag_column(integration_id, chunk, "deleted", nullable=False).astype(bool)
     rows["sf_modified_at"] = _timestamp_column(integration_id, chunk)
     _check_external_ids(integration_id, rows)
-    rows["properties"] = _properties_json(integration_id, chunk)
-    rows["content_hash"] = content_hashes(rows)
+    rows["properties"] = pd.Series(_properties_json(integration_id, chunk), index=rows.index, dtype=object)
+    return _hashed_newest(rows)
 
+
+def store_ready_chunk(integration_id: str, rows: pd.DataFrame) -> PreparedChunk:
+    """A chunk built in store-ready form where it was made (map_chunk's: see PreparedChunk, with properties
+    as JSON text and unsubscribed as True/False/None), so it is not validated a second time: only NUL, which
+    no backend may receive, is looked for, then rows are hashed and the newest version of each key kept."""
+    rows = rows.reset_index(drop=True)
+    for column in (*_KEY_TEXT_COLUMNS, *_CONTACT_TEXT_COLUMNS):
+        _refuse_nul(integration_id, rows, column, rows[column].tolist())
+    documents = rows["properties"].tolist()
+    _refuse_json_nul(integration_id, rows, documents)
+    ready = pd.DataFrame({column: rows[column] for column in _PREPARED_ORDER})
+    ready["unsubscribed"] = ready["unsubscribed"].astype("boolean")
+    return _hashed_newest(ready)
+
+
+def _hashed_newest(rows: pd.DataFrame) -> PreparedChunk:
+    rows["content_hash"] = content_hashes(rows)
     if rows["external_id"].duplicated().any():
         newest = rows.sort_values("sf_modified_at", kind="stable").drop_duplicates("external_id", keep="last")
         return PreparedChunk(rows=newest.reset_index(drop=True), duplicates_dropped=len(rows) - len(newest))
@@ -189,13 +212,17 @@ def _properties_json(integration_id: str, chunk: pd.DataFrame) -> list[str]:
                 documents.append(_properties_document(properties))
             except (TypeError, ValueError) as error:
                 raise _row_error(integration_id, chunk, position, "properties", str(error)) from error
+    _refuse_json_nul(integration_id, chunk, documents)
+    return documents
+
+
+def _refuse_json_nul(integration_id: str, chunk: pd.DataFrame, documents: list[str]) -> None:
     if "\\u0000" in "".join(documents):
         culprits = [index for index, document in enumerate(documents) if _JSON_NUL.search(document)]
         if culprits:
             raise _row_error(
                 integration_id, chunk, culprits[0], "properties", "contains a NUL character, which cannot be stored"
             )
-    return documents
 
 
 def _json_value(value: Any) -> Any:

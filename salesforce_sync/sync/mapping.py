@@ -3,13 +3,15 @@
 A raw chunk has one column per SELECT path (`Id`, `Email`, `Lead.HasOptedOutOfEmail`, ...) holding
 None or text in Bulk-CSV form: booleans `true`/`false`, numbers as decimal text, datetimes
 `2024-01-02T03:04:05.000Z` or `...000+0000`, dates `2024-01-02`, multipicklists `a;b`; an empty
-string is null. Only the `properties` dicts are built per row; everything else is vectorised.
+string is null. Everything is converted a column at a time, `properties` too: each property becomes a
+column of JSON values, and each row's document is one template filled with its row of them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from json.encoder import encode_basestring
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -59,7 +61,8 @@ def map_chunk(
 
     Store columns email/first_name/last_name/phone/unsubscribed come from a person object's mappings
     targeting them (None when unmapped, and always for other objects); every other mapping lands in the
-    row's `properties` dict, nulls included so a value cleared in Salesforce is cleared in the store too. `sf_modified_at` is
+    row's `properties`, nulls included so a value cleared in Salesforce is cleared in the store too;
+    `properties` holds each row's compact JSON document, as the store keeps it. `sf_modified_at` is
     LastModifiedDate as a UTC timestamp (microsecond resolution).
     """
     columns = _Columns(raw.reset_index(drop=True), integration_id, object_type)
@@ -77,24 +80,29 @@ def map_chunk(
 
     count = len(ids)
     store: dict[str, pd.Series] = {name: _nulls(count) for name in STORE_COLUMN_TYPES}
-    properties: dict[str, pd.Series] = {}
+    properties: dict[str, list[str]] = {}
     warnings: list[MappingWarning] = []
     person_columns = STORE_COLUMN_TYPES if object_type in PERSON_OBJECTS else {}
     for mapping in mappings:
         sources = [columns.text(path) for path in mapping.fields]
         text = _first_present(sources)
-        values, invalid = _CONVERTERS[mapping.type](text)
-        for position in np.flatnonzero(invalid):
+        # Converted and encoded once per distinct value (picklists, flags, dates and scores repeat a lot).
+        codes, uniques = pd.factorize(text)  # null: code -1, which picks the None/"null" appended last
+        values, invalid = _CONVERTERS[mapping.type](pd.Series(uniques, dtype=object))
+        for position in np.flatnonzero(np.append(invalid, False)[codes]):
             field = next(path for path, source in zip(mapping.fields, sources) if source.iat[position] is not None)
             warnings.append(MappingWarning(ids.iat[position], field, mapping.property, text.iat[position], mapping.type))
-        (store if mapping.property in person_columns else properties)[mapping.property] = values
+        if mapping.property in person_columns:
+            store[mapping.property] = pd.Series(_with_null(values.tolist(), None)[codes], dtype=object)
+        else:
+            properties[mapping.property] = _with_null(_JSON_VALUES[mapping.type](values), "null")[codes].tolist()
 
     frame = pd.DataFrame({
         "external_id": external_ids(integration_id, object_type, ids),
         "salesforce_id": ids,
         "object_type": pd.Series([object_type] * count, dtype=object),
         **{name: store[name] for name in ("email", "first_name", "last_name", "phone")},
-        "properties": pd.Series(_row_dicts(properties, count), dtype=object),
+        "properties": pd.Series(_documents(properties, count), dtype=object),
         "unsubscribed": store["unsubscribed"],
         "deleted": deleted,
         "sf_modified_at": modified,
@@ -127,8 +135,20 @@ class _Columns:
         name = self.by_lower.get(path.lower())
         if name is None:
             raise MappingError(f"{self.where}: the raw chunk has no column '{path}'; select it (see select_fields)")
-        column = self.raw[name]
-        return column.astype(object).where(column.notna() & column.ne(""), None)
+        values = self.raw[name].to_numpy(dtype=object)
+        empty = pd.isna(values) | (values == "")
+        if empty.any():
+            values = values.copy()
+            values[empty] = None
+        return pd.Series(values, dtype=object)
+
+
+def _with_null(values: list, null: object) -> np.ndarray:
+    """Values as an object array with `null` appended, so factorize codes (-1 for null) index it directly."""
+    array = np.empty(len(values) + 1, dtype=object)
+    array[:-1] = values
+    array[-1] = null
+    return array
 
 
 def _nulls(count: int) -> pd.Series:
@@ -184,7 +204,8 @@ def _as_date(text: pd.Series) -> Converted:
 
 
 def _as_array(text: pd.Series) -> Converted:
-    return text.str.split(";").where(text.notna(), None), np.zeros(len(text), dtype=bool)
+    """A multipicklist stays its `a;b` text here; it becomes a JSON list in _json_lists."""
+    return text, np.zeros(len(text), dtype=bool)
 
 
 _CONVERTERS: dict[str, Callable[[pd.Series], Converted]] = {
@@ -192,9 +213,35 @@ _CONVERTERS: dict[str, Callable[[pd.Series], Converted]] = {
 }
 
 
-def _row_dicts(properties: dict[str, pd.Series], count: int) -> list[dict[str, object]]:
-    """One dict per row; the only per-row Python work of the mapping."""
+def _json_strings(values: pd.Series) -> list[str]:
+    return ["null" if value is None else encode_basestring(value) for value in values.tolist()]
+
+
+def _json_numbers(values: pd.Series) -> list[str]:
+    """Finite floats as json writes them (float.__repr__)."""
+    return ["null" if value is None else float.__repr__(value) for value in values.tolist()]
+
+
+def _json_booleans(values: pd.Series) -> list[str]:
+    return ["null" if value is None else ("true" if value else "false") for value in values.tolist()]
+
+
+def _json_lists(text: pd.Series) -> list[str]:
+    """`a;b` as ["a","b"]: JSON never escapes ';', so splitting the encoded string is splitting the list."""
+    return ["null" if value is None else "[" + encode_basestring(value).replace(";", '","') + "]"
+            for value in text.tolist()]
+
+
+_JSON_VALUES: dict[str, Callable[[pd.Series], list[str]]] = {
+    "string": _json_strings, "number": _json_numbers, "boolean": _json_booleans, "date": _json_strings,
+    "array": _json_lists,
+}
+
+
+def _documents(properties: dict[str, list[str]], count: int) -> list[str]:
+    """Each row's compact JSON object (keys in mapping order), as json.dumps writes it with ensure_ascii=False
+    and separators (",", ":"): one template, filled once per row with the row's JSON values."""
     if not properties:
-        return [{} for _ in range(count)]
-    names = list(properties)
-    return [dict(zip(names, row)) for row in zip(*(properties[name].tolist() for name in names))]
+        return ["{}"] * count
+    template = "{" + ",".join(encode_basestring(name).replace("%", "%%") + ":%s" for name in properties) + "}"
+    return [template % row for row in zip(*properties.values())]

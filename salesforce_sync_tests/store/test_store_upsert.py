@@ -227,6 +227,25 @@ def test_properties_and_text_round_trip_verbatim(store: AudienceStore, make_chun
     assert pd.isna(users.loc["B", "unsubscribed"])
 
 
+def test_text_round_trips_verbatim_wherever_nulls_and_escapes_fall(store: AudienceStore, make_chunk: ChunkFactory) -> None:
+    """Every text column is escaped (or not) a whole column at a time: nulls, literal backslash-N, line breaks and
+    tabs at the start, middle and end of a column, next to plain and non-ASCII values, all come back as sent."""
+    names = [None, "\\N", "a\\", "\tlead", "end\r\n", "plain", "Zoë 北京", None, "x\ny\\z\t", "\\"]
+    ids = [f"R{number}" for number in range(len(names))]
+    chunk = make_chunk(ids, first_name=names, last_name=list(reversed(names)), phone=[None] * len(names),
+                       email=["\\"] + [None] * (len(names) - 1),
+                       properties=[{"note": name, "tab": "\t"} for name in names])
+
+    store.upsert_users(PROJECT, INTEGRATION, chunk)
+
+    users = stored(store).loc[ids]
+    assert [None if pd.isna(value) else value for value in users["first_name"]] == names
+    assert [None if pd.isna(value) else value for value in users["last_name"]] == list(reversed(names))
+    assert users["phone"].isna().all()
+    assert [None if pd.isna(value) else value for value in users["email"]] == ["\\"] + [None] * (len(names) - 1)
+    assert users["properties"].tolist() == [{"note": name, "tab": "\t"} for name in names]
+
+
 def test_a_chunk_failing_mid_way_leaves_the_store_unchanged(
     store: AudienceStore, store_url: str, make_chunk: ChunkFactory
 ) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
 import time
 
 import pandas as pd
 import pytest
 
 from salesforce_sync.config import FieldMapping, default_mappings, effective_mappings
+from salesforce_sync.store.chunks import prepare_chunk, store_ready_chunk
 from salesforce_sync.sync import STORE_CHUNK_COLUMNS, MappingError, map_chunk, select_fields
 
 CUSTOM = (
@@ -41,7 +43,7 @@ def test_bulk_csv_chunk_is_typed_and_shaped_for_the_store() -> None:
     assert (first.email, first.first_name, first.last_name, first.phone) == (
         "ada@example.com", "Ada", "Lovelace", "+44 20 1234")
     assert first.unsubscribed is False and first.deleted == False  # noqa: E712 (numpy bool)
-    assert first.properties == {
+    assert json.loads(first.properties) == {
         "company": "Analytical Engines", "lead_score": 950000000.0, "interests": ["CRM", "Email"],
         "newsletter": "2024-01-02", "converted_at": "2024-03-04T05:06:07.000Z", "is_converted": True,
         "converted_contact_id": "0035g00000C0nTaAAC",
@@ -51,7 +53,7 @@ def test_bulk_csv_chunk_is_typed_and_shaped_for_the_store() -> None:
     # empty CSV cells are nulls everywhere; the +0000 REST form parses like the Z form
     assert (second.email, second.first_name, second.phone, second.unsubscribed, second.deleted) == (
         None, None, None, True, True)
-    assert second.properties == dict.fromkeys(
+    assert json.loads(second.properties) == dict.fromkeys(
         ("company", "lead_score", "interests", "newsletter", "converted_at", "is_converted", "converted_contact_id"))
     assert second.sf_modified_at == pd.Timestamp("2024-01-03T09:00:00Z")
     assert frame["deleted"].dtype == bool
@@ -59,7 +61,7 @@ def test_bulk_csv_chunk_is_typed_and_shaped_for_the_store() -> None:
 
 def test_values_that_do_not_fit_become_null_with_a_warning_naming_record_field_and_value() -> None:
     frame, warnings = map_chunk(bulk_chunk(), integration_id="acme", object_type="Lead", mappings=LEAD_MAPPINGS)
-    assert frame.iloc[2].properties == {
+    assert json.loads(frame.iloc[2].properties) == {
         "company": "Acme", "lead_score": None, "interests": ["Analytics"], "newsletter": None,
         "converted_at": None, "is_converted": None, "converted_contact_id": None,
     }
@@ -73,12 +75,47 @@ def test_values_that_do_not_fit_become_null_with_a_warning_naming_record_field_a
                                 "property 'lead_score'; stored as null")
 
 
+def test_properties_are_the_json_text_json_dumps_writes_and_the_store_takes_them_as_built() -> None:
+    """Each property column is turned into JSON values a column at a time; the documents must be exactly what
+    json.dumps writes for the row's dict (compact, not ASCII-escaped), and the chunk, checked where it was built,
+    must be stored exactly as the store's full validation would store it."""
+    company = ['Zoë\'s "Café" 北京 🚀', "back\\slash\ttab\nline\r", "100% %s", "", "\u2028 \x01 control", "semi;colon"]
+    score = ["1e16", "-0.0", "0.1", "", "123456789012345678", "abc"]
+    interests = ["a;b", ";;", 'quote";back\\', "", "北京;🚀", "single"]
+    signup = ["2024-01-02", "2024-01-02T03:04:05.000+0200", "", "", "nonsense", "2024-02-29"]
+    count = len(company)
+    raw = pd.DataFrame({"Id": [f"00Q{n}" for n in range(count)], "IsDeleted": "false",
+                        "LastModifiedDate": "2024-01-01T00:00:00Z", "Company": company, "Score": score,
+                        "Interests__c": interests, "Signup": signup, "Active": ["true", "FALSE", "", "x", "True", "false"]})
+    mappings = [FieldMapping(field="Company", property="company", type="string"),
+                FieldMapping(field="Score", property="score", type="number"),
+                FieldMapping(field="Interests__c", property="interests", type="array"),
+                FieldMapping(field="Signup", property="signup", type="date"),
+                FieldMapping(field="Active", property="active", type="boolean")]
+
+    frame, _ = map_chunk(raw, integration_id="acme", object_type="Lead", mappings=mappings)
+
+    expected = [
+        {"company": company[n] or None,
+         "score": {0: 1e16, 1: -0.0, 2: 0.1, 4: 123456789012345678.0}.get(n),
+         "interests": interests[n].split(";") if interests[n] else None,
+         "signup": {0: "2024-01-02", 1: "2024-01-02T01:04:05.000Z", 5: "2024-02-29"}.get(n),
+         "active": {0: True, 1: False, 4: True, 5: False}.get(n)}
+        for n in range(count)
+    ]
+    assert frame["properties"].tolist() == [json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+                                            for document in expected]
+    as_built = store_ready_chunk("acme", frame).rows
+    validated = prepare_chunk("acme", frame.assign(properties=expected)).rows
+    pd.testing.assert_frame_equal(as_built, validated)
+
+
 def test_number_property_from_text_drops_non_finite_values() -> None:
     raw = pd.DataFrame({"Id": ["a", "b", "c", "d"], "IsDeleted": "false", "LastModifiedDate": "2024-01-01T00:00:00Z",
                         "Score": ["12", "-1.5E3", "inf", "NaN"]})
     frame, warnings = map_chunk(raw, integration_id="acme", object_type="Lead",
                                 mappings=[FieldMapping(field="Score", property="score", type="number")])
-    assert [p["score"] for p in frame["properties"]] == [12.0, -1500.0, None, None]
+    assert frame["properties"].tolist() == ['{"score":12.0}', '{"score":-1500.0}', '{"score":null}', '{"score":null}']
     assert [w.value for w in warnings] == ["inf", "NaN"]
 
 
@@ -111,7 +148,7 @@ def test_unmapped_opt_out_is_none() -> None:
     raw = pd.DataFrame({"Id": ["a"], "IsDeleted": ["false"], "LastModifiedDate": ["2024-01-01T00:00:00Z"], "Email": ["e@x.io"]})
     frame, _ = map_chunk(raw, integration_id="acme", object_type="Contact",
                          mappings=[FieldMapping(field="Email", property="email", type="string")])
-    assert frame.iloc[0].unsubscribed is None and frame.iloc[0].first_name is None and frame.iloc[0].properties == {}
+    assert frame.iloc[0].unsubscribed is None and frame.iloc[0].first_name is None and frame.iloc[0].properties == "{}"
 
 
 def test_a_company_row_keeps_every_value_in_properties_and_no_person_columns() -> None:
@@ -175,4 +212,4 @@ def test_mapping_speed() -> None:
     elapsed = time.perf_counter() - started
     print(f"\nmap_chunk: {rows:,} rows in {elapsed:.2f} s = {rows / elapsed:,.0f} rows/s")
     assert len(frame) == rows and not warnings
-    assert frame.iloc[-1].properties["converted_at"] == "2024-03-04T05:06:07.000Z"
+    assert json.loads(frame.iloc[-1].properties)["converted_at"] == "2024-03-04T05:06:07.000Z"

@@ -9,6 +9,8 @@ parent changed (see `runs.window.related_parents`), but not a grandparent's chan
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,8 +46,8 @@ def changed_rows(fresh: pd.DataFrame, stored: pd.DataFrame, mappings: Sequence[F
                  refreshed: Sequence[FieldMapping]) -> pd.DataFrame:
     """The stored rows a re-read changes, as a store chunk with their stored version (`sf_modified_at`).
 
-    `fresh` is `map_chunk` of the re-read with the `refreshed` mappings; `stored` the live stored rows (store
-    chunk columns, properties as dicts). Each row keeps its stored values except the refreshed ones, and its
+    `fresh` is `map_chunk` of the re-read with the `refreshed` mappings (properties as JSON text); `stored` the
+    live stored rows (store chunk columns, properties as dicts). Each row keeps its stored values except the refreshed ones, and its
     properties are rebuilt in the order of `mappings`, as a window writes them, so the store's content hash is
     the one a later window of the unchanged record computes. Rows not stored live are left out."""
     names = {mapping.property for mapping in refreshed}
@@ -63,8 +65,8 @@ def changed_rows(fresh: pd.DataFrame, stored: pd.DataFrame, mappings: Sequence[F
             updated[column] = incoming[column].astype(rows[column].dtype)
     types = {m.property: m.type for m in mappings if m.property not in STORE_COLUMN_TYPES}
     properties = []
-    for position, (kept, read) in enumerate(zip(rows["properties"].tolist(), incoming["properties"].tolist())):
-        kept = kept or {}
+    for position, (kept, document) in enumerate(zip(rows["properties"].tolist(), incoming["properties"].tolist())):
+        kept, read = kept or {}, json.loads(document)  # map_chunk hands each row's properties as its JSON text
         rebuilt = {name: read.get(name) if name in names else _as_mapped(kept.get(name), kind)
                    for name, kind in types.items()}
         properties.append(rebuilt)

@@ -3,12 +3,14 @@ and which stored rows its values change, with the properties rebuilt exactly as 
 
 from __future__ import annotations
 
+import json
+
 from typing import Any
 
 import pandas as pd
 
 from salesforce_sync.config.models import FieldMapping, effective_mappings
-from salesforce_sync.store.chunks import prepare_chunk
+from salesforce_sync.store.chunks import prepare_chunk, store_ready_chunk
 from salesforce_sync.sync.formulas import changed_rows, refresh_query, refreshed_mappings
 from salesforce_sync.sync.mapping import map_chunk
 from salesforce_sync_tests.sync.test_sync_describe import describes_for
@@ -56,7 +58,7 @@ def stored_form(frame: pd.DataFrame) -> pd.DataFrame:
     """A chunk as the store hands it back (properties through JSON, a whole number as an int)."""
     stored = frame.copy()
     stored["properties"] = [{k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in p.items()}
-                            for p in stored["properties"]]
+                            for p in stored["properties"].map(json.loads)]
     stored["unsubscribed"] = stored["unsubscribed"].astype("boolean")
     return stored
 
@@ -86,7 +88,7 @@ def test_only_rows_whose_refreshed_values_differ_change_and_their_hash_is_the_wi
     expected["sf_modified_at"] = stored["sf_modified_at"][1:].to_numpy()
     # Same content, same property order as a window writes: the same content hash.
     assert list(prepare_chunk("crm", changed).rows["content_hash"]) == \
-        list(prepare_chunk("crm", expected).rows["content_hash"])
+        list(store_ready_chunk("crm", expected).rows["content_hash"])
     assert changed.at[0, "properties"] == {"account_id": "0015000000000AAA", "tier": "Silver", "title": "CTO",
                                            "owner": "Zoë", "value": 1e20}
 

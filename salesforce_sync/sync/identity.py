@@ -142,7 +142,7 @@ class _Keys:
     def __init__(self) -> None:
         self.hashes = array("q")
         self.records = array("i")
-        self.texts = array("q")  # >= 0: the text of a record's own external ID / email; < 0: link -1 - n
+        self.texts = array("i")  # >= 0: the text of a record's own external ID / email; < 0: link -1 - n
 
     def add(self, text: str, record: int, where: int) -> None:
         self.hashes.append(hash(text))
@@ -154,26 +154,28 @@ class _Keys:
         hashes = np.frombuffer(self.hashes, dtype=np.int64) if self.hashes else np.empty(0, dtype=np.int64)
         order = np.argsort(hashes, kind="stable")
         ordered = hashes[order]
-        repeats = np.flatnonzero(ordered[1:] == ordered[:-1]) + 1
-        run_starts = np.maximum.accumulate(np.where(np.r_[True, ordered[1:] != ordered[:-1]],
-                                                    np.arange(len(ordered)), 0))[repeats]
-        firsts, others = order[run_starts], order[repeats]
-        del hashes, ordered, order
-        run, first_text, by_text = -1, b"", None
+        repeats = np.flatnonzero(ordered[1:] == ordered[:-1]) + 1  # positions whose hash is the previous one's
+        del hashes, ordered
+        previous, last, run, first_text, by_text = order[repeats - 1], -2, -1, b"", None
+        others = order[repeats]
+        del order
         for at in range(0, len(repeats), _CHUNK):
-            for first, other in zip(firsts[at:at + _CHUNK].tolist(), others[at:at + _CHUNK].tolist()):
-                if first != run:
-                    run, first_text, by_text = first, text_of(self.texts[first]), None
+            chunk = zip(repeats[at:at + _CHUNK].tolist(), previous[at:at + _CHUNK].tolist(),
+                        others[at:at + _CHUNK].tolist())
+            for position, before, other in chunk:
+                if position - 1 != last:  # a new run of equal hashes, starting at `before`
+                    run, first_text, by_text = before, text_of(self.texts[before]), None
+                last = position
                 text = text_of(self.texts[other])
                 if by_text is None and text == first_text:
-                    yield self.records[first], self.records[other]
+                    yield self.records[run], self.records[other]
                     continue
                 # a hash collision in this run: from here on its occurrences are matched by text
-                by_text = by_text or {first_text: first}
+                by_text = by_text or {first_text: run}
                 match = by_text.setdefault(text, other)
                 if match != other:
                     yield self.records[match], self.records[other]
-        self.hashes, self.records, self.texts = array("q"), array("i"), array("q")
+        self.hashes, self.records, self.texts = array("q"), array("i"), array("i")
 
 
 def group_people(records: Iterable[IdentityRecord]) -> Iterator[Person]:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
+from typing import NamedTuple
 
 from sqlalchemy import (
     Connection,
@@ -36,9 +37,9 @@ READ_BATCH = 10_000
 WRITE_BATCH = 5_000
 
 
-@dataclass(frozen=True)
-class StoredRecord:
-    """A live audience_users row as identity reads it; `links` are the named properties' values (text)."""
+class StoredRecord(NamedTuple):
+    """A live audience_users row as identity reads it; `links` are the named properties' values (text). A
+    tuple: a rebuild makes one per record."""
 
     external_id: str
     integration_id: str

@@ -13,6 +13,7 @@ import sys
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -58,10 +59,9 @@ def identity_record(external_id: str, integration_id: str, object_type: str, ema
                           converted=object_type == "Lead" and bool(links))
 
 
-@dataclass(frozen=True, slots=True)
-class IdentityRecord:
-    """What identity needs of one live stored record (see identity_record); kept small, a project may hold
-    a million of them while it is grouped."""
+class IdentityRecord(NamedTuple):
+    """What identity needs of one live stored record (see identity_record); a tuple, as a rebuild makes one
+    per record on the way in and one on the way out."""
 
     external_id: str
     integration_id: str
@@ -189,19 +189,21 @@ def group_people(records: Iterable[IdentityRecord]) -> Iterator[Person]:
     keys, addresses = _Keys(), _Keys()
     one_microsecond = timedelta(microseconds=1)
     count = 0
+    add_key, add_address = keys.add, addresses.add  # bound once: this loop runs once per record
     for index, record in enumerate(records):
-        external_ids.add(record.external_id)
-        keys.add(record.external_id, index, index)
-        emails.add(record.email or "")
-        if record.email:
-            addresses.add(record.email, index, index)
+        external_id, email = record.external_id, record.email
+        external_ids.add(external_id)
+        add_key(external_id, index, index)
+        emails.add(email or "")
+        if email:
+            add_address(email, index, index)
         for target in record.links:
-            keys.add(target, index, -1 - len(links.ends))
+            add_key(target, index, -1 - len(links.ends))
             links.add(target)
         link_ends.append(len(links.ends))
         integrations.append(names.setdefault(record.integration_id, len(names)))
         objects.append(names.setdefault(record.object_type, len(names)))
-        unsubscribed.append(-1 if record.unsubscribed is None else int(record.unsubscribed))
+        unsubscribed.append(-1 if record.unsubscribed is None else record.unsubscribed)
         modified.append((record.modified_at - EPOCH) // one_microsecond)
         count = index + 1
 

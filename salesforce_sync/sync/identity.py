@@ -131,7 +131,7 @@ class _Texts:
         return bytes(self.data[self.ends[index - 1] if index else 0:self.ends[index]])
 
     def get(self, index: int) -> str:
-        return self.raw(index).decode()
+        return self.data[self.ends[index - 1] if index else 0:self.ends[index]].decode()
 
 
 class _Keys:
@@ -230,8 +230,8 @@ def group_people(records: Iterable[IdentityRecord]) -> Iterator[Person]:
     text_of = {code: name for name, code in names.items()}
 
     def unpack(index: int) -> IdentityRecord:
-        first_link = link_ends[index - 1] if index else 0
-        found = tuple(links.get(n) for n in range(first_link, link_ends[index]))
+        first_link, end = link_ends[index - 1] if index else 0, link_ends[index]
+        found = tuple(links.get(n) for n in range(first_link, end)) if end > first_link else ()
         object_type = text_of[objects[index]]
         flag = unsubscribed[index]
         return IdentityRecord(external_ids.get(index), text_of[integrations[index]], object_type,

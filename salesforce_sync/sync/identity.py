@@ -13,8 +13,8 @@ import sys
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import numpy as np
 
@@ -116,7 +116,7 @@ _CHUNK = 65_536
 
 
 class _Texts:
-    """Many strings in one UTF-8 buffer with their end offsets: ~9 bytes plus the text per string instead
+    """Many strings in one UTF-8 buffer with their end offsets: 8 bytes plus the text per string instead
     of a Python object (~50 bytes plus the text), so a million records fit in bounded memory."""
 
     def __init__(self) -> None:

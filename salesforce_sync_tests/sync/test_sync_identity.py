@@ -8,8 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from salesforce_sync.sync.identity import (IdentityRecord, Person, group_people, identity_record, make_person,
-                                          normalise_email)
+from salesforce_sync.sync.identity import (
+    IdentityRecord,
+    Person,
+    group_people,
+    identity_record,
+    make_person,
+    normalise_email,
+)
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 

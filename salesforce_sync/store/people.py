@@ -8,19 +8,38 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
+from typing import NamedTuple
 
-from sqlalchemy import Connection, Engine, delete, false, func, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Integer,
+    String,
+    Table,
+    delete,
+    false,
+    func,
+    select,
+)
 
-from salesforce_sync.store.schema import audience_users, people, people_builds, person_members
+from salesforce_sync.store.postgres_upsert import _COPY_NULL, _copy, _copy_texts
+from salesforce_sync.store.schema import (
+    SQLITE_TIMESTAMP_FORMAT,
+    UtcDateTime,
+    audience_users,
+    people,
+    people_builds,
+    person_members,
+)
 from salesforce_sync.sync.identity import IdentityRecord, Person, normalise_email
 
 READ_BATCH = 10_000
 WRITE_BATCH = 5_000
 
 
-@dataclass(frozen=True)
-class StoredRecord:
-    """A live audience_users row as identity reads it; `links` are the named properties' values (text)."""
+class StoredRecord(NamedTuple):
+    """A live audience_users row as identity reads it; `links` are the named properties' values (text). A
+    tuple: a rebuild makes one per record."""
 
     external_id: str
     integration_id: str
@@ -125,10 +144,10 @@ class PeopleStore:
             connection.execute(delete(person_members).where(person_members.c.project == project))
             connection.execute(delete(people).where(people.c.project == project))
             while chunk:
-                connection.execute(people.insert(), [_person_row(project, person) for person in chunk])
+                _insert_rows(connection, people, [_person_row(project, person) for person in chunk])
                 members = [_member_row(project, person.person_id, member) for person in chunk
                            for member in person.members]
-                connection.execute(person_members.insert(), members)
+                _insert_rows(connection, person_members, members)
                 people_count, records = people_count + len(chunk), records + len(members)
                 chunk = list(islice(batch, WRITE_BATCH))
             connection.execute(delete(people_builds).where(people_builds.c.project == project))
@@ -204,13 +223,42 @@ class PeopleStore:
         return found
 
 
-def _person_row(project: str, person: Person) -> dict[str, object]:
-    return {"project": project, "person_id": person.person_id, "primary_external_id": person.primary.external_id,
-            "email": person.email, "unsubscribed": person.unsubscribed, "member_count": len(person.members),
-            "updated_at": max(member.modified_at for member in person.members)}
+def _person_row(project: str, person: Person) -> tuple[object, ...]:
+    """A `people` row, its columns in the table's order."""
+    return (project, person.person_id, person.primary.external_id, person.email, person.unsubscribed,
+            len(person.members), max(member.modified_at for member in person.members))
 
 
-def _member_row(project: str, person_id: str, member: IdentityRecord) -> dict[str, object]:
-    return {"project": project, "external_id": member.external_id, "person_id": person_id,
-            "integration_id": member.integration_id, "object_type": member.object_type,
-            "salesforce_id": member.salesforce_id, "email": member.email, "converted": member.converted}
+def _member_row(project: str, person_id: str, member: IdentityRecord) -> tuple[object, ...]:
+    """A `person_members` row, its columns in the table's order."""
+    return (project, member.external_id, person_id, member.integration_id, member.object_type,
+            member.salesforce_id, member.email, member.converted)
+
+
+def _insert_rows(connection: Connection, table: Table, rows: list[tuple[object, ...]]) -> None:
+    """Insert rows (every column, in the table's order) at the driver's speed: COPY on PostgreSQL, executemany
+    on SQLite; a rebuild writes a row per person and per record, too many to bind one by one through Core."""
+    if not rows:
+        return
+    columns = [column.name for column in table.columns]
+    if connection.dialect.name == "postgresql":
+        texts = [_copy_texts([None if value is None else str(value) for value in values])
+                 if isinstance(column.type, (String, Integer)) else
+                 [_COPY_NULL if value is None else _copy_value(value) for value in values]
+                 for column, values in zip(table.columns, zip(*rows))]
+        _copy(connection, f"COPY {table.name} ({', '.join(columns)}) FROM STDIN", texts)
+        return
+    timestamps = [n for n, column in enumerate(table.columns) if isinstance(column.type, UtcDateTime)]
+    if timestamps:
+        rows = [tuple(value.astimezone(UTC).strftime(SQLITE_TIMESTAMP_FORMAT) if n in timestamps else value
+                      for n, value in enumerate(row)) for row in rows]
+    connection.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(columns)}) "
+                               f"VALUES ({', '.join('?' * len(columns))})", rows)
+
+
+def _copy_value(value: object) -> str:
+    """A boolean or timestamp as COPY's text format writes it."""
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    assert isinstance(value, datetime)
+    return value.isoformat()

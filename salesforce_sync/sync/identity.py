@@ -11,9 +11,12 @@ from __future__ import annotations
 import hashlib
 import sys
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+
+import numpy as np
 
 from salesforce_sync.config.models import IDENTITY_LINKS
 
@@ -32,7 +35,7 @@ def normalise_email(value: str | None, *, dotless_domains: frozenset[str] = froz
         return None
     email = value.strip().casefold()
     local, at, domain = email.partition("@")
-    if not at or not local or not domain or "@" in domain or any(c.isspace() for c in email):
+    if not at or not local or not domain or "@" in domain or len(email.split()) != 1:  # inner whitespace
         return None
     if domain in dotless_domains:
         local = local.replace(".", "")
@@ -56,10 +59,9 @@ def identity_record(external_id: str, integration_id: str, object_type: str, ema
                           converted=object_type == "Lead" and bool(links))
 
 
-@dataclass(frozen=True, slots=True)
-class IdentityRecord:
-    """What identity needs of one live stored record (see identity_record); kept small, a project may hold
-    a million of them while it is grouped."""
+class IdentityRecord(NamedTuple):
+    """What identity needs of one live stored record (see identity_record); a tuple, as a rebuild makes one
+    per record on the way in and one on the way out."""
 
     external_id: str
     integration_id: str
@@ -108,13 +110,104 @@ def make_person(members: tuple[IdentityRecord, ...]) -> Person:
     return Person(person_id(members), primary, email, any(m.unsubscribed for m in members), members)
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CHUNK = 65_536
+"""How many matches or people are unpacked into Python objects at a time."""
+
+
+class _Texts:
+    """Many strings in one UTF-8 buffer with their end offsets: 8 bytes plus the text per string instead
+    of a Python object (~50 bytes plus the text), so a million records fit in bounded memory."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.ends = array("q")
+
+    def add(self, text: str) -> None:
+        self.data += text.encode()
+        self.ends.append(len(self.data))
+
+    def raw(self, index: int) -> bytes:
+        return bytes(self.data[self.ends[index - 1] if index else 0:self.ends[index]])
+
+    def get(self, index: int) -> str:
+        return self.data[self.ends[index - 1] if index else 0:self.ends[index]].decode()
+
+
+class _Keys:
+    """Occurrences of one kind of key (an external ID, an email): its hash, the record it is on and where its
+    text is, so records sharing a key are found by sorting hashes, each match checked on the text (a hash
+    collision never joins strangers)."""
+
+    def __init__(self) -> None:
+        self.hashes = array("q")
+        self.records = array("i")
+        self.texts = array("i")  # >= 0: the text of a record's own external ID / email; < 0: link -1 - n
+
+    def add(self, text: str, record: int, where: int) -> None:
+        self.hashes.append(hash(text))
+        self.records.append(record)
+        self.texts.append(where)
+
+    def matches(self, text_of: Callable[[int], bytes]) -> Iterator[tuple[int, int]]:
+        """(record, record) for every occurrence whose key is that of an earlier occurrence; then forgets them."""
+        hashes = np.frombuffer(self.hashes, dtype=np.int64) if self.hashes else np.empty(0, dtype=np.int64)
+        order = np.argsort(hashes, kind="stable")
+        ordered = hashes[order]
+        repeats = np.flatnonzero(ordered[1:] == ordered[:-1]) + 1  # positions whose hash is the previous one's
+        del hashes, ordered
+        previous, last, run, first_text, by_text = order[repeats - 1], -2, -1, b"", None
+        others = order[repeats]
+        del order
+        for at in range(0, len(repeats), _CHUNK):
+            chunk = zip(repeats[at:at + _CHUNK].tolist(), previous[at:at + _CHUNK].tolist(),
+                        others[at:at + _CHUNK].tolist())
+            for position, before, other in chunk:
+                if position - 1 != last:  # a new run of equal hashes, starting at `before`
+                    run, first_text, by_text = before, text_of(self.texts[before]), None
+                last = position
+                text = text_of(self.texts[other])
+                if by_text is None and text == first_text:
+                    yield self.records[run], self.records[other]
+                    continue
+                # a hash collision in this run: from here on its occurrences are matched by text
+                by_text = by_text or {first_text: run}
+                match = by_text.setdefault(text, other)
+                if match != other:
+                    yield self.records[match], self.records[other]
+        self.hashes, self.records, self.texts = array("q"), array("i"), array("i")
+
+
 def group_people(records: Iterable[IdentityRecord]) -> Iterator[Person]:
     """The people the records make up, each record in exactly one. A link to a record that is not among
-    `records` (out of scope, deleted) still joins the records that name it."""
-    parent = array("q")
-    members: list[IdentityRecord] = []
-    by_key: dict[str, int] = {}  # an external ID -> a record that is or names it
-    by_email: dict[str, int] = {}  # a normalised email -> a record that has it
+    `records` (out of scope, deleted) still joins the records that name it. Records are kept packed (texts
+    in buffers, fields in arrays) while grouped, and unpacked one person at a time."""
+    external_ids, emails, links = _Texts(), _Texts(), _Texts()
+    link_ends, integrations, objects = array("q"), array("h"), array("b")
+    unsubscribed, modified = array("b"), array("q")
+    names: dict[str, int] = {}
+    keys, addresses = _Keys(), _Keys()
+    one_microsecond = timedelta(microseconds=1)
+    count = 0
+    add_key, add_address = keys.add, addresses.add  # bound once: this loop runs once per record
+    for index, record in enumerate(records):
+        external_id, email = record.external_id, record.email
+        external_ids.add(external_id)
+        add_key(external_id, index, index)
+        emails.add(email or "")
+        if email:
+            add_address(email, index, index)
+        for target in record.links:
+            add_key(target, index, -1 - len(links.ends))
+            links.add(target)
+        link_ends.append(len(links.ends))
+        integrations.append(names.setdefault(record.integration_id, len(names)))
+        objects.append(names.setdefault(record.object_type, len(names)))
+        unsubscribed.append(-1 if record.unsubscribed is None else record.unsubscribed)
+        modified.append((record.modified_at - EPOCH) // one_microsecond)
+        count = index + 1
+
+    parent = array("i", range(count))
 
     def find(node: int) -> int:
         root = node
@@ -124,26 +217,33 @@ def group_people(records: Iterable[IdentityRecord]) -> Iterator[Person]:
             parent[node], node = root, parent[node]
         return root
 
-    def join(node: int, key: str, seen: dict[str, int]) -> None:
-        other = seen.setdefault(key, node)
-        if other != node:
-            a, b = find(node), find(other)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
+    def key_text(where: int) -> bytes:
+        return external_ids.raw(where) if where >= 0 else links.raw(-1 - where)
 
-    for index, record in enumerate(records):
-        parent.append(index)
-        members.append(record)
-        join(index, record.external_id, by_key)
-        if record.email:
-            join(index, record.email, by_email)
-        for target in record.links:
-            join(index, target, by_key)
-    by_email.clear()
-    by_key.clear()
-    groups: dict[int, list[IdentityRecord]] = {}
-    for index, record in enumerate(members):
-        groups.setdefault(find(index), []).append(record)
-    members.clear()
-    for group in groups.values():
-        yield make_person(tuple(group))
+    for matches in (keys.matches(key_text), addresses.matches(emails.raw)):
+        for one, other in matches:
+            a, b = find(one), find(other)
+            if a != b:
+                parent[max(a, b)] = min(a, b)  # a group's root is its first record
+    for index in range(count):  # a parent is never after its record, so it is already a root
+        parent[index] = parent[parent[index]]
+    text_of = {code: name for name, code in names.items()}
+
+    def unpack(index: int) -> IdentityRecord:
+        first_link, end = link_ends[index - 1] if index else 0, link_ends[index]
+        found = tuple(links.get(n) for n in range(first_link, end)) if end > first_link else ()
+        object_type = text_of[objects[index]]
+        flag = unsubscribed[index]
+        return IdentityRecord(external_ids.get(index), text_of[integrations[index]], object_type,
+                              emails.get(index) or None, None if flag < 0 else bool(flag),
+                              EPOCH + modified[index] * one_microsecond, found,
+                              converted=object_type == "Lead" and bool(found))
+
+    roots = np.frombuffer(parent, dtype=np.int32) if count else np.empty(0, dtype=np.int32)
+    order = np.argsort(roots, kind="stable")  # people in the order of their first record, members in theirs
+    starts = np.r_[0, np.flatnonzero(np.diff(roots[order])) + 1, count] if count else np.empty(0, dtype=np.int64)
+    for at in range(0, len(starts) - 1, _CHUNK):
+        bounds = starts[at:at + _CHUNK + 1].tolist()
+        members = order[bounds[0]:bounds[-1]].tolist()
+        for start, end in zip(bounds, bounds[1:]):
+            yield make_person(tuple(unpack(index) for index in members[start - bounds[0]:end - bounds[0]]))

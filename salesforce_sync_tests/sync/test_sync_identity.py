@@ -3,11 +3,19 @@ Contact, records sharing a normalised email join each other; ids stable, opt-out
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from salesforce_sync.sync.identity import IdentityRecord, group_people, identity_record, normalise_email
+from salesforce_sync.sync.identity import (
+    IdentityRecord,
+    Person,
+    group_people,
+    identity_record,
+    make_person,
+    normalise_email,
+)
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 
@@ -110,3 +118,68 @@ def test_primary_is_the_newest_contact_then_lead() -> None:
     assert person.primary == new
     (lead_only,) = group_people([record("Lead", "00Q2", "a@x.io", minutes=1), lead])
     assert lead_only.primary == lead
+
+
+def reference_people(records: list[IdentityRecord]) -> list[Person]:
+    """The grouping as first written (a dict per key, an object per record): what the packed one must equal."""
+    parent = list(range(len(records)))
+
+    def find(node: int) -> int:
+        while parent[node] != node:
+            node = parent[node]
+        return node
+
+    first_with: dict[tuple[str, str], int] = {}
+    for index, record in enumerate(records):
+        keys = [("key", record.external_id), *(("key", target) for target in record.links)]
+        for key in keys + ([("email", record.email)] if record.email else []):
+            a, b = find(index), find(first_with.setdefault(key, index))
+            parent[max(a, b)] = min(a, b)
+    groups: dict[int, list[IdentityRecord]] = {}
+    for index, record in enumerate(records):
+        groups.setdefault(find(index), []).append(record)
+    return [make_person(tuple(group)) for group in groups.values()]
+
+
+class Colliding(str):
+    """Text whose hash is every other Colliding text's: grouping must still tell them apart by content."""
+
+    def __hash__(self) -> int:
+        return 7
+
+
+def random_records(seed: int, count: int, text: type[str] = str) -> list[IdentityRecord]:
+    rng = random.Random(seed)
+    found = []
+    for n in range(count):
+        object_type = rng.choice(["Lead", "Lead", "Contact", "CampaignMember"])
+        integration = rng.choice(["crm", "eu"])
+        email = rng.choice([None, " N/A ", f"Person{rng.randrange(count // 4)}@Example.com", f"p{n}@x.io"])
+        links = {}
+        if object_type == "Lead" and rng.random() < 0.3:
+            links["converted_contact_id"] = f"003{rng.randrange(count)}"
+        if object_type == "CampaignMember":
+            links[rng.choice(["lead_id", "contact_id"])] = f"{rng.choice(['00Q', '003'])}{rng.randrange(count)}"
+        ids = {"Lead": "00Q", "Contact": "003", "CampaignMember": "00v"}
+        made = identity_record(f"sf_{integration}_{object_type}_{ids[object_type]}{rng.randrange(count)}",
+                               integration, object_type, email, rng.choice([True, False, None]),
+                               T0 + timedelta(seconds=rng.randrange(50)), links)
+        found.append(IdentityRecord(text(made.external_id), made.integration_id, made.object_type,
+                                    None if made.email is None else text(made.email), made.unsubscribed,
+                                    made.modified_at, tuple(text(t) for t in made.links), made.converted))
+    unique = {r.external_id: r for r in found}  # one record per external ID, as in the store
+    return list(unique.values())
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_packed_grouping_equals_the_reference_on_random_records(seed: int) -> None:
+    records = random_records(seed, 4000)
+    people = list(group_people(records))
+    assert people == reference_people(records)
+    assert len(people) < len(records) * 0.9  # links and shared emails did join many records
+
+
+def test_hash_collisions_never_join_records_with_different_keys() -> None:
+    records = random_records(4, 300, text=Colliding)
+    assert list(group_people(records)) == reference_people(records)
+    assert len(list(group_people(records))) > 50

@@ -20,12 +20,13 @@ import numpy as np
 import pandas as pd
 
 from salesforce_sync.store.errors import StoreInputError
+from salesforce_sync.sync.mapping import CONTACT_TEXT_COLUMNS as _CONTACT_TEXT_COLUMNS
+from salesforce_sync.sync.mapping import KEY_TEXT_COLUMNS as _KEY_TEXT_COLUMNS
+from salesforce_sync.sync.mapping import STORE_CHUNK_COLUMNS as CHUNK_COLUMNS
 
-_KEY_TEXT_COLUMNS = ("external_id", "salesforce_id", "object_type")
-_CONTACT_TEXT_COLUMNS = ("email", "first_name", "last_name", "phone")
 TEXT_CHUNK_COLUMNS = (*_KEY_TEXT_COLUMNS, *_CONTACT_TEXT_COLUMNS, "properties")
-"""The chunk's columns that travel as text (properties as JSON text), in chunk order."""
-CHUNK_COLUMNS = (*TEXT_CHUNK_COLUMNS, "unsubscribed", "deleted", "sf_modified_at")
+"""The chunk's columns that travel as text (properties as JSON text), in chunk order; the chunk itself is what
+sync.mapping's map_chunk builds (CHUNK_COLUMNS)."""
 _PREPARED_ORDER = (*_KEY_TEXT_COLUMNS, *_CONTACT_TEXT_COLUMNS, "unsubscribed", "deleted", "sf_modified_at", "properties")
 """PreparedChunk.rows' columns (then content_hash), whichever way the chunk was prepared."""
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")

@@ -17,8 +17,8 @@ from typing import Any
 import pandas as pd
 
 from salesforce_sync.config.models import STORE_COLUMN_TYPES, FieldMapping, ObjectType, PropertyType
-from salesforce_sync.store.chunks import CHUNK_COLUMNS
 from salesforce_sync.sync.describe import Describes, field_infos
+from salesforce_sync.sync.mapping import STORE_CHUNK_COLUMNS
 from salesforce_sync.sync.soql import build_count_soql, build_window_soql, select_fields
 
 
@@ -54,7 +54,7 @@ def changed_rows(fresh: pd.DataFrame, stored: pd.DataFrame, mappings: Sequence[F
     incoming = fresh.drop_duplicates("external_id").set_index("external_id")
     rows = stored[stored["external_id"].isin(incoming.index)].reset_index(drop=True)
     if rows.empty:
-        return rows.reindex(columns=list(CHUNK_COLUMNS))
+        return rows.reindex(columns=list(STORE_CHUNK_COLUMNS))
     incoming = incoming.loc[rows["external_id"]].reset_index(drop=True)
     changed = pd.Series(False, index=rows.index)
     updated = rows.copy()
@@ -73,7 +73,7 @@ def changed_rows(fresh: pd.DataFrame, stored: pd.DataFrame, mappings: Sequence[F
         if rebuilt != {name: _as_mapped(value, types.get(name)) for name, value in kept.items()}:
             changed.iat[position] = True
     updated["properties"] = pd.Series(properties, index=rows.index, dtype=object)
-    return updated[changed.to_numpy()].reset_index(drop=True)[list(CHUNK_COLUMNS)]
+    return updated[changed.to_numpy()].reset_index(drop=True)[list(STORE_CHUNK_COLUMNS)]
 
 
 def _nullable(column: pd.Series) -> list[Any]:

@@ -20,12 +20,14 @@ import numpy as np
 import pandas as pd
 
 from salesforce_sync.config.models import PERSON_OBJECTS, STORE_COLUMN_TYPES, FieldMapping, PropertyType, SyncRules
-from salesforce_sync.store.chunks import CHUNK_COLUMNS
 from salesforce_sync.sync.errors import MappingError
 from salesforce_sync.sync.external_ids import external_ids
 
-#: Columns of a store chunk, in order.
-STORE_CHUNK_COLUMNS: tuple[str, ...] = CHUNK_COLUMNS
+#: Columns of a store chunk, in order: what map_chunk builds and the store's upserts take (store/chunks.py).
+KEY_TEXT_COLUMNS = ("external_id", "salesforce_id", "object_type")
+CONTACT_TEXT_COLUMNS = ("email", "first_name", "last_name", "phone")
+STORE_CHUNK_COLUMNS: tuple[str, ...] = (*KEY_TEXT_COLUMNS, *CONTACT_TEXT_COLUMNS, "properties", "unsubscribed",
+                                        "deleted", "sf_modified_at")
 
 
 @dataclass(frozen=True)

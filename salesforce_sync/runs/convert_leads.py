@@ -13,14 +13,13 @@ re-reading the Lead.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
 from salesforce_sync.config.models import OWN_CLIENT_NAME, IntegrationConfig, WriteBackConvert, WriteBackObjectConfig
 from salesforce_sync.runs.health import require_budget
-from salesforce_sync.runs.push import PushResult, Report, log_counts, oldest_first
+from salesforce_sync.runs.push import PushResult, PushRun, Report, oldest_first
 from salesforce_sync.salesforce.client import SalesforceClient
 from salesforce_sync.salesforce.convert import LEADS_PER_CALL, ConvertResult, LeadConvert, LeadConverter
 from salesforce_sync.salesforce.writes import OUTCOME_UNKNOWN, RecordWriter
@@ -42,8 +41,8 @@ def convert_leads(store: AudienceStore, client: SalesforceClient, integration: I
     assert integration.write_back is not None
     settings = integration.write_back.objects["Lead"]
     assert settings.convert is not None
-    started, calls_before = time.monotonic(), client.api_calls
-    result = PushResult(integration.id, OBJECT, dry_run=dry_run)
+    run = PushRun(store, client, integration, OBJECT, full=full, dry_run=dry_run, run_id=run_id, report=report,
+                  confirm=confirm)
     push = _Conversions(store, client, integration, settings, settings.convert)
     columns = tuple(dict.fromkeys(c for c in (settings.key, settings.email_column, settings.convert.stage_column)
                                   if c))
@@ -53,30 +52,8 @@ def convert_leads(store: AudienceStore, client: SalesforceClient, integration: I
         rows = {str(row[settings.key]): row for row in chunk
                 if row[settings.key] not in (None, "") and at_stage(settings.convert, row)}
         hashes = {key: row_hash(row, columns, fingerprint) for key, row in rows.items()}
-        keys = store.write_back.rows_to_push(integration.id, OBJECT, hashes, full=full)
-        if not keys:
-            continue
-        plans = push.plan({key: rows[key] for key in keys})
-        if dry_run:
-            for plan in plans:
-                result.counts[_PLANNED[plan.action]] += 1
-                if report is not None:
-                    report(OBJECT, plan)
-            continue
-        if confirm is not None:
-            confirm()
-        for outcome in push.write(plans, hashes, run_id):
-            result.counts[outcome.outcome] += 1
-    result.api_calls = client.api_calls - calls_before
-    result.write_calls = push.converter.api_calls
-    result.duration_seconds = time.monotonic() - started
-    if not dry_run and any(result.counts.values()):
-        log_counts(store, integration, result, run_id)
-    return result
-
-
-#: A conversion counts as an update of the Lead; an already converted one as unchanged.
-_PLANNED = {"update": "updated", "unchanged": "unchanged", "skip": "skipped", "reject": "rejected"}
+        run.send(hashes, lambda keys: push.plan({key: rows[key] for key in keys}), push.write)
+    return run.finish(push.converter.api_calls)
 
 
 class _Conversions:

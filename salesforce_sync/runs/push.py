@@ -76,14 +76,56 @@ Report = Callable[[str, RowPlan], None]
 """Called with (object, plan) for every planned row of a dry run."""
 
 
+class PushRun:
+    """What every write-back push does around its own matching and writing: per chunk, the rows whose content
+    Salesforce has not accepted yet are planned and then counted (a dry run) or written; at the end the result gets
+    its API calls and duration, and the sync log its counts."""
+
+    def __init__(self, store: AudienceStore, client: SalesforceClient, integration: IntegrationConfig, name: str, *,
+                 full: bool = False, dry_run: bool = False, run_id: str | None = None, report: Report | None = None,
+                 confirm: Callable[[], None] | None = None) -> None:
+        self.store, self.client, self.integration, self.name = store, client, integration, name
+        self.full, self.dry_run, self.run_id, self.report, self.confirm = full, dry_run, run_id, report, confirm
+        self.result = PushResult(integration.id, name, dry_run=dry_run)
+        self._started, self._calls_before = time.monotonic(), client.api_calls
+
+    def send(self, hashes: Mapping[str, str], plan: Callable[[list[str]], list[Any]],
+             write: Callable[[list[Any], Mapping[str, str], str | None], list[RowOutcome]],
+             reported_as: Callable[[Any], str] | None = None) -> None:
+        """Plan the rows of `hashes` (source key -> content hash) that need sending, then count or write them."""
+        keys = self.store.write_back.rows_to_push(self.integration.id, self.name, hashes, full=self.full)
+        if not keys:
+            return
+        plans = plan(keys)
+        if self.dry_run:
+            for planned in plans:
+                self.result.counts[planned_outcome(planned)] += 1
+                if self.report is not None:
+                    self.report(reported_as(planned) if reported_as else self.name, planned)
+            return
+        if self.confirm is not None:
+            self.confirm()  # the lease is still ours: nothing is written after losing it
+        for outcome in write(plans, hashes, self.run_id):
+            self.result.counts[outcome.outcome] += 1
+
+    def finish(self, write_calls: int) -> PushResult:
+        result = self.result
+        result.api_calls = self.client.api_calls - self._calls_before
+        result.write_calls = write_calls
+        result.duration_seconds = time.monotonic() - self._started
+        if not self.dry_run and any(result.counts.values()):
+            log_counts(self.store, self.integration, result, self.run_id)
+        return result
+
+
 def push_object(store: AudienceStore, client: SalesforceClient, integration: IntegrationConfig,
                 object_type: WriteBackObject, *, full: bool = False, dry_run: bool = False, run_id: str | None = None,
                 report: Report | None = None, confirm: Callable[[], None] | None = None) -> PushResult:
     """Push one object's source; see the module docstring."""
     assert integration.write_back is not None
     settings = integration.write_back.objects[object_type]
-    started, calls_before = time.monotonic(), client.api_calls
-    result = PushResult(integration.id, object_type, dry_run=dry_run)
+    run = PushRun(store, client, integration, object_type, full=full, dry_run=dry_run, run_id=run_id, report=report,
+                  confirm=confirm)
     pusher = _ObjectPush(store, client, integration, object_type, settings)
     fingerprint = settings.model_dump_json() + str(integration.write_back.contact_before_lead)
     for chunk in store.write_back.source_chunks(table=settings.table, query=settings.query, key=settings.key,
@@ -93,32 +135,16 @@ def push_object(store: AudienceStore, client: SalesforceClient, integration: Int
             log.warning("integration %r: %s write-back: %d source rows have no %s (or repeat one) and are not "
                         "pushed", integration.id, object_type, len(chunk) - len(rows), settings.key)
         hashes = {key: row_hash(row, settings.source_columns, fingerprint) for key, row in rows.items()}
-        keys = store.write_back.rows_to_push(integration.id, object_type, hashes, full=full)
-        if not keys:
-            continue
-        plans = pusher.plan([rows[key] for key in keys])
-        if dry_run:
-            for plan in plans:
-                result.counts[_planned_outcome(plan)] += 1
-                if report is not None:
-                    report(object_type, plan)
-            continue
-        if confirm is not None:
-            confirm()
-        outcomes = pusher.write(plans, hashes, run_id)
-        for outcome in outcomes:
-            result.counts[outcome.outcome] += 1
-    result.api_calls = client.api_calls - calls_before
-    result.write_calls = pusher.write_calls
-    result.duration_seconds = time.monotonic() - started
-    if not dry_run and any(result.counts.values()):
-        log_counts(store, integration, result, run_id)
-    return result
+        run.send(hashes, lambda keys: pusher.plan([rows[key] for key in keys]), pusher.write)
+    return run.finish(pusher.write_calls)
 
 
-def _planned_outcome(plan: RowPlan) -> str:
-    return {"create": "created", "upsert": "created" if plan.salesforce_id is None else "updated",
-            "update": "updated", "unchanged": "unchanged", "skip": "skipped", "reject": "rejected"}[plan.action]
+def planned_outcome(plan: Any) -> str:
+    """The outcome a dry run counts for a plan of any write-back (an upsert of a record not found creates it)."""
+    if plan.action == "upsert":
+        return "created" if getattr(plan, "salesforce_id", None) is None else "updated"
+    return {"create": "created", "update": "updated", "unchanged": "unchanged", "skip": "skipped",
+            "reject": "rejected"}[plan.action]
 
 
 class _ObjectPush:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -26,7 +25,7 @@ from salesforce_sync.config.models import (
     WriteBackActivities,
 )
 from salesforce_sync.runs.health import require_budget
-from salesforce_sync.runs.push import PushResult, Report, log_counts, oldest_first, written_outcome
+from salesforce_sync.runs.push import PushResult, PushRun, Report, oldest_first, written_outcome
 from salesforce_sync.salesforce.client import SalesforceClient
 from salesforce_sync.salesforce.writes import COLLECTION_SIZE, RecordWriter
 from salesforce_sync.store import AudienceStore
@@ -44,8 +43,8 @@ def push_activities(store: AudienceStore, client: SalesforceClient, integration:
     """Push the activities written as `objects` (Task, Event); see the module docstring."""
     assert integration.write_back is not None and integration.write_back.activities is not None
     settings = integration.write_back.activities
-    started, calls_before = time.monotonic(), client.api_calls
-    result = PushResult(integration.id, ACTIVITY, dry_run=dry_run)
+    run = PushRun(store, client, integration, ACTIVITY, full=full, dry_run=dry_run, run_id=run_id, report=report,
+                  confirm=confirm)
     since = settings.since or store.write_back.started_at(integration.id, ACTIVITY, record=not dry_run)
     pusher = _ActivityPush(store, client, integration, settings)
     fingerprint = settings.model_dump_json(exclude={"since"})
@@ -57,40 +56,17 @@ def push_activities(store: AudienceStore, client: SalesforceClient, integration:
                and _written_as(settings, row) in (*objects, None)}
         earlier += sum(1 for row in rows.values() if not is_due(settings, row, since))
         hashes = {key: row_hash(row, settings.source_columns, fingerprint) for key, row in due.items()}
-        keys = store.write_back.rows_to_push(integration.id, ACTIVITY, hashes, full=full)
-        if not keys:
-            continue
-        plans = pusher.plan([due[key] for key in keys])
-        if dry_run:
-            for plan in plans:
-                result.counts[_planned_outcome(plan)] += 1
-                if report is not None:
-                    report(plan.salesforce_object or ACTIVITY, plan)
-            continue
-        if confirm is not None:
-            confirm()
-        for outcome in pusher.write(plans, hashes, run_id):
-            result.counts[outcome.outcome] += 1
+        run.send(hashes, lambda keys: pusher.plan([due[key] for key in keys]), pusher.write,
+                 reported_as=lambda plan: plan.salesforce_object or ACTIVITY)
     if earlier:
         log.info("integration %r: %d activities occurred before %s (write-back switched on) and are not sent",
                  integration.id, earlier, since.isoformat())
-    result.api_calls = client.api_calls - calls_before
-    result.write_calls = pusher.write_calls
-    result.duration_seconds = time.monotonic() - started
-    if not dry_run and any(result.counts.values()):
-        log_counts(store, integration, result, run_id)
-    return result
+    return run.finish(pusher.write_calls)
 
 
 def _written_as(settings: WriteBackActivities, row: Mapping[str, Any]) -> str | None:
     kind = activity_type(settings, row)
     return None if kind is None else kind.object
-
-
-def _planned_outcome(plan: ActivityPlan) -> str:
-    if plan.action == "upsert":
-        return "created" if plan.salesforce_id is None else "updated"
-    return {"skip": "skipped", "reject": "rejected"}[plan.action]
 
 
 class _ActivityPush:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import Any
@@ -22,7 +21,7 @@ from simple_salesforce import format_soql
 from salesforce_sync.config.errors import ConfigError
 from salesforce_sync.config.models import OWN_CLIENT_NAME, IntegrationConfig, WriteBackCampaignMembers
 from salesforce_sync.runs.health import require_budget
-from salesforce_sync.runs.push import PushResult, Report, log_counts, oldest_first, written_outcome
+from salesforce_sync.runs.push import PushResult, PushRun, Report, oldest_first, written_outcome
 from salesforce_sync.salesforce.client import SalesforceClient
 from salesforce_sync.salesforce.writes import COLLECTION_SIZE, RecordError, RecordResult, RecordWriter
 from salesforce_sync.store import AudienceStore
@@ -40,38 +39,16 @@ def push_campaign_members(store: AudienceStore, client: SalesforceClient, integr
     """Push the integration's campaign membership; see the module docstring."""
     assert integration.write_back is not None and integration.write_back.campaign_members is not None
     settings = integration.write_back.campaign_members
-    started, calls_before = time.monotonic(), client.api_calls
-    result = PushResult(integration.id, OBJECT, dry_run=dry_run)
+    run = PushRun(store, client, integration, OBJECT, full=full, dry_run=dry_run, run_id=run_id, report=report,
+                  confirm=confirm)
     push = _MembershipPush(store, client, integration, settings)
     fingerprint = settings.model_dump_json()
     for chunk in store.write_back.source_chunks(table=settings.table, query=settings.query, key=settings.key,
                                                 chunk_rows=integration.write_back.chunk_size):
         rows = {str(row[settings.key]): row for row in chunk if row[settings.key] not in (None, "")}
         hashes = {key: row_hash(row, settings.source_columns, fingerprint) for key, row in rows.items()}
-        keys = store.write_back.rows_to_push(integration.id, OBJECT, hashes, full=full)
-        if not keys:
-            continue
-        plans = push.plan({key: rows[key] for key in keys})
-        if dry_run:
-            for plan in plans:
-                result.counts[_PLANNED[plan.action]] += 1
-                if report is not None:
-                    report(OBJECT, plan)
-            continue
-        if confirm is not None:
-            confirm()
-        for outcome in push.write(plans, hashes, run_id):
-            result.counts[outcome.outcome] += 1
-    result.api_calls = client.api_calls - calls_before
-    result.write_calls = push.write_calls
-    result.duration_seconds = time.monotonic() - started
-    if not dry_run and any(result.counts.values()):
-        log_counts(store, integration, result, run_id)
-    return result
-
-
-_PLANNED = {"create": "created", "update": "updated", "unchanged": "unchanged", "skip": "skipped",
-            "reject": "rejected"}
+        run.send(hashes, lambda keys: push.plan({key: rows[key] for key in keys}), push.write)
+    return run.finish(push.write_calls)
 
 
 class _MembershipPush:

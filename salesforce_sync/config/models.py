@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple, get_args
+from typing import Annotated, Any, Literal, NamedTuple, Self, get_args
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -600,21 +600,15 @@ class WriteBackConvert(_Model):
         return (value,) if isinstance(value, str) else value
 
 
-class WriteBackCampaignMembers(_Model):
-    """People of a source (table or query) made members of one Campaign (by Id or Name), matched to their
-    Contact or Lead by the key's write-back link, then by email; `status_column` values through `status_map`
-    become the member Status, which must be one of the campaign's CampaignMemberStatus labels unless
-    `create_missing_statuses` (see README "Campaign membership")."""
+class WriteBackSource(_Model):
+    """What every write-back reads: a `table` or a `query` in the audience store's database, `key` the column
+    holding each row's key (a person's, a company's, an activity's), and the Dagster asset the source is."""
 
-    campaign: str = Field(min_length=1)
     table: SqlName | None = None
     query: str | None = None
     key: SqlName
-    email_column: SqlName
-    status_column: SqlName | None = None
-    status_map: dict[str, str] = Field(default_factory=dict)
-    create_missing_statuses: bool = False
     upstream_asset_key: tuple[str, ...] | None = None
+    """The Dagster asset the source is (lineage); default audience/<project>/<table> for a table source."""
 
     @field_validator("upstream_asset_key", mode="before")
     @classmethod
@@ -622,26 +616,36 @@ class WriteBackCampaignMembers(_Model):
         return tuple(value.split("/")) if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _one_source(self) -> WriteBackCampaignMembers:
+    def _one_source(self) -> Self:
         if (self.table is None) == (self.query is None):
             raise FieldProblem("table", "give exactly one of table and query as the source")
         return self
+
+
+class WriteBackCampaignMembers(WriteBackSource):
+    """People of a source (table or query) made members of one Campaign (by Id or Name), matched to their
+    Contact or Lead by the key's write-back link, then by email; `status_column` values through `status_map`
+    become the member Status, which must be one of the campaign's CampaignMemberStatus labels unless
+    `create_missing_statuses` (see README "Campaign membership")."""
+
+    campaign: str = Field(min_length=1)
+    email_column: SqlName
+    status_column: SqlName | None = None
+    status_map: dict[str, str] = Field(default_factory=dict)
+    create_missing_statuses: bool = False
 
     @property
     def source_columns(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(c for c in (self.key, self.email_column, self.status_column) if c is not None))
 
 
-class WriteBackObjectConfig(_Model):
+class WriteBackObjectConfig(WriteBackSource):
     """Where one Salesforce object's write-back reads its rows and how it writes them.
 
     The source is a `table` or a `query` in the audience store's database, with `key` the column holding the
     person's or company's key. `match` orders how a row finds its record (linked Id, external ID, email for
     Lead and Contact, website domain for Account); with none found it is created when `create` allows."""
 
-    table: SqlName | None = None
-    query: str | None = None
-    key: SqlName
     fields: tuple[WriteBackField, ...] = Field(min_length=1)
     match: tuple[MatchStep, ...] | None = None
     email_column: SqlName | None = None
@@ -654,18 +658,9 @@ class WriteBackObjectConfig(_Model):
     """Contacts only: link each Contact to its company's Account (see WriteBackAccountLink)."""
     convert: WriteBackConvert | None = None
     """Leads only: convert the row's Lead when its stage column reaches a value."""
-    upstream_asset_key: tuple[str, ...] | None = None
-    """The Dagster asset the source is (lineage); default audience/<project>/<table> for a table source."""
-
-    @field_validator("upstream_asset_key", mode="before")
-    @classmethod
-    def _slash_path(cls, value: Any) -> Any:
-        return tuple(value.split("/")) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _source_consistent(self) -> WriteBackObjectConfig:
-        if (self.table is None) == (self.query is None):
-            raise FieldProblem("table", "give exactly one of table and query as the source")
         seen: set[str] = set()
         for index, mapped in enumerate(self.fields):
             if mapped.field in seen:
@@ -726,7 +721,7 @@ DEFAULT_ACTIVITY_TYPES: dict[str, ActivityType] = {
 }
 
 
-class WriteBackActivities(_Model):
+class WriteBackActivities(WriteBackSource):
     """Activities of a source (a `table` or `query`) written as Tasks and Events on the person they concern.
 
     The person is found by `person_key_column` (the key of the Contact and Lead write-back sources: their
@@ -734,9 +729,6 @@ class WriteBackActivities(_Model):
     `type_column` to Task or Event. Only activities that occurred at or after `since` are written; without it,
     after the first push of the activities (the switch-on, kept in the store)."""
 
-    table: SqlName | None = None
-    query: str | None = None
-    key: SqlName
     person_key_column: SqlName | None = None
     email_column: SqlName | None = None
     type_column: SqlName = "type"
@@ -758,12 +750,6 @@ class WriteBackActivities(_Model):
     default_event_minutes: int = Field(30, ge=1, le=1440)
     external_id_field: SalesforceField = "Activity_Key__c"
     since: datetime | None = None
-    upstream_asset_key: tuple[str, ...] | None = None
-
-    @field_validator("upstream_asset_key", mode="before")
-    @classmethod
-    def _slash_path(cls, value: Any) -> Any:
-        return tuple(value.split("/")) if isinstance(value, str) else value
 
     @field_validator("since", mode="before")
     @classmethod
@@ -772,8 +758,6 @@ class WriteBackActivities(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> WriteBackActivities:
-        if (self.table is None) == (self.query is None):
-            raise FieldProblem("table", "give exactly one of table and query as the source")
         if self.person_key_column is None and self.email_column is None:
             raise FieldProblem("person_key_column", "give person_key_column or email_column (or both) to find "
                                                     "the person an activity concerns")

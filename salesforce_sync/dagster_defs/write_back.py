@@ -15,6 +15,7 @@ from salesforce_sync.config.models import (
     WriteBackActivities,
     WriteBackCampaignMembers,
     WriteBackObjectConfig,
+    WriteBackSource,
 )
 from salesforce_sync.dagster_defs.assets import INTEGRATION_TAG, run_holder
 from salesforce_sync.dagster_defs.resources import AudienceStoreResource, SalesforceResource
@@ -37,8 +38,7 @@ def write_back_job_name(integration_id: str) -> str:
     return f"write_back_{integration_id}"
 
 
-def _source(integration: IntegrationConfig, name: str
-            ) -> WriteBackObjectConfig | WriteBackCampaignMembers | WriteBackActivities:
+def _source(integration: IntegrationConfig, name: str) -> WriteBackSource:
     """The settings holding the source a write-back reads (Lead conversion reads the Leads' source)."""
     assert integration.write_back is not None
     if name == "CampaignMember":

@@ -13,7 +13,6 @@ from salesforce_sync.config.models import (
     IntegrationConfig,
     SyncConfig,
     WriteBackActivities,
-    WriteBackCampaignMembers,
     WriteBackObjectConfig,
     WriteBackSource,
 )

@@ -7,12 +7,15 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from simple_salesforce import Salesforce
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
+from salesforce_sync.emulator.harness import EmulatedOrg
 from salesforce_sync.store import AudienceStore
 
 pytest_plugins = ["salesforce_sync.emulator.pytest_plugin"]
@@ -67,3 +70,19 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
                                 "write_back_starts, object_settings, people, person_members, people_builds, "
                                 "change_capture_state"))
     engine.dispose()
+
+
+@pytest.fixture
+def store(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AudienceStore]:
+    """The store the commands write to (AUDIENCE_STORE_URL), with the sync home's local state under tmp_path."""
+    monkeypatch.setenv("SALESFORCE_SYNC_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("AUDIENCE_STORE_URL", store_url)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    with AudienceStore(store_url) as store:
+        yield store
+
+
+@pytest.fixture
+def sf(org: EmulatedOrg) -> Salesforce:
+    """simple-salesforce logged into the test's `org` (each folder says which org that is)."""
+    return org.simple_salesforce()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from simple_salesforce import Salesforce
 
 from salesforce_sync.emulator import EmulatedOrg
 
@@ -15,8 +14,3 @@ def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedOrg]:
     with EmulatedOrg(counts={"Lead": 40, "Contact": 20, "CampaignMember": 5},
                      tls_dir=tmp_path_factory.mktemp("tls")) as emulated:
         yield emulated
-
-
-@pytest.fixture
-def sf(org: EmulatedOrg) -> Salesforce:
-    return org.simple_salesforce()

@@ -48,11 +48,6 @@ def org(emulated_org_factory: Callable[..., EmulatedOrg], monkeypatch: pytest.Mo
     return org
 
 
-@pytest.fixture
-def sf(org: EmulatedOrg) -> Salesforce:
-    return org.simple_salesforce()
-
-
 def sync_leads(integration: IntegrationConfig, store: AudienceStore, start: datetime,
                arm: Callable[[], None]) -> tuple[WindowResult, int]:
     """The first Lead window through the production path; `arm` injects faults once the window is planned

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-from simple_salesforce import Salesforce
 from sqlalchemy import create_engine, text
 
 from salesforce_sync.config.models import IntegrationConfig
@@ -36,20 +34,6 @@ def org(emulated_org_factory: Callable[..., EmulatedOrg], monkeypatch: pytest.Mo
     org = emulated_org_factory(seed=11, counts=ORG_COUNTS)
     set_auth_env(monkeypatch, org)
     return org
-
-
-@pytest.fixture
-def sf(org: EmulatedOrg) -> Salesforce:
-    return org.simple_salesforce()
-
-
-@pytest.fixture
-def store(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AudienceStore]:
-    monkeypatch.setenv("SALESFORCE_SYNC_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("AUDIENCE_STORE_URL", store_url)
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    with AudienceStore(store_url) as store:
-        yield store
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from simple_salesforce import Salesforce
 
 from salesforce_sync.config.secrets import Credentials
 from salesforce_sync.emulator import EmulatedOrg
@@ -23,11 +22,6 @@ def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedOrg]:
     with EmulatedOrg(counts={"Lead": 30, "Contact": 10, "CampaignMember": 5},
                      settings={"pubsub_keepalive_seconds": 0.2}, tls_dir=tmp_path_factory.mktemp("tls")) as emulated:
         yield emulated
-
-
-@pytest.fixture
-def sf(org: EmulatedOrg) -> Salesforce:
-    return org.simple_salesforce()
 
 
 @pytest.fixture
